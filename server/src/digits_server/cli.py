@@ -1,0 +1,29 @@
+"""`digits-server`: parse settings, configure logging, run the server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from .settings import Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `digits-server` console script."""
+    settings = Settings.from_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, settings.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .app import run
+
+    try:
+        asyncio.run(run(settings))
+    except OSError as exc:
+        print(f"digits-server: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,138 @@
+"""Wire <-> domain conversion for digits.v1, in one module. No logic beyond translation and
+field-level validation (with messages that name the field)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from digits.v1 import digits_pb2 as pb
+
+from . import imaging
+from .domain import BatchOutcome, ModelSelector, ServedBy
+from .errors import InvalidInput
+from .manager import VersionSlot
+
+STATE_TO_PROTO = {
+    "LOADING": pb.MODEL_STATE_LOADING,
+    "AVAILABLE": pb.MODEL_STATE_AVAILABLE,
+    "UNLOADING": pb.MODEL_STATE_UNLOADING,
+    "FAILED": pb.MODEL_STATE_FAILED,
+    "END": pb.MODEL_STATE_END,
+}
+
+
+def selector(spec: pb.ModelSpec, field: str = "model_spec") -> ModelSelector:
+    """A ModelSpec as a domain selector; contradictory combinations are INVALID_ARGUMENT."""
+    version = spec.version if spec.HasField("version") else None
+    if version is not None and version <= 0:
+        raise InvalidInput(f"{field}.version: must be a positive integer, got {version}")
+    if version is not None and spec.version_label:
+        raise InvalidInput(f"{field}: set version or version_label, not both")
+    if spec.experiment and (spec.name or version is not None or spec.version_label):
+        raise InvalidInput(f"{field}: an experiment chooses the model; leave name/version/version_label empty")
+    return ModelSelector(spec.name, version, spec.version_label, spec.experiment, spec.routing_key)
+
+
+def image(message: pb.Image, field: str) -> np.ndarray:
+    """One Image as uint8 [28,28]."""
+    kind = message.WhichOneof("data")
+    if kind == "pixels":
+        return imaging.from_pixels(message.pixels, f"{field}.pixels")
+    if kind == "float_pixels":
+        return imaging.from_floats(np.asarray(message.float_pixels.values, dtype=np.float32), f"{field}.float_pixels")
+    if kind == "encoded":
+        return imaging.from_encoded(message.encoded, f"{field}.encoded")
+    raise InvalidInput(f"{field}: empty image; set pixels, float_pixels or encoded")
+
+
+def images(messages: Sequence[pb.Image], field: str, limit: int) -> np.ndarray:
+    """Many Images as uint8 [N,28,28]."""
+    if not messages:
+        raise InvalidInput(f"{field}: no images in the request")
+    if len(messages) > limit:
+        raise InvalidInput(f"{field}: {len(messages)} images is more than the limit of {limit} per request")
+    return np.stack([image(m, f"{field}[{i}]") for i, m in enumerate(messages)])
+
+
+def true_labels(values: Sequence[int], count: int, field: str = "true_labels") -> list[int | None]:
+    """Per-image true digits (-1 = unknown); empty means all unknown."""
+    if not values:
+        return [None] * count
+    if len(values) != count:
+        raise InvalidInput(f"{field}: expected 0 or {count} labels (one per image), got {len(values)}")
+    out: list[int | None] = []
+    for i, v in enumerate(values):
+        if v == -1:
+            out.append(None)
+        elif 0 <= v <= 9:
+            out.append(int(v))
+        else:
+            raise InvalidInput(f"{field}[{i}]: must be a digit 0-9 or -1 for unknown, got {v}")
+    return out
+
+
+def true_label(request: pb.ClassifyRequest) -> int | None:
+    """A ClassifyRequest's optional true digit."""
+    if not request.HasField("true_label"):
+        return None
+    if request.true_label > 9:
+        raise InvalidInput(f"true_label: must be a digit 0-9, got {request.true_label}")
+    return int(request.true_label)
+
+
+def served_by(served: ServedBy) -> pb.ServedBy:
+    """Domain ServedBy as protobuf."""
+    return pb.ServedBy(model=served.model, version=served.version, experiment=served.experiment, arm=served.arm)
+
+
+def classify_response(outcome: BatchOutcome) -> pb.ClassifyResponse:
+    """The first prediction of an outcome as a ClassifyResponse."""
+    return pb.ClassifyResponse(
+        digit=int(outcome.digits[0]),
+        probabilities=outcome.probabilities[0].tolist(),
+        served_by=served_by(outcome.served_by),
+        request_id=outcome.request_id,
+    )
+
+
+def batch_response(outcome: BatchOutcome) -> pb.ClassifyBatchResponse:
+    """Every prediction of an outcome as a ClassifyBatchResponse."""
+    return pb.ClassifyBatchResponse(
+        predictions=[
+            pb.Prediction(digit=int(d), probabilities=p.tolist())
+            for d, p in zip(outcome.digits, outcome.probabilities)
+        ],
+        served_by=served_by(outcome.served_by),
+        request_id=outcome.request_id,
+    )
+
+
+def model_status(
+    name: str, slots: Sequence[VersionSlot], is_default: bool, labels_of: Callable[[str, int], list[str]]
+) -> pb.ModelStatus:
+    """A model's version slots as a ModelStatus."""
+    versions = []
+    for slot in slots:
+        info = slot.info
+        runtime = slot.model.runtime if slot.model is not None else ""
+        versions.append(
+            pb.ModelVersionStatus(
+                version=slot.version,
+                state=STATE_TO_PROTO.get(slot.state, pb.MODEL_STATE_UNSPECIFIED),
+                error=slot.error,
+                labels=labels_of(name, slot.version),
+                info=pb.ModelInfo(
+                    cell=info.cell,
+                    recipe=info.recipe,
+                    parameters=info.parameters,
+                    test_accuracy=info.test_accuracy,
+                    tensorflow_version=info.tensorflow_version,
+                    training_seconds=info.training_seconds,
+                    created_at=info.created_at,
+                    runtime=runtime,
+                ),
+            )
+        )
+    return pb.ModelStatus(name=name, versions=versions, is_default=is_default)

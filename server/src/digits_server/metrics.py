@@ -1,0 +1,46 @@
+"""Every Prometheus metric the server exports, declared in one place on an injected registry.
+
+Names follow Prometheus conventions (`digits_` prefix, base units, `_total` counters).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+
+# Sub-millisecond model calls up to multi-second queueing under overload.
+LATENCY_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.0025, 0.005, 0.0075,
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)
+
+
+class ServerMetrics:
+    """The server's metrics; pass a fresh CollectorRegistry per server (tests run several)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "digits_requests_total",
+            "RPCs finished, by method, serving model/version and gRPC status code.",
+            ["method", "model", "version", "code"],
+            registry=r,
+        )
+        self.request_latency = Histogram(
+            "digits_request_duration_seconds",
+            "End-to-end RPC latency inside the server, by method and serving model/version.",
+            ["method", "model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+
+    def observe_request(self, method: str, model: str, version: str, code: str, seconds: float) -> None:
+        """Count one finished RPC and its latency."""
+        self.requests.labels(method, model, version, code).inc()
+        self.request_latency.labels(method, model, version).observe(seconds)
+
+
+def serve_metrics(metrics: ServerMetrics, host: str, port: int) -> tuple[object, int]:
+    """Start the /metrics HTTP endpoint in a daemon thread; returns (server, bound port)."""
+    server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
+    return server, int(server.server_port)

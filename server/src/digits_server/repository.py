@@ -1,0 +1,69 @@
+"""The model *source*: which versions exist on disk and which of them should be served.
+
+It only declares; the manager loads and unloads. Layout (TensorFlow Serving's):
+`<root>/<model>/<version>/saved_model.pb`, version a positive integer. Folders with other
+names (such as the trainer's `.tmp-*` folders, renamed atomically when complete) are ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+log = logging.getLogger(__name__)
+
+SAVED_MODEL_FILE = "saved_model.pb"
+
+
+@dataclass(frozen=True)
+class VersionPolicy:
+    """Which versions of a model to serve: the newest `count`, all of them, or a fixed list."""
+
+    kind: Literal["latest", "all", "specific"] = "latest"
+    count: int = 1
+    versions: tuple[int, ...] = ()
+
+    def select(self, available: list[int]) -> set[int]:
+        """The versions to serve out of those on disk."""
+        ordered = sorted(available, reverse=True)
+        if self.kind == "all":
+            return set(ordered)
+        if self.kind == "specific":
+            return set(self.versions) & set(ordered)
+        return set(ordered[: max(self.count, 1)])
+
+
+def scan(root: Path) -> dict[str, dict[int, Path]]:
+    """Every complete version under `root`: {model name: {version: folder}}."""
+    found: dict[str, dict[int, Path]] = {}
+    if not root.is_dir():
+        log.warning("model repository %s does not exist", root)
+        return found
+    for model_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        versions: dict[int, Path] = {}
+        for version_dir in model_dir.iterdir():
+            if version_dir.name.isdigit() and int(version_dir.name) > 0 and version_dir.is_dir():
+                if (version_dir / SAVED_MODEL_FILE).is_file():
+                    versions[int(version_dir.name)] = version_dir
+        if versions:
+            found[model_dir.name] = versions
+    return found
+
+
+class ModelSource:
+    """Scans the repository and applies each model's version policy (default: latest 1)."""
+
+    def __init__(self, root: Path, policies: dict[str, VersionPolicy] | None = None) -> None:
+        self.root = root
+        self.policies = dict(policies or {})
+
+    def desired(self) -> dict[str, dict[int, Path]]:
+        """{model: {version: folder}} that should be loaded now."""
+        wanted: dict[str, dict[int, Path]] = {}
+        for name, versions in scan(self.root).items():
+            policy = self.policies.get(name, VersionPolicy())
+            keep = policy.select(list(versions))
+            wanted[name] = {v: p for v, p in versions.items() if v in keep}
+        return wanted

@@ -1,0 +1,104 @@
+"""Server settings: one class, every field a flag (`--max-batch-size`) and an environment
+variable with the `DIGITS_SERVER_` prefix (`DIGITS_SERVER_MAX_BATCH_SIZE`). Flags win over
+the environment, the environment over defaults."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "DIGITS_SERVER_"
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server can be told. Each field's help line is its documentation."""
+
+    models: Path = _setting(Path("models"), "model repository: <name>/<version>/ SavedModel folders")
+    host: str = _setting("127.0.0.1", "interface the gRPC port binds to ([::] for all)")
+    port: int = _setting(50051, "gRPC port (0 picks a free one)")
+    metrics_host: str = _setting("127.0.0.1", "interface the Prometheus /metrics port binds to")
+    metrics_port: int = _setting(9100, "Prometheus /metrics port (0 picks a free one, -1 disables)")
+    default_model: str = _setting("lstm", "model that serves requests with no model name")
+    model_config: Path | None = _setting(None, "YAML/JSON file with version policies, labels and experiments")
+    poll_seconds: float = _setting(5.0, "how often the model folder is rescanned (0 = never)")
+    max_batch_size: int = _setting(64, "most images one model call computes together")
+    batch_timeout_us: int = _setting(500, "longest a queued request waits for others to join its batch")
+    max_queued: int = _setting(1024, "most images waiting per model version before RESOURCE_EXHAUSTED")
+    batching: bool = _setting(True, "batch concurrent requests together (off: one model call per request)")
+    max_batch_images: int = _setting(1024, "most images in one ClassifyBatch request")
+    max_message_bytes: int = _setting(16 * 1024 * 1024, "largest gRPC message accepted or sent")
+    grace_seconds: float = _setting(10.0, "how long in-flight calls may finish after SIGTERM")
+    compute_threads: int = _setting(2, "threads that run model calls off the event loop")
+    log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR")
+    ready_file: Path | None = _setting(None, "once serving, write {\"port\", \"metrics_port\"} as JSON here")
+
+    @classmethod
+    def from_args(
+        cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+    ) -> "Settings":
+        """Build settings from command-line flags, then `DIGITS_SERVER_*` variables, then defaults."""
+        parser = build_parser()
+        namespace = parser.parse_args(argv)
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            given = getattr(namespace, f.name)
+            if given is None and ENV_PREFIX + f.name.upper() in env:
+                given = env[ENV_PREFIX + f.name.upper()]
+            if given is not None:
+                values[f.name] = _convert(f, given, parser)
+        return cls(**values)
+
+
+def _field_type(f: dataclasses.Field) -> type:
+    text = str(f.type)
+    for name, kind in (("Path", Path), ("bool", bool), ("int", int), ("float", float)):
+        if text.startswith(name):
+            return kind
+    return str
+
+
+def _convert(f: dataclasses.Field, raw: Any, parser: argparse.ArgumentParser) -> Any:
+    kind = _field_type(f)
+    if isinstance(raw, kind) and kind is not str:
+        return raw
+    text = str(raw).strip()
+    try:
+        if kind is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        return kind(text)
+    except ValueError:
+        parser.error(f"{f.name}: cannot read {text!r} as {kind.__name__}")
+        raise  # unreachable: parser.error exits
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `digits-server` argument parser, generated from the Settings fields."""
+    parser = argparse.ArgumentParser(
+        prog="digits-server",
+        description="Serve recurrent digit classifiers over gRPC. Every flag can also be set "
+        f"as an environment variable {ENV_PREFIX}<FLAG_NAME>, e.g. {ENV_PREFIX}PORT=50051.",
+    )
+    for f in dataclasses.fields(Settings):
+        flag = "--" + f.name.replace("_", "-")
+        env_name = ENV_PREFIX + f.name.upper()
+        help_text = f"{f.metadata['help']} (env {env_name}; default {f.default})"
+        if _field_type(f) is bool:
+            parser.add_argument(flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            parser.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=help_text)
+    return parser

@@ -1,0 +1,76 @@
+"""Domain errors -> gRPC status codes: the only place where that mapping lives.
+
+`unary_rpc` wraps a servicer method: it turns ServingError subclasses into
+`context.abort(code, message)`, any other exception into a plain INTERNAL (logged with its
+traceback server-side, never sent), and records the call's metrics with its final code.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from . import errors
+from .domain import CallRecord
+from .metrics import ServerMetrics
+
+log = logging.getLogger(__name__)
+
+CODES: dict[type[errors.ServingError], grpc.StatusCode] = {
+    errors.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.ModelNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.ModelUnavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.DeadlineExpired: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+}
+INTERNAL_MESSAGE = "internal error while serving the request; the server log has the details"
+
+
+def code_of(exc: BaseException) -> grpc.StatusCode:
+    """The gRPC status code for an exception."""
+    for kind in type(exc).__mro__:
+        if kind in CODES:
+            return CODES[kind]
+    return grpc.StatusCode.INTERNAL
+
+
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
+
+
+def unary_rpc(method: str) -> Callable[[Handler], Handler]:
+    """Decorate `async def Method(self, request, context, call: CallRecord)` servicer methods."""
+
+    def decorate(fn: Handler) -> Handler:
+        @functools.wraps(fn)
+        async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+            call = CallRecord(method)
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                return await fn(self, request, context, call)
+            except errors.ServingError as exc:
+                code = code_of(exc)
+                await context.abort(code, str(exc))
+            except Exception as exc:
+                if isinstance(exc, grpc.aio.AbortError):
+                    code = context.code() or grpc.StatusCode.UNKNOWN
+                    raise
+                code = grpc.StatusCode.INTERNAL
+                log.exception("%s failed", method)
+                await context.abort(code, INTERNAL_MESSAGE)
+            finally:
+                metrics: ServerMetrics = self.metrics
+                metrics.observe_request(method, call.model, call.version, code.name, time.perf_counter() - started)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
