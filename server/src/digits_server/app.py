@@ -18,6 +18,7 @@ from .dataplane import DataPlane
 from .manager import ModelManager
 from .metrics import ServerMetrics, serve_metrics
 from .repository import ModelSource
+from .runner import DirectRunner
 from .servicer import DigitClassifierServicer
 from .settings import Settings
 
@@ -32,7 +33,7 @@ class DigitsServer:
         self.metrics = metrics if metrics is not None else ServerMetrics()
         self.executor = ThreadPoolExecutor(max_workers=max(settings.compute_threads, 1), thread_name_prefix="compute")
         self.manager = ModelManager(ModelSource(settings.models), self.executor, settings.default_model)
-        self.dataplane = DataPlane(self.manager, self.executor)
+        self.dataplane = DataPlane(self.manager, DirectRunner(self.executor))
         self.port = 0
         self.metrics_port = 0
         self._grpc: grpc.aio.Server | None = None

@@ -1,18 +1,25 @@
-"""The transport-free data plane: resolve the selector, run the model, shape the outcome.
+"""The transport-free data plane: route the selector, run the model, tell the observers.
 
-The gRPC servicer is a thin shell around it; so can any other protocol be.
+The gRPC servicers are thin shells around it; so can any other protocol be. Collaborators:
+the manager (which version serves), the runner (how model calls are made: direct or
+batched), the router (A/B experiments) and the observers (metrics, live accuracy, feedback).
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import uuid
-from concurrent.futures import Executor
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
-from .domain import BatchOutcome, CallRecord, ModelSelector, ServedBy
+from .domain import BatchOutcome, CallRecord, ModelSelector, PredictionEvent, PredictionObserver, ServedBy
+from .errors import ModelNotFound
 from .manager import ModelManager
+from .runner import ModelRunner
+
+log = logging.getLogger(__name__)
 
 
 def new_request_id() -> str:
@@ -20,12 +27,36 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+class Router(Protocol):
+    """Turns an experiment selector into a concrete model selector plus its experiment/arm names."""
+
+    def route(self, selector: ModelSelector) -> tuple[ModelSelector, str, str]:
+        """(model selector, experiment name, arm name); raises ModelNotFound for unknown experiments."""
+        ...
+
+
+class NoExperiments:
+    """The router used when no experiments are configured."""
+
+    def route(self, selector: ModelSelector) -> tuple[ModelSelector, str, str]:
+        """Always NOT_FOUND: there are no experiments."""
+        raise ModelNotFound(f"model_spec.experiment: no experiment '{selector.experiment}' (experiments: none)")
+
+
 class DataPlane:
     """Classifies images with the version a selector resolves to."""
 
-    def __init__(self, manager: ModelManager, executor: Executor) -> None:
+    def __init__(
+        self,
+        manager: ModelManager,
+        runner: ModelRunner,
+        router: Router | None = None,
+        observers: Sequence[PredictionObserver] = (),
+    ) -> None:
         self.manager = manager
-        self._executor = executor
+        self.runner = runner
+        self.router: Router = router if router is not None else NoExperiments()
+        self.observers: list[PredictionObserver] = list(observers)
 
     async def classify(
         self,
@@ -34,16 +65,33 @@ class DataPlane:
         true_labels: list[int | None],
         request_id: str,
         call: CallRecord,
+        deadline: float | None = None,
     ) -> BatchOutcome:
         """Predict uint8 images [N,28,28] with the selected model version."""
+        experiment = arm = ""
+        if selector.experiment:
+            selector, experiment, arm = self.router.route(selector)
+            call.experiment, call.arm = experiment, arm
         model = self.manager.resolve(selector)
         call.model, call.version = model.name, str(model.version)
-        loop = asyncio.get_running_loop()
-        probabilities = await loop.run_in_executor(self._executor, model.predict, images)
-        digits = probabilities.argmax(axis=1)
-        return BatchOutcome(
-            digits=digits,
+        probabilities, timings = await self.runner.run(model, images, deadline)
+        outcome = BatchOutcome(
+            digits=probabilities.argmax(axis=1),
             probabilities=probabilities,
-            served_by=ServedBy(model.name, model.version),
+            served_by=ServedBy(model.name, model.version, experiment, arm),
             request_id=request_id or new_request_id(),
         )
+        self.notify(
+            PredictionEvent(
+                call.method, outcome.served_by, outcome.request_id, outcome.digits, probabilities, true_labels, timings
+            )
+        )
+        return outcome
+
+    def notify(self, event: PredictionEvent) -> None:
+        """Hand an event to every observer; an observer's failure is logged, never raised."""
+        for observer in self.observers:
+            try:
+                observer.observe(event)
+            except Exception:
+                log.exception("observer %s failed", type(observer).__name__)

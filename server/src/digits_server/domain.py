@@ -1,8 +1,9 @@
-"""Transport-free request and result types shared by the data plane and its callers."""
+"""Transport-free request and result types shared by the data plane and its collaborators."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -40,8 +41,41 @@ class BatchOutcome:
 
 @dataclass
 class CallRecord:
-    """What a call learned while running that its metrics need (filled by the data plane)."""
+    """What a call learned while running that its request metrics need (filled as it goes)."""
 
     method: str
+    protocol: str = "digits.v1"
     model: str = ""
     version: str = ""
+    experiment: str = ""
+    arm: str = ""
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Where a request's time went inside the server, in seconds."""
+
+    queue_seconds: float = 0.0
+    compute_seconds: float = 0.0
+    batch_size: int = 0
+
+
+@dataclass(frozen=True)
+class PredictionEvent:
+    """One request's predictions, handed to every observer after the model answered."""
+
+    method: str
+    served_by: ServedBy
+    request_id: str
+    digits: np.ndarray
+    probabilities: np.ndarray
+    true_labels: list[int | None]
+    timings: Timings = field(default_factory=Timings)
+    shadow: bool = False  # True for a mirrored (shadow) prediction never returned to a caller
+
+
+class PredictionObserver(Protocol):
+    """Learns about every prediction: metrics, live accuracy, feedback store, experiment stats."""
+
+    def observe(self, event: PredictionEvent) -> None:
+        """Called on the event loop once per request; must be quick and never raise."""

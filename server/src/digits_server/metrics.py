@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
+from .domain import CallRecord
+
 # Sub-millisecond model calls up to multi-second queueing under overload.
 LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.0025, 0.005, 0.0075,
@@ -23,21 +25,22 @@ class ServerMetrics:
         self.requests = Counter(
             "digits_requests_total",
             "RPCs finished, by method, serving model/version and gRPC status code.",
-            ["method", "model", "version", "code"],
+            ["protocol", "method", "model", "version", "experiment", "arm", "code"],
             registry=r,
         )
         self.request_latency = Histogram(
             "digits_request_duration_seconds",
             "End-to-end RPC latency inside the server, by method and serving model/version.",
-            ["method", "model", "version"],
+            ["protocol", "method", "model", "version", "experiment", "arm"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
 
-    def observe_request(self, method: str, model: str, version: str, code: str, seconds: float) -> None:
+    def observe_request(self, call: CallRecord, code: str, seconds: float) -> None:
         """Count one finished RPC and its latency."""
-        self.requests.labels(method, model, version, code).inc()
-        self.request_latency.labels(method, model, version).observe(seconds)
+        labels = (call.protocol, call.method, call.model, call.version, call.experiment, call.arm)
+        self.requests.labels(*labels, code).inc()
+        self.request_latency.labels(*labels).observe(seconds)
 
 
 def serve_metrics(metrics: ServerMetrics, host: str, port: int) -> tuple[object, int]:

@@ -6,6 +6,8 @@ result back. Status codes come only from `status.unary_rpc`.
 
 from __future__ import annotations
 
+import time
+
 import grpc
 
 from digits.v1 import digits_pb2 as pb
@@ -18,6 +20,12 @@ from .errors import ModelNotFound
 from .metrics import ServerMetrics
 from .settings import Settings
 from .status import unary_rpc
+
+
+def deadline_of(context: grpc.aio.ServicerContext) -> float | None:
+    """The call's deadline as a time.monotonic() value, or None when the client set none."""
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
 
 
 class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
@@ -35,7 +43,9 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         selector = codec.selector(request.model_spec)
         images = codec.image(request.image, "image")[None]
         labels = [codec.true_label(request)]
-        outcome = await self.dataplane.classify(selector, images, labels, request.request_id, call)
+        outcome = await self.dataplane.classify(
+            selector, images, labels, request.request_id, call, deadline_of(context)
+        )
         return codec.classify_response(outcome)
 
     @unary_rpc("ClassifyBatch")
@@ -45,7 +55,9 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         selector = codec.selector(request.model_spec)
         images = codec.images(request.images, "images", self.settings.max_batch_images)
         labels = codec.true_labels(request.true_labels, len(images))
-        outcome = await self.dataplane.classify(selector, images, labels, request.request_id, call)
+        outcome = await self.dataplane.classify(
+            selector, images, labels, request.request_id, call, deadline_of(context)
+        )
         return codec.batch_response(outcome)
 
     @unary_rpc("ListModels")

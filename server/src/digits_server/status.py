@@ -69,7 +69,7 @@ def unary_rpc(method: str) -> Callable[[Handler], Handler]:
                 await context.abort(code, INTERNAL_MESSAGE)
             finally:
                 metrics: ServerMetrics = self.metrics
-                metrics.observe_request(method, call.model, call.version, code.name, time.perf_counter() - started)
+                metrics.observe_request(call, code.name, time.perf_counter() - started)
 
         return wrapper  # type: ignore[return-value]
 
