@@ -1,0 +1,44 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+MODELS ?= models
+DATA   ?= sample
+PORT   ?= 50051
+METRICS_PORT ?= 9100
+
+.PHONY: setup demo test test-all bench bench-quick proto clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: client/pyproject.toml server/pyproject.toml trainer/pyproject.toml tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e client -e server -e trainer -r tests/requirements.txt
+	touch $@
+
+# Trains the three cells if no models exist, starts the server, classifies sample digits.
+demo: setup
+	@if [ -z "$$(ls -d $(MODELS)/*/[0-9]* 2>/dev/null)" ]; then \
+		$(BIN)/digits-train --cells rnn,lstm,gru --recipe seed --data $(DATA) --out $(MODELS); fi
+	@$(BIN)/python -m digits_server --models $(MODELS) --port $(PORT) --metrics-port $(METRICS_PORT) \
+		--ready-file $(VENV)/demo-ready.json & echo $$! > $(VENV)/demo-server.pid; \
+	trap 'kill $$(cat $(VENV)/demo-server.pid) 2>/dev/null' EXIT; \
+	rm -f $(VENV)/demo-ready.json; \
+	for i in $$(seq 1 600); do [ -f $(VENV)/demo-ready.json ] && break; sleep 0.2; done; \
+	$(BIN)/digits models --target localhost:$(PORT) && \
+	for cell in rnn lstm gru; do \
+		$(BIN)/digits eval --target localhost:$(PORT) --data $$($(BIN)/python -m digits_trainer.data --sample-path) \
+			--model $$cell --limit 300 || exit 1; done
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-all: setup
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+proto: setup
+	$(BIN)/python proto/generate.py
+
+clean:
+	rm -rf $(VENV) $(MODELS)
