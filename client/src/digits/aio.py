@@ -1,0 +1,280 @@
+"""The asyncio client: :class:`AsyncDigitsClient`, built on ``grpc.aio``.
+
+It mirrors :class:`digits.client.DigitsClient` method by method, as coroutines;
+``classify_stream`` is an async iterator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from typing import Any
+
+import grpc
+import grpc.aio
+import numpy as np
+
+from digits import convert
+from digits.channel import auth_metadata, channel_credentials, channel_options, default_target
+from digits.convert import ArmLike, ImageLike
+from digits.errors import UnavailableError, from_rpc_error
+from digits.results import BatchResult, ClassifyResult, FeedbackResult, ModelInfo
+from digits.v1 import digits_pb2, digits_pb2_grpc
+
+__all__ = ["AsyncDigitsClient"]
+
+PathLike = str | os.PathLike[str]
+
+
+class AsyncDigitsClient:
+    """Asyncio client for the digits server; use it as ``async with AsyncDigitsClient() as c``.
+
+    Same arguments and errors as :class:`digits.DigitsClient`. The channel is opened lazily,
+    on first use inside the running event loop, and closed by :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        timeout: float | None = 10.0,
+        token: str | None = None,
+        tls_ca: PathLike | None = None,
+        tls_cert: PathLike | None = None,
+        tls_key: PathLike | None = None,
+        wait_for_ready: bool = False,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        self.target = target or default_target()
+        self.timeout = timeout
+        self.wait_for_ready = wait_for_ready
+        self._metadata = auth_metadata(token)
+        self._options = channel_options() + list(options)
+        self._credentials = channel_credentials(tls_ca, tls_cert, tls_key)
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: digits_pb2_grpc.DigitClassifierStub | None = None
+        self._admin: digits_pb2_grpc.DigitsAdminStub | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def _open(self) -> grpc.aio.Channel:
+        if self._channel is None:
+            if self._credentials is None:
+                self._channel = grpc.aio.insecure_channel(self.target, options=self._options)
+            else:
+                self._channel = grpc.aio.secure_channel(
+                    self.target, self._credentials, options=self._options
+                )
+            self._stub = digits_pb2_grpc.DigitClassifierStub(self._channel)
+            self._admin = digits_pb2_grpc.DigitsAdminStub(self._channel)
+        return self._channel
+
+    @property
+    def stub(self) -> digits_pb2_grpc.DigitClassifierStub:
+        """The raw DigitClassifier stub (opens the channel)."""
+        self._open()
+        assert self._stub is not None
+        return self._stub
+
+    @property
+    def admin_stub(self) -> digits_pb2_grpc.DigitsAdminStub:
+        """The raw DigitsAdmin stub (opens the channel)."""
+        self._open()
+        assert self._admin is not None
+        return self._admin
+
+    async def __aenter__(self) -> AsyncDigitsClient:
+        self._open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the channel; calls in flight are cancelled."""
+        if self._channel is not None:
+            channel, self._channel = self._channel, None
+            await channel.close()
+
+    async def wait_for_server(self, timeout: float = 10.0) -> None:
+        """Wait until the channel connects; raise UnavailableError after ``timeout`` seconds."""
+        try:
+            await asyncio.wait_for(self._open().channel_ready(), timeout)
+        except asyncio.TimeoutError:
+            raise UnavailableError(f"no connection to {self.target} within {timeout:g} s") from None
+
+    def __repr__(self) -> str:
+        return f"AsyncDigitsClient({self.target!r})"
+
+    # -- plumbing --------------------------------------------------------------------
+    async def _call(self, method: Callable[..., Any], request: Any, timeout: float | None) -> Any:
+        try:
+            return await method(
+                request,
+                timeout=self.timeout if timeout is None else timeout,
+                metadata=self._metadata,
+                wait_for_ready=self.wait_for_ready,
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+
+    # -- inference -------------------------------------------------------------------
+    async def classify(
+        self,
+        image: ImageLike,
+        model: str | None = None,
+        *,
+        version: int | None = None,
+        version_label: str | None = None,
+        true_label: int | None = None,
+        request_id: str | None = None,
+        experiment: str | None = None,
+        routing_key: str | None = None,
+        timeout: float | None = None,
+    ) -> ClassifyResult:
+        """Classify one image; see :meth:`digits.DigitsClient.classify`."""
+        spec = convert.model_spec(model, version, version_label, experiment, routing_key)
+        request = convert.classify_request(image, spec, true_label, request_id)
+        return convert.classify_result(await self._call(self.stub.Classify, request, timeout))
+
+    async def classify_batch(
+        self,
+        images: Iterable[ImageLike] | np.ndarray,
+        model: str | None = None,
+        *,
+        version: int | None = None,
+        version_label: str | None = None,
+        true_labels: Sequence[int | None] | np.ndarray | None = None,
+        request_id: str | None = None,
+        experiment: str | None = None,
+        routing_key: str | None = None,
+        timeout: float | None = None,
+    ) -> BatchResult:
+        """Classify many images in one call; see :meth:`digits.DigitsClient.classify_batch`."""
+        spec = convert.model_spec(model, version, version_label, experiment, routing_key)
+        request = convert.batch_request(images, spec, true_labels, request_id)
+        return convert.batch_result(await self._call(self.stub.ClassifyBatch, request, timeout))
+
+    async def classify_stream(
+        self,
+        images: Iterable[ImageLike] | AsyncIterable[ImageLike],
+        model: str | None = None,
+        *,
+        version: int | None = None,
+        version_label: str | None = None,
+        true_labels: Iterable[int | None] | None = None,
+        experiment: str | None = None,
+        routing_key: str | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[ClassifyResult]:
+        """Async iterator of results in input order over one ClassifyStream call.
+
+        Same rules as :meth:`digits.DigitsClient.classify_stream`; ``images`` may also be
+        an async iterable. No deadline unless ``timeout`` is given.
+        """
+        spec = convert.model_spec(model, version, version_label, experiment, routing_key)
+        failure: list[BaseException] = []
+        requests = _stream_requests(images, spec, true_labels, failure)
+        call = self.stub.ClassifyStream(
+            requests, timeout=timeout, metadata=self._metadata, wait_for_ready=self.wait_for_ready
+        )
+        try:
+            async for response in call:
+                yield convert.classify_result(response)
+        except grpc.RpcError as exc:
+            if failure:
+                raise failure[0] from exc
+            raise from_rpc_error(exc) from exc
+        finally:
+            call.cancel()
+        if failure:
+            raise failure[0]
+
+    # -- models ----------------------------------------------------------------------
+    async def list_models(self, *, timeout: float | None = None) -> list[ModelInfo]:
+        """Every model the server knows, with versions (newest first), states and labels."""
+        response = await self._call(self.stub.ListModels, digits_pb2.ListModelsRequest(), timeout)
+        return [convert.model_info(m) for m in response.models]
+
+    async def model_status(self, name: str, *, timeout: float | None = None) -> ModelInfo:
+        """One model's versions, states and labels."""
+        request = digits_pb2.GetModelStatusRequest(name=name)
+        return convert.model_info(await self._call(self.stub.GetModelStatus, request, timeout))
+
+    async def feedback(
+        self, request_id: str, true_label: int, index: int = 0, *, timeout: float | None = None
+    ) -> FeedbackResult:
+        """Report the true digit of an earlier prediction (``index``: image within a batch)."""
+        request = convert.feedback_request(request_id, true_label, index)
+        return convert.feedback_result(await self._call(self.stub.Feedback, request, timeout))
+
+    async def reload_models(self, *, timeout: float | None = None) -> list[ModelInfo]:
+        """Admin: rescan the model folder now; returns the models afterwards."""
+        request = digits_pb2.ReloadModelsRequest()
+        response = await self._call(self.admin_stub.ReloadModels, request, timeout)
+        return [convert.model_info(m) for m in response.models]
+
+    # -- experiments -----------------------------------------------------------------
+    async def list_experiments(self, *, timeout: float | None = None) -> list[digits_pb2.Experiment]:
+        """Every experiment the server runs."""
+        request = digits_pb2.ListExperimentsRequest()
+        return list((await self._call(self.stub.ListExperiments, request, timeout)).experiments)
+
+    async def create_experiment(
+        self,
+        experiment: digits_pb2.Experiment | str,
+        arms: Iterable[ArmLike] | None = None,
+        *,
+        shadow_percent: float = 0.0,
+        paused: bool = False,
+        timeout: float | None = None,
+    ) -> digits_pb2.Experiment:
+        """Admin: create an experiment from a message or a name plus arms."""
+        request = convert.experiment_to_proto(experiment, arms, shadow_percent, paused)
+        return await self._call(self.admin_stub.CreateExperiment, request, timeout)
+
+    async def update_experiment(
+        self,
+        experiment: digits_pb2.Experiment | str,
+        arms: Iterable[ArmLike] | None = None,
+        *,
+        shadow_percent: float = 0.0,
+        paused: bool = False,
+        timeout: float | None = None,
+    ) -> digits_pb2.Experiment:
+        """Admin: replace weights, shadow percentage and paused flag of an experiment."""
+        request = convert.experiment_to_proto(experiment, arms, shadow_percent, paused)
+        return await self._call(self.admin_stub.UpdateExperiment, request, timeout)
+
+    async def delete_experiment(self, name: str, *, timeout: float | None = None) -> None:
+        """Admin: delete an experiment."""
+        request = digits_pb2.DeleteExperimentRequest(name=name)
+        await self._call(self.admin_stub.DeleteExperiment, request, timeout)
+
+    async def experiment_report(
+        self, name: str, *, timeout: float | None = None
+    ) -> digits_pb2.ExperimentReport:
+        """The statistical comparison report of an experiment's arms."""
+        request = digits_pb2.GetExperimentReportRequest(name=name)
+        return await self._call(self.stub.GetExperimentReport, request, timeout)
+
+
+async def _stream_requests(
+    images: Iterable[ImageLike] | AsyncIterable[ImageLike],
+    spec: digits_pb2.ModelSpec,
+    true_labels: Iterable[int | None] | None,
+    failure: list[BaseException],
+) -> AsyncIterator[digits_pb2.ClassifyRequest]:
+    """Requests for ClassifyStream; a conversion error is stored in ``failure`` and ends the stream."""
+    labels = iter(true_labels) if true_labels is not None else None
+    try:
+        if isinstance(images, AsyncIterable):
+            async for image in images:
+                label = next(labels, None) if labels is not None else None
+                yield convert.classify_request(image, spec, label)
+        else:
+            for image in images:
+                label = next(labels, None) if labels is not None else None
+                yield convert.classify_request(image, spec, label)
+    except Exception as exc:  # handed to the consumer, which raises it to the caller
+        failure.append(exc)

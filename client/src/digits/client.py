@@ -1,0 +1,267 @@
+"""The synchronous client: :class:`DigitsClient`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import grpc
+import numpy as np
+
+from digits import convert
+from digits.channel import auth_metadata, channel_credentials, channel_options, default_target
+from digits.convert import ArmLike, ImageLike
+from digits.errors import UnavailableError, from_rpc_error
+from digits.results import BatchResult, ClassifyResult, FeedbackResult, ModelInfo
+from digits.v1 import digits_pb2, digits_pb2_grpc
+
+__all__ = ["DigitsClient"]
+
+_Response = TypeVar("_Response")
+PathLike = str | os.PathLike[str]
+
+
+class DigitsClient:
+    """Blocking client for the digits server; use it as a context manager.
+
+    ``timeout`` is the default deadline in seconds of every unary call (None: no deadline);
+    ``token`` is sent as ``authorization: Bearer <token>``; ``tls_*`` are PEM file paths
+    (a CA alone: TLS; with cert and key: mutual TLS). Server errors raise
+    :class:`digits.errors.DigitsError` subclasses.
+    """
+
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        timeout: float | None = 10.0,
+        token: str | None = None,
+        tls_ca: PathLike | None = None,
+        tls_cert: PathLike | None = None,
+        tls_key: PathLike | None = None,
+        wait_for_ready: bool = False,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        self.target = target or default_target()
+        self.timeout = timeout
+        self.wait_for_ready = wait_for_ready
+        self._metadata = auth_metadata(token)
+        opts = channel_options() + list(options)
+        credentials = channel_credentials(tls_ca, tls_cert, tls_key)
+        if credentials is None:
+            self._channel = grpc.insecure_channel(self.target, options=opts)
+        else:
+            self._channel = grpc.secure_channel(self.target, credentials, options=opts)
+        self._stub = digits_pb2_grpc.DigitClassifierStub(self._channel)
+        self._admin = digits_pb2_grpc.DigitsAdminStub(self._channel)
+
+    # -- lifecycle -------------------------------------------------------------------
+    def __enter__(self) -> DigitsClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel; calls in flight are cancelled."""
+        self._channel.close()
+
+    def wait_for_server(self, timeout: float = 10.0) -> None:
+        """Block until the channel connects; raise UnavailableError after ``timeout`` seconds."""
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            raise UnavailableError(f"no connection to {self.target} within {timeout:g} s") from None
+
+    def __repr__(self) -> str:
+        return f"DigitsClient({self.target!r})"
+
+    @property
+    def stub(self) -> digits_pb2_grpc.DigitClassifierStub:
+        """The raw DigitClassifier stub, for calls the typed methods do not cover."""
+        return self._stub
+
+    @property
+    def admin_stub(self) -> digits_pb2_grpc.DigitsAdminStub:
+        """The raw DigitsAdmin stub."""
+        return self._admin
+
+    # -- plumbing --------------------------------------------------------------------
+    def _call(
+        self,
+        method: Callable[..., _Response],
+        request: Any,
+        timeout: float | None,
+    ) -> _Response:
+        try:
+            return method(
+                request,
+                timeout=self.timeout if timeout is None else timeout,
+                metadata=self._metadata,
+                wait_for_ready=self.wait_for_ready,
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+
+    # -- inference -------------------------------------------------------------------
+    def classify(
+        self,
+        image: ImageLike,
+        model: str | None = None,
+        *,
+        version: int | None = None,
+        version_label: str | None = None,
+        true_label: int | None = None,
+        request_id: str | None = None,
+        experiment: str | None = None,
+        routing_key: str | None = None,
+        timeout: float | None = None,
+    ) -> ClassifyResult:
+        """Classify one image (see :func:`digits.convert.image_to_proto` for accepted forms).
+
+        ``model``: "lstm", "lstm:3" or "lstm@canary"; None: the server's default model.
+        """
+        spec = convert.model_spec(model, version, version_label, experiment, routing_key)
+        request = convert.classify_request(image, spec, true_label, request_id)
+        return convert.classify_result(self._call(self._stub.Classify, request, timeout))
+
+    def classify_batch(
+        self,
+        images: Iterable[ImageLike] | np.ndarray,
+        model: str | None = None,
+        *,
+        version: int | None = None,
+        version_label: str | None = None,
+        true_labels: Sequence[int | None] | np.ndarray | None = None,
+        request_id: str | None = None,
+        experiment: str | None = None,
+        routing_key: str | None = None,
+        timeout: float | None = None,
+    ) -> BatchResult:
+        """Classify many images with one model in one call; predictions keep the input order."""
+        spec = convert.model_spec(model, version, version_label, experiment, routing_key)
+        request = convert.batch_request(images, spec, true_labels, request_id)
+        return convert.batch_result(self._call(self._stub.ClassifyBatch, request, timeout))
+
+    def classify_stream(
+        self,
+        images: Iterable[ImageLike],
+        model: str | None = None,
+        *,
+        version: int | None = None,
+        version_label: str | None = None,
+        true_labels: Iterable[int | None] | None = None,
+        experiment: str | None = None,
+        routing_key: str | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[ClassifyResult]:
+        """Classify images over one ClassifyStream call, yielding results in input order.
+
+        ``images`` is consumed lazily, so it may be endless. The stream has no deadline
+        unless ``timeout`` is given (the client default would cut long streams short).
+        An image that cannot be converted ends the stream: results for the images before
+        it are yielded, then the InvalidInputError is raised. Closing the generator early
+        cancels the call.
+        """
+        spec = convert.model_spec(model, version, version_label, experiment, routing_key)
+        failure: list[BaseException] = []
+        requests = _stream_requests(images, spec, true_labels, failure)
+        try:
+            call = self._stub.ClassifyStream(
+                requests, timeout=timeout, metadata=self._metadata, wait_for_ready=self.wait_for_ready
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+        try:
+            for response in call:
+                yield convert.classify_result(response)
+        except grpc.RpcError as exc:
+            if failure:
+                raise failure[0] from exc
+            raise from_rpc_error(exc) from exc
+        finally:
+            call.cancel()
+        if failure:
+            raise failure[0]
+
+    # -- models ----------------------------------------------------------------------
+    def list_models(self, *, timeout: float | None = None) -> list[ModelInfo]:
+        """Every model the server knows, with versions (newest first), states and labels."""
+        response = self._call(self._stub.ListModels, digits_pb2.ListModelsRequest(), timeout)
+        return [convert.model_info(m) for m in response.models]
+
+    def model_status(self, name: str, *, timeout: float | None = None) -> ModelInfo:
+        """One model's versions, states and labels."""
+        request = digits_pb2.GetModelStatusRequest(name=name)
+        return convert.model_info(self._call(self._stub.GetModelStatus, request, timeout))
+
+    def feedback(
+        self, request_id: str, true_label: int, index: int = 0, *, timeout: float | None = None
+    ) -> FeedbackResult:
+        """Report the true digit of an earlier prediction (``index``: image within a batch)."""
+        request = convert.feedback_request(request_id, true_label, index)
+        return convert.feedback_result(self._call(self._stub.Feedback, request, timeout))
+
+    def reload_models(self, *, timeout: float | None = None) -> list[ModelInfo]:
+        """Admin: rescan the model folder now; returns the models afterwards."""
+        response = self._call(self._admin.ReloadModels, digits_pb2.ReloadModelsRequest(), timeout)
+        return [convert.model_info(m) for m in response.models]
+
+    # -- experiments -----------------------------------------------------------------
+    def list_experiments(self, *, timeout: float | None = None) -> list[digits_pb2.Experiment]:
+        """Every experiment the server runs."""
+        request = digits_pb2.ListExperimentsRequest()
+        return list(self._call(self._stub.ListExperiments, request, timeout).experiments)
+
+    def create_experiment(
+        self,
+        experiment: digits_pb2.Experiment | str,
+        arms: Iterable[ArmLike] | None = None,
+        *,
+        shadow_percent: float = 0.0,
+        paused: bool = False,
+        timeout: float | None = None,
+    ) -> digits_pb2.Experiment:
+        """Admin: create an experiment from a message or a name plus arms (see ``ArmLike``)."""
+        request = convert.experiment_to_proto(experiment, arms, shadow_percent, paused)
+        return self._call(self._admin.CreateExperiment, request, timeout)
+
+    def update_experiment(
+        self,
+        experiment: digits_pb2.Experiment | str,
+        arms: Iterable[ArmLike] | None = None,
+        *,
+        shadow_percent: float = 0.0,
+        paused: bool = False,
+        timeout: float | None = None,
+    ) -> digits_pb2.Experiment:
+        """Admin: replace weights, shadow percentage and paused flag of an experiment."""
+        request = convert.experiment_to_proto(experiment, arms, shadow_percent, paused)
+        return self._call(self._admin.UpdateExperiment, request, timeout)
+
+    def delete_experiment(self, name: str, *, timeout: float | None = None) -> None:
+        """Admin: delete an experiment."""
+        self._call(self._admin.DeleteExperiment, digits_pb2.DeleteExperimentRequest(name=name), timeout)
+
+    def experiment_report(self, name: str, *, timeout: float | None = None) -> digits_pb2.ExperimentReport:
+        """The statistical comparison report of an experiment's arms."""
+        request = digits_pb2.GetExperimentReportRequest(name=name)
+        return self._call(self._stub.GetExperimentReport, request, timeout)
+
+
+def _stream_requests(
+    images: Iterable[ImageLike],
+    spec: digits_pb2.ModelSpec,
+    true_labels: Iterable[int | None] | None,
+    failure: list[BaseException],
+) -> Iterator[digits_pb2.ClassifyRequest]:
+    """Requests for ClassifyStream; a conversion error is stored in ``failure`` and ends the stream."""
+    labels = iter(true_labels) if true_labels is not None else None
+    try:
+        for image in images:
+            label = next(labels, None) if labels is not None else None
+            yield convert.classify_request(image, spec, label)
+    except Exception as exc:  # handed to the consumer, which raises it in the caller's thread
+        failure.append(exc)
+
