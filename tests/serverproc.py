@@ -91,3 +91,10 @@ def start_server(
         time.sleep(0.05)
     info = json.loads(ready.read_text())
     return ServerProcess(process, info["port"], info["metrics_port"], log_path, workdir, info)
+
+
+def run_server_until_exit(models: Path, *flags: str, env: dict[str, str] | None = None, timeout: float = 120.0):
+    """Run `python -m digits_server --models MODELS FLAGS...` expecting it to exit by itself (a startup
+    error); returns the CompletedProcess with text stdout/stderr."""
+    args = [sys.executable, "-m", "digits_server", "--models", str(models), *flags]
+    return subprocess.run(args, capture_output=True, text=True, env=source_env(env), timeout=timeout)

@@ -15,10 +15,13 @@ import grpc
 from digits.v1 import digits_pb2_grpc as pb_grpc
 
 from .dataplane import DataPlane
-from .manager import ModelManager
-from .metrics import ServerMetrics, serve_metrics
+from .manager import ModelManager, load_savedmodel
+from .metrics import ServerMetrics
+from .metrics_http import serve_metrics_endpoint
+from .modeltrust import guard_loader
 from .repository import ModelSource
 from .runner import DirectRunner
+from .security import grpc_security, metrics_endpoint
 from .servicer import DigitClassifierServicer
 from .settings import Settings
 
@@ -32,7 +35,8 @@ class DigitsServer:
         self.settings = settings
         self.metrics = metrics if metrics is not None else ServerMetrics()
         self.executor = ThreadPoolExecutor(max_workers=max(settings.compute_threads, 1), thread_name_prefix="compute")
-        self.manager = ModelManager(ModelSource(settings.models), self.executor, settings.default_model)
+        loader = guard_loader(load_savedmodel, settings.models, settings.allow_world_writable_models)
+        self.manager = ModelManager(ModelSource(settings.models), self.executor, settings.default_model, loader)
         self.dataplane = DataPlane(self.manager, DirectRunner(self.executor))
         self.port = 0
         self.metrics_port = 0
@@ -42,22 +46,28 @@ class DigitsServer:
     async def start(self) -> None:
         """Load the models, then open the gRPC and metrics ports."""
         s = self.settings
+        security = grpc_security(s)
+        metrics_config = metrics_endpoint(s)
         await self.manager.reload()
         options = [
             ("grpc.max_receive_message_length", s.max_message_bytes),
             ("grpc.max_send_message_length", s.max_message_bytes),
+            ("grpc.so_reuseport", 0),  # a second server on a taken port must fail, not share it
         ]
-        self._grpc = grpc.aio.server(options=options)
+        self._grpc = grpc.aio.server(options=options, interceptors=security.interceptors)
         pb_grpc.add_DigitClassifierServicer_to_server(
             DigitClassifierServicer(self.dataplane, self.metrics, s), self._grpc
         )
-        self.port = self._grpc.add_insecure_port(f"{s.host}:{s.port}")
+        self.port = security.add_port(self._grpc, f"{s.host}:{s.port}")
         if self.port == 0:
             raise OSError(f"could not bind the gRPC port {s.host}:{s.port}")
         if s.metrics_port >= 0:
-            self._metrics_http, self.metrics_port = serve_metrics(self.metrics, s.metrics_host, s.metrics_port)
+            self._metrics_http, self.metrics_port = serve_metrics_endpoint(self.metrics.registry, metrics_config)
         await self._grpc.start()
-        log.info("serving gRPC on %s:%d, metrics on %s:%d", s.host, self.port, s.metrics_host, self.metrics_port)
+        log.info(
+            "serving gRPC (%s) on %s:%d, metrics on %s:%d",
+            security.transport, s.host, self.port, s.metrics_host, self.metrics_port,
+        )
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, let in-flight ones finish within `grace` seconds, then release everything."""
@@ -65,6 +75,7 @@ class DigitsServer:
             await self._grpc.stop(self.settings.grace_seconds if grace is None else grace)
         if self._metrics_http is not None:
             self._metrics_http.shutdown()  # type: ignore[attr-defined]
+            self._metrics_http.server_close()  # type: ignore[attr-defined]
         await self.manager.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
 

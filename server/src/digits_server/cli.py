@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .errors import ConfigurationError
 from .settings import Settings
 
 
@@ -23,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         asyncio.run(run(settings))
-    except OSError as exc:
+    except (OSError, ConfigurationError) as exc:
         print(f"digits-server: {exc}", file=sys.stderr)
         return 1
     return 0

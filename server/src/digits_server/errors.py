@@ -41,3 +41,10 @@ class Unauthenticated(ServingError):
 
 class PermissionDenied(ServingError):
     """Valid credentials without the scope the call needs."""
+
+
+class ConfigurationError(Exception):
+    """A setting or a file named by one cannot be used; the server reports it at start and exits.
+
+    Not a ServingError: it never reaches a client, so it has no status code.
+    """

@@ -41,6 +41,21 @@ class Settings:
     compute_threads: int = _setting(2, "threads that run model calls off the event loop")
     log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR")
     ready_file: Path | None = _setting(None, "once serving, write {\"port\", \"metrics_port\"} as JSON here")
+    # Security (README: Security). Token values never come from flags: `ps` shows flags to everyone.
+    tls_cert: Path | None = _setting(None, "PEM certificate (chain) of the gRPC port; with --tls-key turns TLS on")
+    tls_key: Path | None = _setting(None, "PEM private key of --tls-cert")
+    tls_client_ca: Path | None = _setting(None, "PEM CA bundle: require client certificates it signed (mutual TLS)")
+    tokens_file: Path | None = _setting(
+        None,
+        "file of bearer tokens, '<inference|admin> <token>' per line (also from the env variables "
+        "DIGITS_SERVER_INFERENCE_TOKENS / DIGITS_SERVER_ADMIN_TOKENS, comma-separated); none: no auth",
+    )
+    allow_remote_admin: bool = _setting(False, "with no tokens configured, serve admin calls to non-loopback clients")
+    metrics_tls_cert: Path | None = _setting(None, "PEM certificate of the metrics port; with --metrics-tls-key: HTTPS")
+    metrics_tls_key: Path | None = _setting(None, "PEM private key of --metrics-tls-cert")
+    metrics_tls_client_ca: Path | None = _setting(None, "PEM CA bundle: /metrics requires client certificates it signed")
+    metrics_auth_file: Path | None = _setting(None, "file of 'user:password' lines: require HTTP basic auth on /metrics")
+    allow_world_writable_models: bool = _setting(False, "load model folders other users may write to (a SavedModel is code)")
 
     @classmethod
     def from_args(
