@@ -211,3 +211,56 @@ def test_world_writable_model_folders_are_refused_unless_allowed(tmp_path: Path)
         assert state == pb.MODEL_STATE_FAILED and error and "refused" not in error  # it tried: the graph is junk
     finally:
         assert proc.stop() == 0, proc.log()
+
+
+def test_client_library_and_cli_over_mutual_tls_with_tokens(pki, empty_models: Path, tmp_path: Path) -> None:
+    import asyncio
+    import subprocess
+    import sys
+
+    from digits import AsyncDigitsClient, DigitsClient
+    from digits.errors import AuthenticationError, PermissionDeniedError, UnavailableError
+    from tests.serverproc import source_env
+
+    server: CertFiles = pki["server"]
+    ca: CertificateAuthority = pki["ca"]
+    client: CertFiles = pki["client"]
+    proc = start_server(
+        empty_models,
+        "--tls-cert", str(server.cert), "--tls-key", str(server.key), "--tls-client-ca", str(ca.cert_path),
+        env={"DIGITS_SERVER_INFERENCE_TOKENS": INFER, "DIGITS_SERVER_ADMIN_TOKENS": ADMIN},
+    )
+    target = f"localhost:{proc.port}"
+    tls = {"tls_ca": ca.cert_path, "tls_cert": client.cert, "tls_key": client.key}
+    try:
+        with DigitsClient(target, token=INFER, timeout=20, **tls) as digits:
+            assert digits.list_models() == []
+            with pytest.raises(PermissionDeniedError, match="admin scope"):
+                digits.reload_models()
+        with DigitsClient(target, timeout=20, **tls) as digits, pytest.raises(AuthenticationError):
+            digits.list_models()
+        with DigitsClient(target, token=INFER, timeout=20, tls_ca=ca.cert_path) as digits:
+            with pytest.raises(UnavailableError):  # no client certificate
+                digits.list_models()
+
+        async def async_calls() -> None:
+            async with AsyncDigitsClient(target, token=ADMIN, timeout=20, **tls) as digits:
+                assert await digits.list_models() == []
+            async with AsyncDigitsClient(target, token=INFER, timeout=20, **tls) as digits:
+                with pytest.raises(PermissionDeniedError):
+                    await digits.reload_models()
+
+        asyncio.run(async_calls())
+
+        token_file = tmp_path / "token"
+        token_file.write_text(INFER + "\n")
+        flags = ["--target", target, "--tls-ca", str(ca.cert_path), "--tls-cert", str(client.cert),
+                 "--tls-key", str(client.key)]
+        cli = [sys.executable, "-m", "digits.cli", "models", *flags]
+        ok = subprocess.run([*cli, "--token-file", str(token_file), "--json"], capture_output=True, text=True,
+                            env=source_env(), timeout=120)
+        assert ok.returncode == 0, ok.stderr
+        refused = subprocess.run(cli, capture_output=True, text=True, env=source_env(), timeout=120)
+        assert refused.returncode != 0 and "UNAUTHENTICATED" in refused.stderr and "Traceback" not in refused.stderr
+    finally:
+        assert proc.stop() == 0, proc.log()
