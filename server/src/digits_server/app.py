@@ -12,15 +12,23 @@ from pathlib import Path
 
 import grpc
 
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
 
+from .admin_servicer import DigitsAdminServicer
+from .batching import BatchingOptions, BatchingRunner
 from .dataplane import DataPlane
-from .manager import ModelManager, load_savedmodel
+from .health import HealthReporter
+from .manager import END, ModelManager, VersionSlot, savedmodel_loader
 from .metrics import ServerMetrics
 from .metrics_http import serve_metrics_endpoint
 from .modeltrust import guard_loader
+from .reloader import Reloader
 from .repository import ModelSource
-from .runner import DirectRunner
+from .runner import DirectRunner, ModelRunner
 from .security import grpc_security, metrics_endpoint
 from .servicer import DigitClassifierServicer
 from .settings import Settings
@@ -35,13 +43,33 @@ class DigitsServer:
         self.settings = settings
         self.metrics = metrics if metrics is not None else ServerMetrics()
         self.executor = ThreadPoolExecutor(max_workers=max(settings.compute_threads, 1), thread_name_prefix="compute")
-        loader = guard_loader(load_savedmodel, settings.models, settings.allow_world_writable_models)
-        self.manager = ModelManager(ModelSource(settings.models), self.executor, settings.default_model, loader)
-        self.dataplane = DataPlane(self.manager, DirectRunner(self.executor))
+        self.manager = ModelManager(
+            ModelSource(settings.models),
+            settings.default_model,
+            loader=guard_loader(
+                savedmodel_loader(BatchingOptions.from_settings(settings).warm_up_sizes()),
+                settings.models,
+                settings.allow_world_writable_models,
+            ),
+            load_timeout=settings.load_timeout_seconds,
+            unload_grace=max(settings.grace_seconds, 1.0),
+        )
+        self.reloader = Reloader(self.manager, settings.model_config, settings.poll_seconds)
+        self.reloader.read_config()  # a bad config file stops the server here, with the key at fault
+        self.runner: ModelRunner = (
+            BatchingRunner(BatchingOptions.from_settings(settings), self.executor, self.metrics)
+            if settings.batching
+            else DirectRunner(self.executor)
+        )
+        self.dataplane = DataPlane(self.manager, self.runner)
+        self.health = HealthReporter(self.manager, list(SERVICE_NAMES))
+        self.manager.on_change.append(self.health.on_change)
+        self.manager.on_change.append(self._forget_unloaded)
         self.port = 0
         self.metrics_port = 0
         self._grpc: grpc.aio.Server | None = None
         self._metrics_http: object | None = None
+        self._background: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         """Load the models, then open the gRPC and metrics ports."""
@@ -49,6 +77,7 @@ class DigitsServer:
         security = grpc_security(s)
         metrics_config = metrics_endpoint(s)
         await self.manager.reload()
+        await self.health.refresh()
         options = [
             ("grpc.max_receive_message_length", s.max_message_bytes),
             ("grpc.max_send_message_length", s.max_message_bytes),
@@ -58,31 +87,50 @@ class DigitsServer:
         pb_grpc.add_DigitClassifierServicer_to_server(
             DigitClassifierServicer(self.dataplane, self.metrics, s), self._grpc
         )
+        pb_grpc.add_DigitsAdminServicer_to_server(DigitsAdminServicer(self.reloader, self.metrics), self._grpc)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self._grpc)
+        reflection.enable_server_reflection([*SERVICE_NAMES, HEALTH_SERVICE, reflection.SERVICE_NAME], self._grpc)
         self.port = security.add_port(self._grpc, f"{s.host}:{s.port}")
         if self.port == 0:
             raise OSError(f"could not bind the gRPC port {s.host}:{s.port}")
         if s.metrics_port >= 0:
             self._metrics_http, self.metrics_port = serve_metrics_endpoint(self.metrics.registry, metrics_config)
         await self._grpc.start()
+        self.reloader.start()
         log.info(
             "serving gRPC (%s) on %s:%d, metrics on %s:%d",
             security.transport, s.host, self.port, s.metrics_host, self.metrics_port,
         )
 
     async def stop(self, grace: float | None = None) -> None:
-        """Refuse new calls, let in-flight ones finish within `grace` seconds, then release everything."""
+        """Health NOT_SERVING, refuse new calls, let in-flight ones finish within `grace` seconds, release all."""
+        await self.health.shut_down()
+        await self.reloader.stop()
         if self._grpc is not None:
             await self._grpc.stop(self.settings.grace_seconds if grace is None else grace)
         if self._metrics_http is not None:
             self._metrics_http.shutdown()  # type: ignore[attr-defined]
             self._metrics_http.server_close()  # type: ignore[attr-defined]
+        if isinstance(self.runner, BatchingRunner):
+            await self.runner.close()
         await self.manager.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def _forget_unloaded(self, slot: VersionSlot) -> None:
+        """Close the batcher of a version once it is unloaded."""
+        if slot.state == END and slot.model is not None and isinstance(self.runner, BatchingRunner):
+            task = asyncio.get_running_loop().create_task(self.runner.forget(slot.model))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def wait(self) -> None:
         """Until the gRPC server terminates."""
         if self._grpc is not None:
             await self._grpc.wait_for_termination()
+
+
+SERVICE_NAMES = tuple(service.full_name for service in pb.DESCRIPTOR.services_by_name.values())
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
 def write_ready_file(path: Path, server: DigitsServer) -> None:

@@ -12,7 +12,7 @@ from digits.v1 import digits_pb2 as pb
 from . import imaging
 from .domain import BatchOutcome, ModelSelector, ServedBy
 from .errors import InvalidInput
-from .manager import VersionSlot
+from .manager import ModelManager, VersionSlot
 
 STATE_TO_PROTO = {
     "LOADING": pb.MODEL_STATE_LOADING,
@@ -136,3 +136,11 @@ def model_status(
             )
         )
     return pb.ModelStatus(name=name, versions=versions, is_default=is_default)
+
+
+def model_statuses(manager: ModelManager) -> list[pb.ModelStatus]:
+    """Every model the manager knows, as ModelStatus messages."""
+    return [
+        model_status(name, slots, name == manager.default_model, manager.labels_of)
+        for name, slots in manager.slots().items()
+    ]

@@ -72,9 +72,9 @@ class DataPlane:
         if selector.experiment:
             selector, experiment, arm = self.router.route(selector)
             call.experiment, call.arm = experiment, arm
-        model = self.manager.resolve(selector)
-        call.model, call.version = model.name, str(model.version)
-        probabilities, timings = await self.runner.run(model, images, deadline)
+        with self.manager.lease(selector) as model:  # held: the version is not unloaded mid-call
+            call.model, call.version = model.name, str(model.version)
+            probabilities, timings = await self.runner.run(model, images, deadline)
         outcome = BatchOutcome(
             digits=probabilities.argmax(axis=1),
             probabilities=probabilities,

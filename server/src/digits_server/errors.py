@@ -35,6 +35,10 @@ class DeadlineExpired(ServingError):
     """The caller's deadline passed before the request was computed."""
 
 
+class InvalidConfig(ServingError):
+    """The model config file is unreadable or invalid; the message names the key at fault."""
+
+
 class Unauthenticated(ServingError):
     """No credentials, or credentials that match no token."""
 

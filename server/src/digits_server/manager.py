@@ -1,43 +1,57 @@
 """The model *manager*: loads what the source wants, unloads what it no longer wants, and
 resolves request selectors to a loaded version.
 
-A new version is loaded and warmed up off the event loop and only then becomes routable;
-an old one is unloaded only after a replacement is AVAILABLE, so a version that fails to
-load never replaces a working one.
+Lifecycle of a version: LOADING (loaded and warmed up in a low-priority background thread,
+never on the event loop or the compute threads) -> AVAILABLE (routable) -> UNLOADING (no new
+requests; waits for its in-flight requests) -> END (gone). A load that raises or outlives
+`load_timeout` leaves the version FAILED with its error. Availability is preserved: an old
+version is unloaded only once a wanted version of the same model is AVAILABLE, so a version
+that fails never replaces a working one. A FAILED version is retried when its files change.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import logging
-from collections.abc import Callable
-from concurrent.futures import Executor
+import os
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .domain import ModelSelector
 from .errors import ModelNotFound, ModelUnavailable
-from .repository import ModelSource
+from .repository import ModelSource, VersionPolicy, fingerprint, scan
 from .runtime import LoadedModel, VersionInfo
 
 log = logging.getLogger(__name__)
 
-LOADING, AVAILABLE, UNLOADING, FAILED = "LOADING", "AVAILABLE", "UNLOADING", "FAILED"
+LOADING, AVAILABLE, UNLOADING, FAILED, END = "LOADING", "AVAILABLE", "UNLOADING", "FAILED", "END"
+LOADER_NICENESS = 10  # the loader thread yields the CPU to serving threads (TF Serving #1866)
 
 Loader = Callable[[str, int, Path], LoadedModel]
 
 
-def load_savedmodel(name: str, version: int, path: Path) -> LoadedModel:
-    """Default loader: the SavedModel runtime, loaded and warmed up."""
-    model = LoadedModel(name, version, path)
-    model.load()
-    model.warm_up()
-    return model
+def savedmodel_loader(warm_up_sizes: tuple[int, ...] = (1, 8, 64)) -> Loader:
+    """A loader that loads the SavedModel runtime and warms it up at `warm_up_sizes`."""
+
+    def load(name: str, version: int, path: Path) -> LoadedModel:
+        model = LoadedModel(name, version, path)
+        model.load()
+        model.warm_up(warm_up_sizes)
+        return model
+
+    return load
+
+
+load_savedmodel: Loader = savedmodel_loader()
 
 
 @dataclass
 class VersionSlot:
-    """One version's lifecycle state; `model` is set while it is AVAILABLE."""
+    """One version's lifecycle state; `model` is set while it is AVAILABLE or UNLOADING."""
 
     name: str
     version: int
@@ -46,6 +60,27 @@ class VersionSlot:
     error: str = ""
     model: LoadedModel | None = None
     info: VersionInfo = field(default_factory=VersionInfo)
+    fingerprint: tuple[int, int, int] = (0, 0, 0)
+    in_flight: int = 0
+    idle: asyncio.Event | None = field(default=None, repr=False)
+
+
+def _run_in_background_thread(fn: Callable[[], LoadedModel], name: str) -> concurrent.futures.Future:
+    """Run `fn` in a fresh daemon thread with a lower CPU priority; a hung call blocks nothing else."""
+    future: concurrent.futures.Future = concurrent.futures.Future()
+
+    def target() -> None:
+        with contextlib.suppress(OSError, AttributeError):  # Linux: niceness is per thread
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOADER_NICENESS)
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # reported as the version's error
+            future.set_exception(exc)
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return future
 
 
 class ModelManager:
@@ -54,48 +89,84 @@ class ModelManager:
     def __init__(
         self,
         source: ModelSource,
-        executor: Executor,
         default_model: str,
         loader: Loader = load_savedmodel,
-        labels: dict[str, dict[str, int]] | None = None,
+        load_timeout: float = 120.0,
+        unload_grace: float = 30.0,
     ) -> None:
         self.source = source
         self.default_model = default_model
-        self.labels: dict[str, dict[str, int]] = dict(labels or {})
-        self._executor = executor
+        self.load_timeout = load_timeout
+        self.unload_grace = unload_grace
         self._loader = loader
         self._slots: dict[str, dict[int, VersionSlot]] = {}
         self._lock = asyncio.Lock()
+        self._unloads: set[asyncio.Task] = set()
         self.on_change: list[Callable[[VersionSlot], None]] = []
 
+    @property
+    def labels(self) -> dict[str, dict[str, int]]:
+        """{model: {label: version}} from the config."""
+        return self.source.labels
+
+    def configure(self, policies: dict[str, VersionPolicy], labels: dict[str, dict[str, int]]) -> None:
+        """New version policies and labels; they take effect at the next `reload`."""
+        self.source.policies = dict(policies)
+        self.source.labels = {name: dict(mapping) for name, mapping in labels.items()}
+
     async def reload(self) -> None:
-        """Scan the source once and load/unload versions to match it."""
+        """Scan the source once, load the wanted versions (newest first), retire the unwanted ones."""
         async with self._lock:
-            loop = asyncio.get_running_loop()
-            desired = await loop.run_in_executor(self._executor, self.source.desired)
+            on_disk = await asyncio.to_thread(scan, self.source.root)
+            desired = self.source.select(on_disk)
             for name, versions in desired.items():
                 slots = self._slots.setdefault(name, {})
-                for version, path in sorted(versions.items()):
-                    if version not in slots:
+                for version, path in sorted(versions.items(), reverse=True):
+                    if self._needs_load(slots.get(version), path):
                         await self._load(slots, name, version, path)
+                if not any(slot.state == AVAILABLE for slot in slots.values()):
+                    await self._load_fallback(slots, name, on_disk[name], desired)
             for name, slots in self._slots.items():
                 wanted = desired.get(name, {})
                 has_wanted = any(slots[v].state == AVAILABLE for v in wanted if v in slots)
                 for version, slot in list(slots.items()):
                     if version in wanted:
                         continue
-                    if slot.state == AVAILABLE and has_wanted:
-                        self._unload(slots, slot)
-                    elif slot.state == FAILED:
+                    if slot.state == FAILED and has_wanted:
                         del slots[version]
+                        slot.state = END
+                        self._changed(slot)
+                    elif slot.state == AVAILABLE and has_wanted:
+                        self._start_unload(slots, slot)
+
+    @staticmethod
+    def _needs_load(slot: VersionSlot | None, path: Path) -> bool:
+        return slot is None or (slot.state == FAILED and fingerprint(path) != slot.fingerprint)
+
+    async def _load_fallback(
+        self, slots: dict[int, VersionSlot], name: str, on_disk: dict[int, Path], desired: dict[str, dict[int, Path]]
+    ) -> None:
+        """Every wanted version failed and nothing serves: serve the newest other version that loads."""
+        for version, path in sorted(on_disk.items(), reverse=True):
+            if version in desired[name] or not self._needs_load(slots.get(version), path):
+                continue
+            await self._load(slots, name, version, path)
+            if slots[version].state == AVAILABLE:
+                log.warning("model %s: no wanted version loads; serving version %d instead", name, version)
+                desired[name][version] = path  # kept until a wanted version is AVAILABLE
+                return
 
     async def _load(self, slots: dict[int, VersionSlot], name: str, version: int, path: Path) -> None:
-        slot = VersionSlot(name, version, path, info=VersionInfo.read(path))
+        slot = VersionSlot(name, version, path, info=VersionInfo.read(path), fingerprint=fingerprint(path))
         slots[version] = slot
         self._changed(slot)
-        loop = asyncio.get_running_loop()
+        job = _run_in_background_thread(lambda: self._loader(name, version, path), f"load-{name}-{version}")
         try:
-            slot.model = await loop.run_in_executor(self._executor, self._loader, name, version, path)
+            slot.model = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(job)), self.load_timeout)
+        except TimeoutError:
+            slot.state, slot.error = FAILED, f"load timed out after {self.load_timeout:g}s"
+            job.add_done_callback(_unload_late_result)
+            log.error("model %s version %d failed to load: %s", name, version, slot.error)
         except Exception as exc:  # a broken version must never take the server down
             slot.state, slot.error = FAILED, f"{type(exc).__name__}: {exc}"[:500]
             log.error("model %s version %d failed to load: %s", name, version, slot.error)
@@ -104,26 +175,43 @@ class ModelManager:
             log.info("model %s version %d is available (%s)", name, version, path)
         self._changed(slot)
 
-    def _unload(self, slots: dict[int, VersionSlot], slot: VersionSlot) -> None:
+    def _start_unload(self, slots: dict[int, VersionSlot], slot: VersionSlot) -> None:
         slot.state = UNLOADING
+        slot.idle = asyncio.Event()
+        if slot.in_flight == 0:
+            slot.idle.set()
         self._changed(slot)
-        del slots[slot.version]
+        task = asyncio.create_task(self._finish_unload(slots, slot))
+        self._unloads.add(task)
+        task.add_done_callback(self._unloads.discard)
+
+    async def _finish_unload(self, slots: dict[int, VersionSlot], slot: VersionSlot) -> None:
+        assert slot.idle is not None
+        try:
+            await asyncio.wait_for(slot.idle.wait(), self.unload_grace)
+        except TimeoutError:
+            log.warning("model %s version %d: %d requests still in flight after %gs; unloading anyway",
+                        slot.name, slot.version, slot.in_flight, self.unload_grace)
+        if slots.get(slot.version) is slot:
+            del slots[slot.version]
         if slot.model is not None:
             slot.model.unload()
+        slot.state = END
         log.info("model %s version %d unloaded", slot.name, slot.version)
-        slot.state = "END"
         self._changed(slot)
 
     def _changed(self, slot: VersionSlot) -> None:
         for callback in self.on_change:
-            callback(slot)
+            try:
+                callback(slot)
+            except Exception:
+                log.exception("on_change callback failed")
 
-    def resolve(self, selector: ModelSelector) -> LoadedModel:
-        """The loaded version a selector names; ModelNotFound/ModelUnavailable otherwise."""
+    def _resolve_slot(self, selector: ModelSelector) -> VersionSlot:
         name = selector.name or self.default_model
         slots = self._slots.get(name)
         if not slots:
-            known = ", ".join(sorted(self._slots)) or "none"
+            known = ", ".join(sorted(n for n, s in self._slots.items() if s)) or "none"
             raise ModelNotFound(f"model_spec.name: no model '{name}' (models: {known})")
         version = selector.version
         if selector.version_label:
@@ -134,18 +222,37 @@ class ModelManager:
                     f"model_spec.version_label: model '{name}' has no label '{selector.version_label}' (labels: {known})"
                 )
             version = labels[selector.version_label]
-        available = sorted((v for v, s in slots.items() if s.state == AVAILABLE), reverse=True)
         if version is None:
+            available = [v for v, s in slots.items() if s.state == AVAILABLE]
             if not available:
                 raise ModelUnavailable(f"model '{name}' has no available version yet")
-            version = available[0]
+            version = max(available)
         slot = slots.get(version)
         if slot is None:
             known = ", ".join(str(v) for v in sorted(slots)) or "none"
             raise ModelNotFound(f"model_spec.version: model '{name}' has no version {version} (versions: {known})")
         if slot.state != AVAILABLE or slot.model is None:
             raise ModelUnavailable(f"model '{name}' version {version} is {slot.state}")
-        return slot.model
+        return slot
+
+    def resolve(self, selector: ModelSelector) -> LoadedModel:
+        """The loaded version a selector names; ModelNotFound/ModelUnavailable otherwise. Prefer `lease`."""
+        model = self._resolve_slot(selector).model
+        assert model is not None
+        return model
+
+    @contextlib.contextmanager
+    def lease(self, selector: ModelSelector) -> Iterator[LoadedModel]:
+        """Resolve a selector and hold the version while the block runs: it is not unloaded meanwhile."""
+        slot = self._resolve_slot(selector)
+        assert slot.model is not None
+        slot.in_flight += 1
+        try:
+            yield slot.model
+        finally:
+            slot.in_flight -= 1
+            if slot.in_flight == 0 and slot.idle is not None:
+                slot.idle.set()
 
     def slots(self) -> dict[str, list[VersionSlot]]:
         """Every model's version slots, newest first."""
@@ -155,15 +262,29 @@ class ModelManager:
             if slots
         }
 
+    def is_available(self, name: str) -> bool:
+        """True when some version of the model can serve."""
+        return any(slot.state == AVAILABLE for slot in self._slots.get(name, {}).values())
+
     def labels_of(self, name: str, version: int) -> list[str]:
         """The labels that point at a version."""
         return sorted(label for label, v in self.labels.get(name, {}).items() if v == version)
 
     async def close(self) -> None:
         """Unload everything."""
+        for task in list(self._unloads):
+            task.cancel()
         async with self._lock:
             for slots in self._slots.values():
                 for slot in list(slots.values()):
                     if slot.model is not None:
                         slot.model.unload()
+                    slot.state = END
+                    self._changed(slot)
             self._slots.clear()
+
+
+def _unload_late_result(job: concurrent.futures.Future) -> None:
+    """A load that finished after its timeout: drop the model it produced."""
+    if not job.cancelled() and job.exception() is None:
+        job.result().unload()

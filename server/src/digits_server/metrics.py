@@ -5,7 +5,7 @@ Names follow Prometheus conventions (`digits_` prefix, base units, `_total` coun
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from .domain import CallRecord
 
@@ -35,6 +35,27 @@ class ServerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+
+        self.queue_depth = Gauge(
+            "digits_queue_depth",
+            "Images waiting in a model version's batching queue.",
+            ["model", "version"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "digits_rejected_total",
+            "Requests rejected with RESOURCE_EXHAUSTED because a version's batching queue was full.",
+            ["model", "version"],
+            registry=r,
+        )
+
+    def set_queue_depth(self, model: str, version: str, depth: int) -> None:
+        """Images waiting in one version's batching queue."""
+        self.queue_depth.labels(model, version).set(depth)
+
+    def count_rejected(self, model: str, version: str) -> None:
+        """One request rejected because its version's queue was full."""
+        self.rejected.labels(model, version).inc()
 
     def observe_request(self, call: CallRecord, code: str, seconds: float) -> None:
         """Count one finished RPC and its latency."""

@@ -52,18 +52,42 @@ def scan(root: Path) -> dict[str, dict[int, Path]]:
     return found
 
 
-class ModelSource:
-    """Scans the repository and applies each model's version policy (default: latest 1)."""
+def fingerprint(version_dir: Path) -> tuple[int, int, int]:
+    """Identity of a version's SavedModel file (inode, size, mtime): a FAILED version is retried when it changes."""
+    try:
+        stat = (version_dir / SAVED_MODEL_FILE).stat()
+    except OSError:
+        return (0, 0, 0)
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
-    def __init__(self, root: Path, policies: dict[str, VersionPolicy] | None = None) -> None:
+
+class ModelSource:
+    """Scans the repository and applies each model's version policy (default: latest 1).
+
+    Versions that a label points at are wanted too, whatever the policy, so that
+    `canary: 3` is enough to serve version 3 under its label. `root` is public so the manager
+    can look at every version on disk when all wanted ones fail (its fallback).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        policies: dict[str, VersionPolicy] | None = None,
+        labels: dict[str, dict[str, int]] | None = None,
+    ) -> None:
         self.root = root
         self.policies = dict(policies or {})
+        self.labels = {name: dict(mapping) for name, mapping in (labels or {}).items()}
 
     def desired(self) -> dict[str, dict[int, Path]]:
         """{model: {version: folder}} that should be loaded now."""
+        return self.select(scan(self.root))
+
+    def select(self, on_disk: dict[str, dict[int, Path]]) -> dict[str, dict[int, Path]]:
+        """The versions out of `on_disk` (a `scan` result) that policies and labels want."""
         wanted: dict[str, dict[int, Path]] = {}
-        for name, versions in scan(self.root).items():
+        for name, versions in on_disk.items():
             policy = self.policies.get(name, VersionPolicy())
-            keep = policy.select(list(versions))
+            keep = policy.select(list(versions)) | set(self.labels.get(name, {}).values())
             wanted[name] = {v: p for v, p in versions.items() if v in keep}
         return wanted

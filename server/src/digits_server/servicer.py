@@ -64,13 +64,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext, call: CallRecord
     ) -> pb.ListModelsResponse:
-        manager = self.dataplane.manager
-        return pb.ListModelsResponse(
-            models=[
-                codec.model_status(name, slots, name == manager.default_model, manager.labels_of)
-                for name, slots in manager.slots().items()
-            ]
-        )
+        return pb.ListModelsResponse(models=codec.model_statuses(self.dataplane.manager))
 
     @unary_rpc("GetModelStatus")
     async def GetModelStatus(
