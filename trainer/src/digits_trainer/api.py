@@ -1,0 +1,150 @@
+"""The Python API: :func:`train` (several cells, one report) and :func:`train_cell` (one cell)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import export
+from .data import MNIST_SOURCE, Dataset, load_dataset
+from .metadata import build_metadata
+from .model import CELLS, build_model, check_cell
+from .recipes import Recipe, get_recipe
+from .training import fit, seed_everything
+
+if TYPE_CHECKING:
+    import keras
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """One trained and exported cell.
+
+    ``path`` is the published version folder ``<out>/<cell>/<version>``; ``metadata`` is the
+    content of its ``metadata.json``; ``model`` is the trained Keras model (float ``[N, 28, 28]``
+    scaled images in, logits out); ``curves`` is the run's training-curves PNG, if drawn.
+    """
+
+    cell: str
+    version: int
+    path: Path
+    metadata: dict[str, Any]
+    model: keras.Model | None = field(default=None, repr=False, compare=False)
+    curves: Path | None = None
+
+    @property
+    def test_accuracy(self) -> float:
+        """Test accuracy measured through the exported signature."""
+        return float(self.metadata["test_accuracy"])
+
+
+def parse_cells(cells: str | Iterable[str]) -> list[str]:
+    """Normalise ``"rnn,lstm"`` or ``["rnn", "lstm"]`` to a de-duplicated, validated list."""
+    names = cells.split(",") if isinstance(cells, str) else list(cells)
+    result: list[str] = []
+    for name in (n.strip().lower() for n in names):
+        if name and name not in result:
+            result.append(check_cell(name))
+    if not result:
+        raise ValueError(f"no cells given; expected some of {', '.join(CELLS)}")
+    return result
+
+
+def train_cell(
+    cell: str,
+    recipe: Recipe,
+    data: Dataset,
+    out: str | os.PathLike[str],
+    *,
+    seed: int,
+    quiet: bool = False,
+) -> TrainResult:
+    """Train ``cell`` with ``recipe`` on ``data``, export ``<out>/<cell>/<version>``, measure it.
+
+    The test figures in the metadata are computed by loading the freshly written SavedModel
+    and running ``x_test`` through its ``serving_default`` signature (batches of 256).
+    """
+    check_cell(cell)
+    seed_everything(seed)
+    model = build_model(cell)
+    if not quiet:
+        log.info("training %s with recipe %s (%d digits, seed %d)", cell, recipe.name,
+                 data.n_train, seed)
+    outcome = fit(model, recipe, data, seed=seed, quiet=quiet)
+
+    cell_dir = Path(out) / cell
+    version = export.next_version(cell_dir)
+    with export.staging_dir(cell_dir, version) as temp:
+        export.write_saved_model(model, temp)
+        signature = export.load_signature(temp)
+        probabilities = export.predict_probabilities(signature, data.x_test)
+        evaluation = export.evaluate(probabilities.argmax(axis=1), data.y_test)
+        trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+        metadata = build_metadata(
+            cell=cell, recipe=recipe, version=version, parameters=int(model.count_params()),
+            trainable_parameters=trainable, evaluation=evaluation, data=data,
+            outcome=outcome, seed=seed,
+        )
+        export.write_json(temp / export.METADATA_FILE, metadata)
+
+        def renumber(folder: Path, new_version: int) -> None:
+            metadata["version"] = new_version
+            export.write_json(folder / export.METADATA_FILE, metadata)
+
+        version, path = export.publish(temp, cell_dir, version, on_renumber=renumber)
+    log.info("%s: test accuracy %.4f -> %s", cell, evaluation.accuracy, path)
+    return TrainResult(cell=cell, version=version, path=path, metadata=metadata, model=model)
+
+
+def train(
+    cells: str | Iterable[str] = CELLS,
+    recipe: str | Recipe = "seed",
+    *,
+    epochs: int | None = None,
+    data: str | os.PathLike[str] | Dataset = MNIST_SOURCE,
+    out: str | os.PathLike[str] = "models",
+    seed: int | None = None,
+    train_limit: int | None = None,
+    test_limit: int | None = None,
+    validation_split: float | None = None,
+    plot: bool = True,
+    quiet: bool = False,
+) -> list[TrainResult]:
+    """Train and export each of ``cells`` with one recipe on one data set; see the package doc.
+
+    ``data`` is ``"mnist"`` (offline fallback to the shipped sample), ``"sample"``, a path to a
+    Keras-layout ``.npz`` or a :class:`~digits_trainer.data.Dataset`. ``epochs`` and
+    ``validation_split`` override the recipe. ``seed=None`` draws a seed (recorded in the
+    metadata, so the run can be repeated). With ``plot`` a training-curves PNG is written in
+    ``out``. Returns one :class:`TrainResult` per cell, in order.
+    """
+    names = parse_cells(cells)
+    chosen = recipe if isinstance(recipe, Recipe) else get_recipe(recipe)
+    chosen = chosen.with_overrides(epochs=epochs, validation_split=validation_split)
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+        log.info("no --seed given: using seed %d", seed)
+    dataset = data if isinstance(data, Dataset) else load_dataset(data, quiet=quiet)
+    if train_limit is not None or test_limit is not None:
+        dataset = dataset.limited(train_limit, test_limit)
+    log.info("data: %s (%d train / %d test digits, %s)", dataset.source, dataset.n_train,
+             dataset.n_test, dataset.fingerprint()[:19])
+
+    results = [train_cell(name, chosen, dataset, out, seed=seed, quiet=quiet) for name in names]
+    if plot:
+        from .report import plot_curves
+
+        curves = plot_curves([r.metadata for r in results], out)
+        log.info("training curves: %s", curves)
+        for result in results:
+            result.curves = curves
+    return results
