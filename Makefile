@@ -20,7 +20,7 @@ $(VENV)/.installed: client/pyproject.toml server/pyproject.toml trainer/pyprojec
 # Trains the three cells if no models exist, starts the server, classifies sample digits.
 demo: setup
 	@if [ -z "$$(ls -d $(MODELS)/*/[0-9]* 2>/dev/null)" ]; then \
-		$(BIN)/digits-train --cells rnn,lstm,gru --recipe seed --data $(DATA) --out $(MODELS); fi
+		$(BIN)/digits-train --cells rnn,lstm,gru --recipe seed --seed 0 --data $(DATA) --out $(MODELS); fi
 	@$(BIN)/python -m digits_server --models $(MODELS) --port $(PORT) --metrics-port $(METRICS_PORT) \
 		--ready-file $(VENV)/demo-ready.json & echo $$! > $(VENV)/demo-server.pid; \
 	trap 'kill $$(cat $(VENV)/demo-server.pid) 2>/dev/null' EXIT; \
