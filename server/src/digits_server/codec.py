@@ -35,7 +35,7 @@ def selector(spec: pb.ModelSpec, field: str = "model_spec") -> ModelSelector:
     return ModelSelector(spec.name, version, spec.version_label, spec.experiment, spec.routing_key)
 
 
-def image(message: pb.Image, field: str) -> np.ndarray:
+def image(message: pb.Image, field: str, limits: imaging.ImageLimits = imaging.ImageLimits()) -> np.ndarray:
     """One Image as uint8 [28,28]."""
     kind = message.WhichOneof("data")
     if kind == "pixels":
@@ -43,17 +43,19 @@ def image(message: pb.Image, field: str) -> np.ndarray:
     if kind == "float_pixels":
         return imaging.from_floats(np.asarray(message.float_pixels.values, dtype=np.float32), f"{field}.float_pixels")
     if kind == "encoded":
-        return imaging.from_encoded(message.encoded, f"{field}.encoded")
+        return imaging.from_encoded(message.encoded, f"{field}.encoded", limits)
     raise InvalidInput(f"{field}: empty image; set pixels, float_pixels or encoded")
 
 
-def images(messages: Sequence[pb.Image], field: str, limit: int) -> np.ndarray:
+def images(
+    messages: Sequence[pb.Image], field: str, limit: int, limits: imaging.ImageLimits = imaging.ImageLimits()
+) -> np.ndarray:
     """Many Images as uint8 [N,28,28]."""
     if not messages:
         raise InvalidInput(f"{field}: no images in the request")
     if len(messages) > limit:
         raise InvalidInput(f"{field}: {len(messages)} images is more than the limit of {limit} per request")
-    return np.stack([image(m, f"{field}[{i}]") for i, m in enumerate(messages)])
+    return np.stack([image(m, f"{field}[{i}]", limits) for i, m in enumerate(messages)])
 
 
 def true_labels(values: Sequence[int], count: int, field: str = "true_labels") -> list[int | None]:

@@ -6,7 +6,11 @@ every error message names.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from digits import imaging as mnist_imaging
 
 from .errors import InvalidInput
 
@@ -33,6 +37,24 @@ def from_floats(values: "np.ndarray | list[float]", field: str) -> np.ndarray:
     return np.rint(array * 255.0).astype(np.uint8).reshape(SIDE, SIDE)
 
 
-def from_encoded(data: bytes, field: str) -> np.ndarray:
-    """An encoded image file (PNG, JPEG, ...) turned into an MNIST-like digit."""
-    raise InvalidInput(f"{field}: encoded images are not supported by this server yet; send 784 raw pixels")
+@dataclass(frozen=True)
+class ImageLimits:
+    """Caps on encoded images: file size, and decoded pixel count (against decompression bombs)."""
+
+    max_bytes: int = 4 * 1024 * 1024
+    max_pixels: int = 4096 * 4096
+
+
+def from_encoded(data: bytes, field: str, limits: ImageLimits = ImageLimits()) -> np.ndarray:
+    """An encoded image file (PNG, JPEG, GIF, BMP, WebP, ...) turned into an MNIST-like digit.
+
+    The preprocessing is `digits.imaging.preprocess`, shared with `digits classify --show`.
+    """
+    if not data:
+        raise InvalidInput(f"{field}: the image file is empty (0 bytes)")
+    if len(data) > limits.max_bytes:
+        raise InvalidInput(f"{field}: {len(data)} bytes is more than the limit of {limits.max_bytes} per image file")
+    try:
+        return mnist_imaging.preprocess(data, limits.max_pixels)
+    except mnist_imaging.ImageError as exc:
+        raise InvalidInput(f"{field}: {exc}") from None

@@ -6,20 +6,24 @@ result back. Status codes come only from `status.unary_rpc`.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator, Callable
 
 import grpc
+import numpy as np
 
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
 
-from . import codec
+from . import codec, streaming
 from .dataplane import DataPlane
 from .domain import CallRecord
-from .errors import ModelNotFound
+from .errors import ModelNotFound, ServingError
+from .imaging import ImageLimits
 from .metrics import ServerMetrics
 from .settings import Settings
-from .status import unary_rpc
+from .status import counted, stream_rpc, unary_rpc
 
 
 def deadline_of(context: grpc.aio.ServicerContext) -> float | None:
@@ -28,32 +32,63 @@ def deadline_of(context: grpc.aio.ServicerContext) -> float | None:
     return None if remaining is None else time.monotonic() + remaining
 
 
+async def converted(images: list[pb.Image], convert: Callable[[], np.ndarray]) -> np.ndarray:
+    """Run an image conversion; image files are decoded in a worker thread, off the event loop."""
+    if any(image.WhichOneof("data") == "encoded" for image in images):
+        return await asyncio.to_thread(convert)
+    return convert()
+
+
 class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
-    """Classify, ClassifyBatch, ListModels, GetModelStatus."""
+    """Classify, ClassifyBatch, ClassifyStream, ListModels, GetModelStatus."""
 
     def __init__(self, dataplane: DataPlane, metrics: ServerMetrics, settings: Settings) -> None:
         self.dataplane = dataplane
         self.metrics = metrics
         self.settings = settings
+        self.image_limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
 
     @unary_rpc("Classify")
     async def Classify(
         self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext, call: CallRecord
     ) -> pb.ClassifyResponse:
+        return await self._classify_one(request, call, deadline_of(context))
+
+    async def _classify_one(
+        self, request: pb.ClassifyRequest, call: CallRecord, deadline: float | None
+    ) -> pb.ClassifyResponse:
         selector = codec.selector(request.model_spec)
-        images = codec.image(request.image, "image")[None]
+        image = await converted([request.image], lambda: codec.image(request.image, "image", self.image_limits))
         labels = [codec.true_label(request)]
-        outcome = await self.dataplane.classify(
-            selector, images, labels, request.request_id, call, deadline_of(context)
-        )
+        outcome = await self.dataplane.classify(selector, image[None], labels, request.request_id, call, deadline)
         return codec.classify_response(outcome)
+
+    @stream_rpc("ClassifyStream")
+    async def ClassifyStream(
+        self, request_iterator: AsyncIterator[pb.ClassifyRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ClassifyResponse]:
+        """One response per request, in order; up to max_batch_size requests are in flight at once."""
+        deadline = deadline_of(context)
+
+        async def classify_message(index: int, request: pb.ClassifyRequest) -> pb.ClassifyResponse:
+            try:
+                call = CallRecord("ClassifyStream")  # each message is counted like a request of its own
+                return await counted(self.metrics, call, self._classify_one(request, call, deadline))
+            except ServingError as exc:
+                raise type(exc)(f"stream message {index}: {exc}") from None
+
+        async for response in streaming.ordered(request_iterator, classify_message, self.settings.max_batch_size):
+            yield response
 
     @unary_rpc("ClassifyBatch")
     async def ClassifyBatch(
         self, request: pb.ClassifyBatchRequest, context: grpc.aio.ServicerContext, call: CallRecord
     ) -> pb.ClassifyBatchResponse:
         selector = codec.selector(request.model_spec)
-        images = codec.images(request.images, "images", self.settings.max_batch_images)
+        images = await converted(
+            list(request.images),
+            lambda: codec.images(request.images, "images", self.settings.max_batch_images, self.image_limits),
+        )
         labels = codec.true_labels(request.true_labels, len(images))
         outcome = await self.dataplane.classify(
             selector, images, labels, request.request_id, call, deadline_of(context)

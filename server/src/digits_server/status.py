@@ -3,14 +3,17 @@
 `unary_rpc` wraps a servicer method: it turns ServingError subclasses into
 `context.abort(code, message)`, any other exception into a plain INTERNAL (logged with its
 traceback server-side, never sent), and records the call's metrics with its final code.
+`stream_rpc` does the same for a streaming method, and `counted` records the metrics of
+each message of a stream.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -71,6 +74,51 @@ def unary_rpc(method: str) -> Callable[[Handler], Handler]:
             finally:
                 metrics: ServerMetrics = self.metrics
                 metrics.observe_request(call, code.name, time.perf_counter() - started)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+Result = TypeVar("Result")
+
+
+async def counted(metrics: ServerMetrics, call: CallRecord, work: Awaitable[Result]) -> Result:
+    """Await one stream message's work and record its request metrics with the code it ended with."""
+    started = time.perf_counter()
+    code = grpc.StatusCode.OK
+    try:
+        return await work
+    except asyncio.CancelledError:
+        code = grpc.StatusCode.CANCELLED
+        raise
+    except Exception as exc:
+        code = code_of(exc)
+        raise
+    finally:
+        metrics.observe_request(call, code.name, time.perf_counter() - started)
+
+
+StreamHandler = TypeVar("StreamHandler", bound=Callable[..., AsyncIterator[Any]])
+
+
+def stream_rpc(method: str) -> Callable[[StreamHandler], StreamHandler]:
+    """Decorate `async def Method(self, request_iterator, context)` generators: a ServingError ends the
+    stream with its code and message, anything else with a plain INTERNAL (traceback only in the log)."""
+
+    def decorate(fn: StreamHandler) -> StreamHandler:
+        @functools.wraps(fn)
+        async def wrapper(self: Any, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            try:
+                async for response in fn(self, request_iterator, context):
+                    yield response
+            except errors.ServingError as exc:
+                await context.abort(code_of(exc), str(exc))
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                log.exception("%s failed", method)
+                await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
 
         return wrapper  # type: ignore[return-value]
 
