@@ -99,7 +99,8 @@ async def test_concurrent_requests_are_batched_and_each_caller_gets_its_own_answ
     # every caller got the row of its own image: the model's own answer for it, never a neighbour's
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
     assert (answered == expected.argmax(axis=1)).all()
-    assert (answered == labels).mean() > 0.7  # and the known labels agree as often as the model is right
+    # known labels: the served accuracy is exactly the model's own on these digits (tiny test models are weak)
+    assert (answered == labels).mean() == (expected.argmax(axis=1) == labels).mean()
     sizes = [event.timings.batch_size for event in recorder.events]
     assert len(sizes) == len(images) and max(sizes) > 1 and max(sizes) <= 32
     assert sum(1 for s in sizes if s > 1) >= len(images) // 2  # most requests shared a model call
