@@ -22,7 +22,7 @@ from .admin_servicer import DigitsAdminServicer
 from .batching import BatchingOptions, BatchingRunner
 from .dataplane import DataPlane
 from .health import HealthReporter
-from .manager import END, ModelManager, VersionSlot, savedmodel_loader
+from .manager import END, ModelManager, VersionSlot, prepare_runtime, savedmodel_loader
 from .metrics import ServerMetrics
 from .metrics_http import serve_metrics_endpoint
 from .modeltrust import guard_loader
@@ -76,6 +76,7 @@ class DigitsServer:
         s = self.settings
         security = grpc_security(s)
         metrics_config = metrics_endpoint(s)
+        await asyncio.get_running_loop().run_in_executor(self.executor, prepare_runtime)
         await self.manager.reload()
         await self.health.refresh()
         options = [

@@ -49,6 +49,14 @@ def savedmodel_loader(warm_up_sizes: tuple[int, ...] = (1, 8, 64)) -> Loader:
 load_savedmodel: Loader = savedmodel_loader()
 
 
+def prepare_runtime() -> None:
+    """Start TensorFlow from a normal-priority thread: its compute threads inherit the niceness of
+    the thread that creates them, and they must not inherit the loader thread's low priority."""
+    import tensorflow as tf
+
+    tf.constant(0) + 1  # the first eager op creates the CPU device and its thread pools
+
+
 @dataclass
 class VersionSlot:
     """One version's lifecycle state; `model` is set while it is AVAILABLE or UNLOADING."""
