@@ -23,6 +23,8 @@ def _setting(default: Any, help: str) -> Any:
 class Settings:
     """Everything the server can be told. Each field's help line is its documentation."""
 
+    config: Path | None = _setting(None, "YAML/JSON file of settings, keys named like the flags (max_batch_size: 32); "
+                                   "flags and environment variables win over it")
     models: Path = _setting(Path("models"), "model repository: <name>/<version>/ SavedModel folders")
     host: str = _setting("127.0.0.1", "interface the gRPC port binds to ([::] for all)")
     port: int = _setting(50051, "gRPC port (0 picks a free one)")
@@ -64,18 +66,41 @@ class Settings:
     def from_args(
         cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
     ) -> "Settings":
-        """Build settings from command-line flags, then `DIGITS_SERVER_*` variables, then defaults."""
+        """Build settings from command-line flags, then `DIGITS_SERVER_*` variables, then the
+        `--config` file, then defaults."""
         parser = build_parser()
         namespace = parser.parse_args(argv)
         env = os.environ if environ is None else environ
+        config_path = namespace.config or env.get(ENV_PREFIX + "CONFIG")
+        from_file = _read_settings_file(Path(config_path), parser) if config_path else {}
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             given = getattr(namespace, f.name)
             if given is None and ENV_PREFIX + f.name.upper() in env:
                 given = env[ENV_PREFIX + f.name.upper()]
+            if given is None:
+                given = from_file.get(f.name)
             if given is not None:
                 values[f.name] = _convert(f, given, parser)
         return cls(**values)
+
+
+def _read_settings_file(path: Path, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """The settings in a YAML/JSON file as {field name: value}; an unknown key is an error naming it."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        parser.error(f"config: cannot read {path}: {exc}")
+    if not isinstance(raw, dict):
+        parser.error(f"config: {path} must hold a mapping of setting name -> value")
+    known = {f.name for f in dataclasses.fields(Settings)} - {"config"}
+    values = {str(key).replace("-", "_"): value for key, value in raw.items()}
+    for key in values:
+        if key not in known:
+            parser.error(f"config: {path}: unknown setting {key!r} (see digits-server --help)")
+    return values
 
 
 def _field_type(f: dataclasses.Field) -> type:
