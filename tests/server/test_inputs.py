@@ -4,7 +4,10 @@ bad input gets its documented status code with a message naming the field."""
 from __future__ import annotations
 
 import io
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import grpc
@@ -12,10 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digits import DigitsClient, imaging
+from digits import DigitsClient, imageprep, imaging
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
-from tests.serverproc import start_server
+from tests.serverproc import source_env, start_server
 
 # Measured agreement: 84-85% (PNG and JPEG) with the suite's 1-epoch tiny models, whose shaky
 # decisions flip on small pixel differences; 97-98.5% with better trained models (3 epochs).
@@ -119,3 +122,20 @@ def test_batch_limits_are_invalid_argument(stub, digits) -> None:
 def test_a_message_over_the_size_limit_is_resource_exhausted(stub) -> None:
     code, details = status_of(stub.Classify, pb.ClassifyRequest(image=pb.Image(encoded=b"\x00" * 1_100_000)))
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED  # gRPC's own check of --max-message-bytes
+
+
+def test_digits_classify_show_prints_exactly_what_the_server_classified(server, digits, tmp_path: Path) -> None:
+    image, _ = digits
+    picture = tmp_path / "digit.jpg"
+    picture.write_bytes(drawn_large_on_white(image[0], "JPEG"))
+    completed = subprocess.run(
+        [sys.executable, "-m", "digits.cli", "classify", str(picture), "--show", "--json", "--target", server.target],
+        capture_output=True, text=True, env=source_env(), timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    art = completed.stderr.splitlines()[-28:]  # with --json the art goes to stderr
+    seen = imaging.preprocess(picture.read_bytes())  # the server's preprocessing, run here
+    assert art == imageprep.ascii_art(seen).split("\n")
+    with DigitsClient(server.target, timeout=60) as client:
+        (result,) = json.loads(completed.stdout)["results"]
+        assert result["digit"] == client.classify(seen).digit  # same 28x28, same answer
