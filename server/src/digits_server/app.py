@@ -21,11 +21,13 @@ from digits.v1 import digits_pb2_grpc as pb_grpc
 from .admin_servicer import DigitsAdminServicer
 from .batching import BatchingOptions, BatchingRunner
 from .dataplane import DataPlane
+from .feedback import FeedbackStore
 from .health import HealthReporter
 from .manager import END, ModelManager, VersionSlot, prepare_runtime, savedmodel_loader
 from .metrics import ServerMetrics
 from .metrics_http import serve_metrics_endpoint
 from .modeltrust import guard_loader
+from .observability import MetricsObserver, ModelStateObserver, describe_server
 from .reloader import Reloader
 from .repository import ModelSource
 from .runner import DirectRunner, ModelRunner
@@ -61,7 +63,12 @@ class DigitsServer:
             if settings.batching
             else DirectRunner(self.executor)
         )
-        self.dataplane = DataPlane(self.manager, self.runner)
+        self.manager.on_change.append(ModelStateObserver(self.metrics))
+        observer = MetricsObserver(self.metrics)
+        self.feedback = FeedbackStore(
+            settings.feedback_max_predictions, settings.feedback_max_age_seconds, [observer], self.metrics
+        )
+        self.dataplane = DataPlane(self.manager, self.runner, observers=[observer, self.feedback])
         self.health = HealthReporter(self.manager, list(SERVICE_NAMES))
         self.manager.on_change.append(self.health.on_change)
         self.manager.on_change.append(self._forget_unloaded)
@@ -77,6 +84,7 @@ class DigitsServer:
         security = grpc_security(s)
         metrics_config = metrics_endpoint(s)
         await asyncio.get_running_loop().run_in_executor(self.executor, prepare_runtime)
+        describe_server(self.metrics, s)
         await self.manager.reload()
         await self.health.refresh()
         options = [
@@ -86,7 +94,7 @@ class DigitsServer:
         ]
         self._grpc = grpc.aio.server(options=options, interceptors=security.interceptors)
         pb_grpc.add_DigitClassifierServicer_to_server(
-            DigitClassifierServicer(self.dataplane, self.metrics, s), self._grpc
+            DigitClassifierServicer(self.dataplane, self.metrics, s, feedback=self.feedback), self._grpc
         )
         pb_grpc.add_DigitsAdminServicer_to_server(DigitsAdminServicer(self.reloader, self.metrics), self._grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self._grpc)

@@ -10,7 +10,7 @@ import numpy as np
 from digits.v1 import digits_pb2 as pb
 
 from . import imaging
-from .domain import BatchOutcome, ModelSelector, ServedBy
+from .domain import BatchOutcome, FeedbackEvent, ModelSelector, ServedBy
 from .errors import InvalidInput
 from .manager import ModelManager, VersionSlot
 
@@ -82,6 +82,20 @@ def true_label(request: pb.ClassifyRequest) -> int | None:
     if request.true_label > 9:
         raise InvalidInput(f"true_label: must be a digit 0-9, got {request.true_label}")
     return int(request.true_label)
+
+
+def feedback_request(request: pb.FeedbackRequest) -> tuple[str, int, int]:
+    """A FeedbackRequest as (request_id, index, true_label)."""
+    if not request.request_id:
+        raise InvalidInput("request_id: required (the request_id of an earlier Classify/ClassifyBatch response)")
+    if request.true_label > 9:
+        raise InvalidInput(f"true_label: must be a digit 0-9, got {request.true_label}")
+    return request.request_id, int(request.index), int(request.true_label)
+
+
+def feedback_response(event: FeedbackEvent) -> pb.FeedbackResponse:
+    """An accepted feedback as a FeedbackResponse."""
+    return pb.FeedbackResponse(correct=event.correct, predicted=event.predicted, served_by=served_by(event.served_by))
 
 
 def served_by(served: ServedBy) -> pb.ServedBy:

@@ -79,3 +79,26 @@ class PredictionObserver(Protocol):
 
     def observe(self, event: PredictionEvent) -> None:
         """Called on the event loop once per request; must be quick and never raise."""
+
+
+@dataclass(frozen=True)
+class FeedbackEvent:
+    """A true digit learned after the fact (Feedback RPC) for one earlier, remembered prediction."""
+
+    served_by: ServedBy
+    request_id: str
+    index: int
+    predicted: int
+    true_label: int
+
+    @property
+    def correct(self) -> bool:
+        """Whether the earlier prediction was right."""
+        return self.predicted == self.true_label
+
+
+class FeedbackObserver(Protocol):
+    """Learns about every accepted feedback: live accuracy metrics, experiment statistics."""
+
+    def observe_feedback(self, event: FeedbackEvent) -> None:
+        """Called once per accepted feedback; must be quick and never raise."""

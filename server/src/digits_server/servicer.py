@@ -19,7 +19,8 @@ from digits.v1 import digits_pb2_grpc as pb_grpc
 from . import codec, streaming
 from .dataplane import DataPlane
 from .domain import CallRecord
-from .errors import ModelNotFound, ServingError
+from .errors import ModelNotFound, NotFound, ServingError
+from .feedback import FeedbackStore
 from .imaging import ImageLimits
 from .metrics import ServerMetrics
 from .settings import Settings
@@ -40,13 +41,16 @@ async def converted(images: list[pb.Image], convert: Callable[[], np.ndarray]) -
 
 
 class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
-    """Classify, ClassifyBatch, ClassifyStream, ListModels, GetModelStatus."""
+    """Classify, ClassifyBatch, ClassifyStream, ListModels, GetModelStatus, Feedback."""
 
-    def __init__(self, dataplane: DataPlane, metrics: ServerMetrics, settings: Settings) -> None:
+    def __init__(
+        self, dataplane: DataPlane, metrics: ServerMetrics, settings: Settings, *, feedback: FeedbackStore | None = None
+    ) -> None:
         self.dataplane = dataplane
         self.metrics = metrics
         self.settings = settings
         self.image_limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
+        self.feedback = feedback
 
     @unary_rpc("Classify")
     async def Classify(
@@ -111,3 +115,15 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         if name not in slots:
             raise ModelNotFound(f"name: no model '{name}' (models: {', '.join(slots) or 'none'})")
         return codec.model_status(name, slots[name], name == manager.default_model, manager.labels_of)
+
+    @unary_rpc("Feedback")
+    async def Feedback(
+        self, request: pb.FeedbackRequest, context: grpc.aio.ServicerContext, call: CallRecord
+    ) -> pb.FeedbackResponse:
+        request_id, index, true_label = codec.feedback_request(request)
+        if self.feedback is None:
+            raise NotFound("request_id: this server remembers no predictions (no feedback store)")
+        event = self.feedback.give(request_id, index, true_label)
+        call.model, call.version = event.served_by.model, str(event.served_by.version)
+        call.experiment, call.arm = event.served_by.experiment, event.served_by.arm
+        return codec.feedback_response(event)

@@ -44,6 +44,8 @@ class Settings:
     max_message_bytes: int = _setting(16 * 1024 * 1024, "largest gRPC message accepted or sent")
     grace_seconds: float = _setting(10.0, "how long in-flight calls may finish after SIGTERM")
     compute_threads: int = _setting(2, "threads that run model calls off the event loop")
+    feedback_max_predictions: int = _setting(100_000, "most recent predictions remembered for the Feedback RPC (0 = none)")
+    feedback_max_age_seconds: float = _setting(3600.0, "how long a prediction can still receive feedback")
     log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR")
     ready_file: Path | None = _setting(None, "once serving, write {\"port\", \"metrics_port\"} as JSON here")
     # Security (README: Security). Token values never come from flags: `ps` shows flags to everyone.

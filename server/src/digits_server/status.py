@@ -59,8 +59,10 @@ def unary_rpc(method: str) -> Callable[[Handler], Handler]:
             call = CallRecord(method)
             started = time.perf_counter()
             code = grpc.StatusCode.OK
+            metrics: ServerMetrics = self.metrics
             try:
-                return await fn(self, request, context, call)
+                with metrics.track_in_flight(call):
+                    return await fn(self, request, context, call)
             except errors.ServingError as exc:
                 code = code_of(exc)
                 await context.abort(code, str(exc))
@@ -72,7 +74,6 @@ def unary_rpc(method: str) -> Callable[[Handler], Handler]:
                 log.exception("%s failed", method)
                 await context.abort(code, INTERNAL_MESSAGE)
             finally:
-                metrics: ServerMetrics = self.metrics
                 metrics.observe_request(call, code.name, time.perf_counter() - started)
 
         return wrapper  # type: ignore[return-value]

