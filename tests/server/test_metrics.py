@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import numpy as np
@@ -10,6 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from digits_server.domain import CallRecord, Timings
 from digits_server.metrics import ServerMetrics
+from tests.serverproc import REPO
 from tests.tools import require_tool
 
 
@@ -94,3 +96,29 @@ def test_promtool_finds_nothing_to_lint() -> None:
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=60)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
     assert result.stdout.decode().strip() == "" and result.stderr.decode().strip() == ""
+
+
+def readme_metrics() -> dict[str, set[str]]:
+    """The README's metrics table: {metric name: label names}."""
+    text = (REPO / "README.md").read_text()
+    table = text.split("### Metrics", 1)[1].split("\n### ", 1)[0]
+    rows = re.findall(r"^\| `(digits_\w+)` \|[^|]+\|([^|]*)\|", table, flags=re.MULTILINE)
+    return {name: {label.strip() for label in labels.split(",") if label.strip()} for name, labels in rows}
+
+
+def test_the_readme_documents_every_metric_with_its_labels() -> None:
+    registry = CollectorRegistry()
+    exercise(ServerMetrics(registry))
+    documented = readme_metrics()
+    exported: dict[str, set[str]] = {}
+    for family in registry.collect():
+        if not family.name.startswith("digits_"):
+            continue
+        name = family.name + {"counter": "_total", "info": "_info"}.get(family.type, "")
+        exported[name] = {label for sample in family.samples for label in sample.labels if label != "le"}
+    assert set(exported) == set(documented)
+    for name, labels in exported.items():
+        if name.endswith("_info"):
+            assert labels <= documented[name], name
+        else:
+            assert labels == documented[name], name
