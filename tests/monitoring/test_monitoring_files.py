@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.promproc import PROMETHEUS_DIR
-from tests.serverproc import REPO
+from tests.serverproc import REPO, source_env
 from tests.tools import require_tool
 
 MONITORING = REPO / "server" / "monitoring"
@@ -225,6 +225,10 @@ def test_the_compose_commands_exist() -> None:
     compose_text = (REPO / "docker-compose.yml").read_text()
     assert "digits-train --cells rnn,lstm,gru" in compose_text and "digits-train" in console_scripts("trainer")
     assert "digits --target server:50051 eval" in compose_text and "digits" in console_scripts("client")
+    assert "python -m digits_trainer.data --sample-path" in compose_text
+    sample = subprocess.run([sys.executable, "-m", "digits_trainer.data", "--sample-path"], capture_output=True,
+                            text=True, timeout=120, env=source_env())
+    assert sample.returncode == 0 and Path(sample.stdout.strip()).is_file(), sample
     assert "digits-server-healthcheck" in console_scripts("server")
 
 
