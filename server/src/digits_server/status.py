@@ -110,9 +110,11 @@ def stream_rpc(method: str) -> Callable[[StreamHandler], StreamHandler]:
     def decorate(fn: StreamHandler) -> StreamHandler:
         @functools.wraps(fn)
         async def wrapper(self: Any, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            metrics: ServerMetrics = self.metrics
             try:
-                async for response in fn(self, request_iterator, context):
-                    yield response
+                with metrics.track_in_flight(CallRecord(method)):  # the stream as a whole
+                    async for response in fn(self, request_iterator, context):
+                        yield response
             except errors.ServingError as exc:
                 await context.abort(code_of(exc), str(exc))
             except grpc.aio.AbortError:
