@@ -53,6 +53,15 @@ class ServerProcess:
         """Everything the server printed so far."""
         return self.log_path.read_text(errors="replace")
 
+    def memory(self) -> dict[str, int]:
+        """Resident memory of the server process in bytes: {"rss": now, "peak": high-water mark}."""
+        fields = {}
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields["rss" if key == "VmRSS" else "peak"] = int(value.split()[0]) * 1024
+        return fields
+
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, wait, SIGKILL if it does not exit; returns the exit code."""
         if self.process.poll() is None:

@@ -16,26 +16,13 @@ from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
 from digits_server.auth import Authorizer, Scope, TokenTable
 from digits_server.auth_interceptor import AuthInterceptor
+from tests.echo import EchoClassifier
 
 INFER = "inference-" + "1" * 22
 ADMIN = "admin-" + "2" * 26
 STREAMS = "test.Streams"  # an unknown service: needs the admin scope (fail closed)
 
 pytestmark = pytest.mark.asyncio
-
-
-class EchoClassifier(pb_grpc.DigitClassifierServicer):
-    """Inference methods that answer without a model: auth is what is under test."""
-
-    async def Classify(self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext) -> pb.ClassifyResponse:
-        return pb.ClassifyResponse(request_id=request.request_id)
-
-    async def ClassifyStream(self, requests: AsyncIterator[pb.ClassifyRequest], context: grpc.aio.ServicerContext):
-        async for request in requests:
-            yield pb.ClassifyResponse(request_id=request.request_id)
-
-    async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext):
-        return pb.ListModelsResponse(models=[pb.ModelStatus(name="echo")])
 
 
 class Admin(pb_grpc.DigitsAdminServicer):

@@ -34,6 +34,7 @@ from .runner import DirectRunner, ModelRunner
 from .security import grpc_security, metrics_endpoint
 from .servicer import DigitClassifierServicer
 from .settings import Settings
+from .wire_guard import DecodeGuardInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,8 @@ class DigitsServer:
             ("grpc.max_send_message_length", s.max_message_bytes),
             ("grpc.so_reuseport", 0),  # a second server on a taken port must fail, not share it
         ]
-        self._grpc = grpc.aio.server(options=options, interceptors=security.interceptors)
+        interceptors = [*security.interceptors, DecodeGuardInterceptor()]
+        self._grpc = grpc.aio.server(options=options, interceptors=interceptors)
         pb_grpc.add_DigitClassifierServicer_to_server(
             DigitClassifierServicer(self.dataplane, self.metrics, s, feedback=self.feedback), self._grpc
         )

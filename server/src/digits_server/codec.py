@@ -14,6 +14,10 @@ from .domain import BatchOutcome, FeedbackEvent, ModelSelector, ServedBy
 from .errors import InvalidInput
 from .manager import ModelManager, VersionSlot
 
+# Longest name, label, experiment, routing key or request id accepted (they are echoed in
+# responses, error messages and metric labels, and request ids are stored for feedback).
+MAX_TEXT_CHARS = 256
+
 STATE_TO_PROTO = {
     "LOADING": pb.MODEL_STATE_LOADING,
     "AVAILABLE": pb.MODEL_STATE_AVAILABLE,
@@ -23,8 +27,17 @@ STATE_TO_PROTO = {
 }
 
 
+def short_text(value: str, field: str) -> str:
+    """A client-chosen string, refused when longer than MAX_TEXT_CHARS."""
+    if len(value) > MAX_TEXT_CHARS:
+        raise InvalidInput(f"{field}: {len(value)} characters is more than the limit of {MAX_TEXT_CHARS}")
+    return value
+
+
 def selector(spec: pb.ModelSpec, field: str = "model_spec") -> ModelSelector:
     """A ModelSpec as a domain selector; contradictory combinations are INVALID_ARGUMENT."""
+    for name in ("name", "version_label", "experiment", "routing_key"):
+        short_text(getattr(spec, name), f"{field}.{name}")
     version = spec.version if spec.HasField("version") else None
     if version is not None and version <= 0:
         raise InvalidInput(f"{field}.version: must be a positive integer, got {version}")

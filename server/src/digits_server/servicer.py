@@ -62,6 +62,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         self, request: pb.ClassifyRequest, call: CallRecord, deadline: float | None
     ) -> pb.ClassifyResponse:
         selector = codec.selector(request.model_spec)
+        codec.short_text(request.request_id, "request_id")
         image = await converted([request.image], lambda: codec.image(request.image, "image", self.image_limits))
         labels = [codec.true_label(request)]
         outcome = await self.dataplane.classify(selector, image[None], labels, request.request_id, call, deadline)
@@ -89,6 +90,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         self, request: pb.ClassifyBatchRequest, context: grpc.aio.ServicerContext, call: CallRecord
     ) -> pb.ClassifyBatchResponse:
         selector = codec.selector(request.model_spec)
+        codec.short_text(request.request_id, "request_id")
         images = await converted(
             list(request.images),
             lambda: codec.images(request.images, "images", self.settings.max_batch_images, self.image_limits),

@@ -37,6 +37,16 @@ CODES: dict[type[errors.ServingError], grpc.StatusCode] = {
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
 }
 INTERNAL_MESSAGE = "internal error while serving the request; the server log has the details"
+# Status details travel in a header; gRPC drops the whole response when headers pass ~16 KiB
+# (non-ASCII characters are percent-encoded, 3 bytes each), so messages that echo client input
+# are clipped.
+MAX_DETAILS_CHARS = 1000
+
+
+def details_of(exc: BaseException) -> str:
+    """The status message for an exception, clipped to MAX_DETAILS_CHARS."""
+    text = str(exc)
+    return text if len(text) <= MAX_DETAILS_CHARS else text[: MAX_DETAILS_CHARS - 1] + "…"
 
 
 def code_of(exc: BaseException) -> grpc.StatusCode:
@@ -65,7 +75,7 @@ def unary_rpc(method: str) -> Callable[[Handler], Handler]:
                     return await fn(self, request, context, call)
             except errors.ServingError as exc:
                 code = code_of(exc)
-                await context.abort(code, str(exc))
+                await context.abort(code, details_of(exc))
             except Exception as exc:
                 if isinstance(exc, grpc.aio.AbortError):
                     code = context.code() or grpc.StatusCode.UNKNOWN

@@ -1,0 +1,80 @@
+"""Requests whose bytes are not a valid protobuf message get INVALID_ARGUMENT.
+
+Left alone, grpc.aio answers them UNKNOWN with the Python exception's text and logs a
+traceback. This interceptor gives every handler a deserializer that never raises: a message
+that does not parse becomes an `Undecodable` marker, and the call is aborted with
+INVALID_ARGUMENT before the servicer sees it (for request streams, when the iterator reaches
+the bad message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from .errors import InvalidInput
+from .handler_shapes import behavior_of, preceded, rebuild
+from .status import code_of, details_of
+
+
+class Undecodable:
+    """Stands in for a request message whose bytes did not parse."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def tolerant(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """`deserializer`, returning an Undecodable instead of raising."""
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # protobuf's DecodeError, or anything a custom deserializer raises
+            return Undecodable(f"{type(exc).__name__}: {exc}")
+
+    return decode
+
+
+async def _abort(context: grpc.aio.ServicerContext, method: str, marker: Undecodable) -> None:
+    error = InvalidInput(f"request: the message sent to {method} is not valid protobuf of its type ({marker.reason})")
+    await context.abort(code_of(error), details_of(error))
+
+
+class DecodeGuardInterceptor(grpc.aio.ServerInterceptor):
+    """Turns undecodable request messages into INVALID_ARGUMENT."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        """See grpc.aio.ServerInterceptor."""
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        method = handler_call_details.method
+
+        if handler.request_streaming:
+
+            async def check(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                async def checked() -> AsyncIterator[Any]:
+                    async for request in requests:
+                        if isinstance(request, Undecodable):
+                            await _abort(context, method, request)
+                        yield request
+
+                return checked()
+
+        else:
+
+            async def check(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                if isinstance(request, Undecodable):
+                    await _abort(context, method, request)
+                return request
+
+        return rebuild(handler, preceded(behavior_of(handler), check), tolerant(handler.request_deserializer))
