@@ -204,7 +204,7 @@ def gif_frames(count: int) -> bytes:
 @dataclass(frozen=True)
 class HostileImage:
     """A named malicious or odd image file and the outcome it must get: "invalid" (always
-    INVALID_ARGUMENT) or "any" (a prediction, or INVALID_ARGUMENT with a reason)."""
+    INVALID_ARGUMENT), "ok" (always a prediction) or "any" (either, with a reason if refused)."""
 
     name: str
     build: Callable[[], bytes]
@@ -216,6 +216,8 @@ def hostile_images() -> list[HostileImage]:
     png = lambda: encode(digit_array(64), "PNG")  # noqa: E731
     jpeg = lambda: encode(digit_array(64), "JPEG")  # noqa: E731
     return [
+        HostileImage("valid-digit-png-512", lambda: encode(digit_array(512), "PNG"), "ok"),
+        HostileImage("valid-digit-jpeg-300", lambda: encode(digit_array(300), "JPEG"), "ok"),
         HostileImage("empty", lambda: b""),
         HostileImage("png-signature-only", lambda: PNG_SIGNATURE),
         HostileImage("png-truncated-in-header", lambda: png()[:20]),

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from digits import imaging as mnist_imaging
 from digits_server import imaging
 from digits_server.errors import InvalidInput
 from tests.fuzzing import VALID_FORMATS, HostileImage, hostile_images, valid_files
@@ -57,6 +58,29 @@ def test_hostile_image_files(case: HostileImage) -> None:
     pixels = decode(case.build())
     if case.outcome == "invalid":
         assert pixels is None, case.name
+    if case.outcome == "ok":
+        assert pixels is not None and pixels.max() > 0, case.name
+
+
+def client_decode(data: bytes) -> None:
+    """The client's decoder (digits classify --show) raises only its documented ImageError."""
+    try:
+        pixels = mnist_imaging.preprocess(data, max_pixels=4096 * 4096)
+    except mnist_imaging.ImageError as error:
+        assert str(error), error
+        return
+    assert pixels.dtype == np.uint8 and pixels.shape == (28, 28)
+
+
+@QUICK
+@given(mutated_files())
+def test_client_decoder_on_mutated_files(data: bytes) -> None:
+    client_decode(data)
+
+
+@pytest.mark.parametrize("case", hostile_images(), ids=lambda case: case.name)
+def test_client_decoder_on_hostile_files(case: HostileImage) -> None:
+    client_decode(case.build())
 
 
 @pytest.mark.parametrize(

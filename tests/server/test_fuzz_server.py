@@ -5,6 +5,8 @@ memory stays bounded."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from tests.fuzzing import (
     expected_code,
     hostile_images,
 )
-from tests.serverproc import ServerProcess, start_server
+from tests.serverproc import ServerProcess, source_env, start_server
 
 MAX_MESSAGE_BYTES = 1 << 20
 MAX_BATCH_IMAGES = 8
@@ -111,6 +113,8 @@ def test_hostile_image_files_and_memory(channel: grpc.Channel, server: ServerPro
         assert code in (grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT), (case.name, code, details)
         if case.outcome == "invalid":
             assert code == grpc.StatusCode.INVALID_ARGUMENT, (case.name, details)
+        if case.outcome == "ok":
+            assert code == grpc.StatusCode.OK, (case.name, details)
         if code == grpc.StatusCode.INVALID_ARGUMENT:
             assert details.startswith("image.encoded"), (case.name, details)
     after = server.memory()
@@ -130,6 +134,20 @@ def test_oversize_and_empty_messages(channel: grpc.Channel, digit: np.ndarray) -
     too_many = pb.ClassifyBatchRequest(images=[pb.Image(pixels=digit.tobytes())] * (MAX_BATCH_IMAGES + 1))
     code, details, _ = raw_call(channel, "ClassifyBatch", too_many.SerializeToString())
     assert code == grpc.StatusCode.INVALID_ARGUMENT and f"limit of {MAX_BATCH_IMAGES}" in details, details
+
+
+def test_cli_reports_hostile_files_cleanly(server: ServerProcess, tmp_path: Path) -> None:
+    files = []
+    for case in hostile_images():
+        if case.outcome == "invalid":
+            files.append(tmp_path / f"{case.name}.png")
+            files[-1].write_bytes(case.build())
+    completed = subprocess.run(
+        [sys.executable, "-m", "digits.cli", "classify", *map(str, files), "--target", server.target],
+        capture_output=True, text=True, env=source_env(), timeout=300,
+    )
+    assert completed.returncode != 0
+    assert "Traceback" not in completed.stderr + completed.stdout, completed.stderr
 
 
 def test_server_still_serves_after_the_fuzzing(channel: grpc.Channel, server: ServerProcess, digit: np.ndarray) -> None:

@@ -126,7 +126,7 @@ def stream_rpc(method: str) -> Callable[[StreamHandler], StreamHandler]:
                     async for response in fn(self, request_iterator, context):
                         yield response
             except errors.ServingError as exc:
-                await context.abort(code_of(exc), str(exc))
+                await context.abort(code_of(exc), details_of(exc))
             except grpc.aio.AbortError:
                 raise
             except Exception:
