@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -108,7 +109,7 @@ def test_classify_npy_human_output(fake_server, servicer, tmp_path, capsys):
     code, out, err = run(capsys, "classify", str(tmp_path / "six.npy"), "--model", "lstm:3",
                          "--target", fake_server.target)
     assert code == 0, err
-    assert out == f"{tmp_path / 'six.npy'}: 6 (0.910) lstm:3\n"
+    assert re.fullmatch(re.escape(f"{tmp_path / 'six.npy'}: 6 (0.910) lstm:3 request ") + r"srv-\S+\n", out)
     (request,) = servicer.requests("Classify")
     assert request.image.pixels == image.tobytes() and request.model_spec.version == 3
 

@@ -119,6 +119,8 @@ def _line(record: dict[str, Any]) -> str:
     truth = record["true_label"]
     if truth is not None:
         text += f" (true {truth}{'' if truth == record['digit'] else ', wrong'})"
+    if record["index"] is None and record["request_id"]:  # what `digits feedback` needs
+        text += f" request {record['request_id']}"
     return text
 
 
