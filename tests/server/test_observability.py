@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 from prometheus_client import CollectorRegistry
+
+from digits_server.app import DigitsServer
 
 from digits_server.domain import FeedbackEvent, PredictionEvent, ServedBy, Timings
 from digits_server.manager import VersionSlot
@@ -93,3 +100,42 @@ def test_build_and_config_facts() -> None:
     assert facts["grpcio"] and facts["tensorflow"]
     config = config_facts(Settings(default_model="gru", feedback_max_predictions=7))
     assert config["default_model"] == "gru" and config["feedback_max_predictions"] == "7"
+
+
+@pytest.mark.asyncio
+async def test_a_real_version_swap_and_a_corrupt_version_in_the_metrics(model_repo: Path, tmp_path: Path) -> None:
+    """In-process server on real SavedModels: v1 serves, v2 replaces it, a corrupt v3 fails."""
+    repo = tmp_path / "models"
+    shutil.copytree(model_repo / "rnn" / "1", repo / "rnn" / "1")
+    settings = dataclasses.replace(Settings(), models=repo, port=0, metrics_port=-1, default_model="rnn",
+                                   poll_seconds=0, batching=False)
+    server = DigitsServer(settings)
+    value = server.metrics.registry.get_sample_value
+    v1, v2 = {"model": "rnn", "version": "1"}, {"model": "rnn", "version": "2"}
+    await server.start()
+    try:
+        assert value("digits_model_state", {**v1, "state": "AVAILABLE"}) == 1
+        offline = json.loads((model_repo / "rnn" / "1" / "metadata.json").read_text())["test_accuracy"]
+        assert value("digits_model_test_accuracy_ratio", v1) == pytest.approx(offline)
+        assert value("digits_requests_total", {"protocol": "digits.v1", "method": "Classify", **v1,
+                                               "experiment": "", "arm": "", "code": "OK"}) == 0
+        shutil.copytree(repo / "rnn" / "1", repo / "rnn" / "2")
+        await server.manager.reload()
+        for _ in range(200):  # the old version is unloaded once its in-flight requests are done
+            if value("digits_model_state", {**v1, "state": "UNLOADING"}) is None:
+                break
+            await asyncio.sleep(0.05)
+        (repo / "rnn" / "3").mkdir()
+        (repo / "rnn" / "3" / "saved_model.pb").write_bytes(b"not a SavedModel")
+        await server.manager.reload()  # v3 fails; v2 keeps serving
+        v3 = {"model": "rnn", "version": "3"}
+        assert value("digits_model_state", {**v3, "state": "FAILED"}) == 1
+        assert value("digits_model_load_failures_total", v3) == 1
+        assert value("digits_model_state", {**v2, "state": "AVAILABLE"}) == 1
+        assert value("digits_model_state", {**v1, "state": "AVAILABLE"}) is None
+        assert value("digits_model_test_accuracy_ratio", v1) is None and value("digits_model_parameters", v2) > 0
+        assert value("digits_model_load_duration_seconds_count", {"model": "rnn"}) == 3
+        assert value("digits_build_info", build_facts()) == 1
+    finally:
+        await server.stop(grace=1)
+    assert value("digits_model_state", {**v2, "state": "AVAILABLE"}) is None  # shut down: nothing is loaded
