@@ -6,8 +6,10 @@ MODELS ?= models
 DATA   ?= sample
 PORT   ?= 50051
 METRICS_PORT ?= 9100
+# The ecosystem's own clients (tritonclient, tensorflow-serving-api) for the protocol tests.
+ECOSYSTEM ?= .venv-ecosystem
 
-.PHONY: setup demo test test-all bench bench-quick proto clean
+.PHONY: setup setup-ecosystem demo test test-all bench bench-quick proto clean
 
 setup: $(VENV)/.installed
 
@@ -16,6 +18,11 @@ $(VENV)/.installed: client/pyproject.toml server/pyproject.toml trainer/pyprojec
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e client -e server -e trainer -r tests/requirements.txt
 	touch $@
+
+setup-ecosystem: $(ECOSYSTEM)/.installed
+
+$(ECOSYSTEM)/.installed: tests/ecosystem/setup.sh tests/ecosystem/requirements.txt tests/ecosystem/requirements-nodeps.txt tests/ecosystem/check_env.py
+	PYTHON=$(PYTHON) bash tests/ecosystem/setup.sh $(ECOSYSTEM)
 
 # Trains the three cells if no models exist, starts the server, classifies sample digits.
 demo: setup
@@ -31,14 +38,14 @@ demo: setup
 		$(BIN)/digits eval --target localhost:$(PORT) --data $$($(BIN)/python -m digits_trainer.data --sample-path) \
 			--model $$cell --limit 300 || exit 1; done
 
-test: setup
+test: setup setup-ecosystem
 	$(BIN)/python -m pytest -q
 
-test-all: setup
+test-all: setup setup-ecosystem
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 proto: setup
 	$(BIN)/python proto/generate.py
 
 clean:
-	rm -rf $(VENV) $(MODELS)
+	rm -rf $(VENV) $(ECOSYSTEM) $(MODELS)

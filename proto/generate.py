@@ -3,8 +3,9 @@
 Usage: python proto/generate.py [--out DIR]
 
 The digits.v1 API is generated into the client package (client/src), which the
-server imports too; the generated files are committed and
-tests/test_codegen.py fails when they are stale.
+server imports too; the ecosystem's protocols (Open Inference Protocol v2, TensorFlow
+Serving) are server-only and go into the server package. The generated files are committed
+and tests/test_codegen.py fails when they are stale.
 """
 
 from __future__ import annotations
@@ -18,21 +19,64 @@ REPO_ROOT = PROTO_ROOT.parent
 # (proto file relative to PROTO_ROOT, output root relative to the repository)
 TARGETS: list[tuple[str, str]] = [
     ("digits/v1/digits.proto", "client/src"),
+    ("digits_server/apis/inference_v2.proto", "server/src"),
+    ("digits_server/apis/tensorflow_serving.proto", "server/src"),
 ]
+# Imports resolved from an installed package's generated modules instead of from proto/:
+# TensorFlow's own messages. The server imports tensorflow, so a second copy of them would
+# claim the same names in the descriptor pool and crash at import.
+INSTALLED_IMPORTS: dict[str, tuple[str, ...]] = {
+    "digits_server/apis/tensorflow_serving.proto": (
+        "tensorflow.core.framework.tensor_pb2",
+        "tensorflow.core.protobuf.error_codes_pb2",
+        "tensorflow.core.protobuf.meta_graph_pb2",
+    ),
+}
+
+
+def installed_descriptor_set(modules: tuple[str, ...], path: Path) -> Path:
+    """Write the FileDescriptorSet of installed generated modules and everything they import
+    (except protobuf's well-known types, which protoc has) to `path`."""
+    import importlib
+
+    from google.protobuf import descriptor_pb2
+
+    files: dict[str, descriptor_pb2.FileDescriptorProto] = {}
+
+    def add(descriptor) -> None:  # dependencies first, each file once
+        if descriptor.name in files or descriptor.name.startswith("google/protobuf/"):
+            return
+        for dependency in descriptor.dependencies:
+            add(dependency)
+        files[descriptor.name] = descriptor_pb2.FileDescriptorProto()
+        descriptor.CopyToProto(files[descriptor.name])
+
+    for module in modules:
+        add(importlib.import_module(module).DESCRIPTOR)
+    path.write_bytes(descriptor_pb2.FileDescriptorSet(file=list(files.values())).SerializeToString())
+    return path
 
 
 def generate(out_root: Path = REPO_ROOT) -> list[Path]:
     """Run protoc for every target; returns the files written."""
-    from grpc_tools import protoc  # imported here: only codegen needs grpcio-tools
-    import grpc_tools
+    import importlib.util
+    import subprocess
+    import tempfile
 
-    well_known = Path(grpc_tools.__file__).parent / "_proto"
+    # protoc runs in a child process: in-process it crashes when TensorFlow (its own protobuf
+    # C++ runtime) is loaded already, e.g. in a test session. Only codegen needs grpcio-tools.
+    grpc_tools = importlib.util.find_spec("grpc_tools")
+    if grpc_tools is None or not grpc_tools.submodule_search_locations:
+        raise RuntimeError("grpcio-tools is not installed")
+    well_known = Path(grpc_tools.submodule_search_locations[0]) / "_proto"
     written: list[Path] = []
     for proto, out in TARGETS:
         dest = out_root / out
         dest.mkdir(parents=True, exist_ok=True)
         args = [
-            "protoc",
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
             f"-I{PROTO_ROOT}",
             f"-I{well_known}",
             f"--python_out={dest}",
@@ -40,8 +84,14 @@ def generate(out_root: Path = REPO_ROOT) -> list[Path]:
             f"--grpc_python_out={dest}",
             str(PROTO_ROOT / proto),
         ]
-        if protoc.main(args) != 0:
-            raise RuntimeError(f"protoc failed for {proto}")
+        scratch = tempfile.TemporaryDirectory()
+        if proto in INSTALLED_IMPORTS:
+            imports = installed_descriptor_set(INSTALLED_IMPORTS[proto], Path(scratch.name) / "imports.pb")
+            args.insert(3, f"--descriptor_set_in={imports}")
+        with scratch:
+            done = subprocess.run(args, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"protoc failed for {proto}: {done.stderr.strip()}")
         stem = (dest / proto).with_suffix("")
         for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py"):
             written.append(Path(f"{stem}{suffix}"))

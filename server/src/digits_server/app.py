@@ -28,6 +28,7 @@ from .metrics import ServerMetrics
 from .metrics_http import serve_metrics_endpoint
 from .modeltrust import guard_loader
 from .observability import MetricsObserver, ModelStateObserver, describe_server
+from .protocols import add_protocols
 from .reloader import Reloader
 from .repository import ModelSource
 from .runner import DirectRunner, ModelRunner
@@ -99,8 +100,12 @@ class DigitsServer:
             DigitClassifierServicer(self.dataplane, self.metrics, s, feedback=self.feedback), self._grpc
         )
         pb_grpc.add_DigitsAdminServicer_to_server(DigitsAdminServicer(self.reloader, self.metrics), self._grpc)
+        # KServe v2 / Triton and TF Serving on the same port; their repository calls reload like ReloadModels.
+        protocols = add_protocols(self._grpc, self.dataplane, self.metrics, s, self.reloader.reload_now)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self._grpc)
-        reflection.enable_server_reflection([*SERVICE_NAMES, HEALTH_SERVICE, reflection.SERVICE_NAME], self._grpc)
+        reflection.enable_server_reflection(
+            [*SERVICE_NAMES, *protocols, HEALTH_SERVICE, reflection.SERVICE_NAME], self._grpc
+        )
         self.port = security.add_port(self._grpc, f"{s.host}:{s.port}")
         if self.port == 0:
             raise OSError(f"could not bind the gRPC port {s.host}:{s.port}")

@@ -39,6 +39,10 @@ class InvalidConfig(ServingError):
     """The model config file is unreadable or invalid; the message names the key at fault."""
 
 
+class NotSupported(ServingError):
+    """The call exists in a protocol the server speaks but does not apply to these models."""
+
+
 class Unauthenticated(ServingError):
     """No credentials, or credentials that match no token."""
 

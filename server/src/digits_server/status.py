@@ -33,6 +33,7 @@ CODES: dict[type[errors.ServingError], grpc.StatusCode] = {
     errors.ModelUnavailable: grpc.StatusCode.UNAVAILABLE,
     errors.DeadlineExpired: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.InvalidConfig: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.NotSupported: grpc.StatusCode.UNIMPLEMENTED,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
 }
@@ -60,13 +61,14 @@ def code_of(exc: BaseException) -> grpc.StatusCode:
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
 
-def unary_rpc(method: str) -> Callable[[Handler], Handler]:
-    """Decorate `async def Method(self, request, context, call: CallRecord)` servicer methods."""
+def unary_rpc(method: str, protocol: str = "digits.v1") -> Callable[[Handler], Handler]:
+    """Decorate `async def Method(self, request, context, call: CallRecord)` servicer methods
+    of `protocol` (the metrics' protocol label)."""
 
     def decorate(fn: Handler) -> Handler:
         @functools.wraps(fn)
         async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-            call = CallRecord(method)
+            call = CallRecord(method, protocol)
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             metrics: ServerMetrics = self.metrics

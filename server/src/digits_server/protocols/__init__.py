@@ -1,0 +1,46 @@
+"""The ecosystem's protocols on the digits gRPC port, beside digits.v1.
+
+- `kserve_v2`: the Open Inference Protocol v2 (`inference.GRPCInferenceService`), as KServe
+  and Triton clients speak it; `kserve_v2_codec` converts its messages.
+- `tfserving`: TensorFlow Serving's `PredictionService` and `ModelService`; `tfserving_codec`.
+- `naming` (model names -> selectors), `tensors` (input tensors -> images): shared by both.
+- `kserve_v2_requests`: builds v2 requests and reads responses, for benchmarks and tools.
+Their messages are generated from proto/digits_server/apis/ into `digits_server.apis`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import grpc
+
+from ..dataplane import DataPlane
+from ..metrics import ServerMetrics
+from ..settings import Settings
+
+def add_protocols(
+    server: grpc.aio.Server,
+    dataplane: DataPlane,
+    metrics: ServerMetrics,
+    settings: Settings,
+    reload: Callable[[], Awaitable[None]],
+) -> list[str]:
+    """Serve the v2 and TF Serving protocols on `server`; `reload` is the admin API's
+    ReloadModels operation. Returns the full names of the services added."""
+    # Imported here: the TF Serving messages import tensorflow, which only a serving process needs.
+    from ..apis import inference_v2_pb2, inference_v2_pb2_grpc, tensorflow_serving_pb2, tensorflow_serving_pb2_grpc
+    from .kserve_v2 import InferenceServicer
+    from .tfserving import ModelServicer, PredictionServicer
+
+    inference_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+        InferenceServicer(dataplane, metrics, settings, reload), server
+    )
+    tensorflow_serving_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionServicer(dataplane, metrics, settings), server
+    )
+    tensorflow_serving_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(dataplane, metrics), server)
+    return [
+        service.full_name
+        for module in (inference_v2_pb2, tensorflow_serving_pb2)
+        for service in module.DESCRIPTOR.services_by_name.values()
+    ]
