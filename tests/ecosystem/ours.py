@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import shutil
 from pathlib import Path
 
 import grpc
@@ -17,6 +18,9 @@ from tests.serverproc import start_server
 
 CELLS = ("rnn", "lstm", "gru")
 COUNT = 6
+# gru has versions 1 and 2 (a copy: same answers); labels point at both.
+LABELS = {"stable": 1, "canary": 2}
+VERSIONS = {"rnn": [1], "lstm": [1], "gru": [2, 1]}
 
 
 def png_files(images: np.ndarray) -> list[bytes]:
@@ -38,6 +42,7 @@ def payload(target: str, cells: tuple[str, ...], images: np.ndarray, pngs: list[
         "cells": list(cells),
         "images": images.reshape(len(images), -1).tolist(),
         "pngs": [base64.b64encode(p).decode() for p in pngs],
+        "labels": [["gru", label] for label in LABELS],
         **extra,
     }
 
@@ -96,9 +101,22 @@ def failed_with(record: dict, code: str, text: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(model_repo: Path):
-    """A real server over the trainer-made rnn/lstm/gru, one per test module."""
-    proc = start_server(model_repo, "--default-model", "lstm")
+def protocol_repo(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(model repository, model config): the trainer-made cells, plus gru version 2 and gru's labels."""
+    root = tmp_path_factory.mktemp("protocols")
+    repo = Path(shutil.copytree(model_repo, root / "models"))
+    shutil.copytree(repo / "gru" / "1", repo / "gru" / "2")
+    config = root / "models.yaml"
+    labels = ", ".join(f"{label}: {version}" for label, version in LABELS.items())
+    config.write_text(f"models:\n  gru:\n    version_policy: all\n    labels: {{{labels}}}\n")
+    return repo, config
+
+
+@pytest.fixture(scope="module")
+def server(protocol_repo: tuple[Path, Path]):
+    """A real server over the trainer-made rnn/lstm/gru (see protocol_repo), one per test module."""
+    repo, config = protocol_repo
+    proc = start_server(repo, "--default-model", "lstm", "--model-config", str(config), "--poll-seconds", "0")
     yield proc
     assert proc.stop() == 0, proc.log()
 

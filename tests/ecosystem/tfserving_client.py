@@ -1,7 +1,7 @@
 """Drive a digits server with tensorflow-serving-api's stubs and print what it saw as JSON.
 
 Runs in the ecosystem venv. Input on stdin, JSON: {"target": "host:port", "cells": [...],
-"images": [[784 uint8], ...], "pngs": [base64 PNG, ...], "label": {"model": ..., "label": ...} or null}.
+"images": [[784 uint8], ...], "pngs": [base64 PNG, ...], "labels": [[model, label], ...]}.
 Output: one JSON document; every call is recorded as {"ok": true, "value": ...} or
 {"ok": false, "code": "NOT_FOUND", "message": ...}.
 """
@@ -116,9 +116,10 @@ def main() -> None:
             "status_v1": attempt(lambda: status(models, cell, 1)),
         }
     cell = cells[0]
-    if given.get("label"):
-        model, label = given["label"]["model"], given["label"]["label"]
-        seen["by_label"] = attempt(lambda: predict(predictions, model, images, label=label))
+    seen["by_label"] = {
+        f"{model}@{label}": attempt(lambda: predict(predictions, model, images, label=label))
+        for model, label in given["labels"]
+    }
     seen["float32"] = attempt(lambda: predict(predictions, cell, (images / 255.0).astype(np.float32)))
     seen["png_strings"] = attempt(lambda: predict(predictions, cell, None, tensor=tf.make_tensor_proto(pngs)))
     seen["only_digit"] = attempt(lambda: predict(predictions, cell, images, output_filter=["digit"]))

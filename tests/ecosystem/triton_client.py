@@ -1,7 +1,7 @@
 """Drive a digits server with tritonclient (Triton's own gRPC client) and print what it saw as JSON.
 
 Runs in the ecosystem venv. Input on stdin, JSON: {"target": "host:port", "cells": [...],
-"images": [[784 uint8], ...], "pngs": [base64 PNG, ...]}. Output: one JSON document; every
+"images": [[784 uint8], ...], "pngs": [base64 PNG, ...], "labels": [[model, label], ...]}. Output: one JSON document; every
 call is recorded as {"ok": true, "value": ...} or {"ok": false, "code": "NOT_FOUND", "message": ...}.
 """
 
@@ -96,6 +96,10 @@ def main() -> None:
         }
     cell = cells[0]
     floats = (images.astype(np.float32) / 255.0).astype(np.float32)
+    seen["by_label"] = {
+        f"{model}@{label}": attempt(lambda: result(client.infer(model, [tensor("images", images, "UINT8")], model_version=label)))
+        for model, label in given["labels"]
+    }
     seen["fp32"] = attempt(lambda: result(client.infer(cell, [tensor("images", floats, "FP32")])))
     seen["png_bytes"] = attempt(lambda: result(client.infer(cell, [tensor("images", pngs, "BYTES")])))
     seen["only_digit"] = attempt(
@@ -104,6 +108,7 @@ def main() -> None:
     seen["errors"] = {
         "unknown_model": attempt(lambda: client.infer("no-such-model", [tensor("images", images, "UINT8")])),
         "unknown_version": attempt(lambda: client.infer(cell, [tensor("images", images, "UINT8")], model_version="7")),
+        "unknown_label": attempt(lambda: client.infer(cell, [tensor("images", images, "UINT8")], model_version="beta")),
         "bad_shape": attempt(lambda: client.infer(cell, [tensor("images", images.reshape(-1, 784), "UINT8")])),
         "wrong_dtype": attempt(lambda: client.infer(cell, [tensor("images", images.astype(np.int64), "INT64")])),
         "wrong_input_name": attempt(lambda: client.infer(cell, [tensor("pixels", images, "UINT8")])),

@@ -14,8 +14,8 @@ from digits_server.apis import inference_v2_pb2 as v2
 from digits_server.apis import inference_v2_pb2_grpc as v2_grpc
 from digits_server.protocols import kserve_v2_requests as requests
 from tests.ecosystem import ours
-from tests.ecosystem.ours import CELLS, COUNT, same_predictions, value
-from tests.ecosystem.ours import digits, expected, pngs, server  # noqa: F401 (fixtures)
+from tests.ecosystem.ours import CELLS, COUNT, LABELS, VERSIONS, same_predictions, value
+from tests.ecosystem.ours import digits, expected, pngs, protocol_repo, server  # noqa: F401 (fixtures)
 from tests.ecosystem.venv import readme_snippet, run_code, run_script
 
 
@@ -45,7 +45,7 @@ def test_model_ready_by_name_and_version(seen: dict, cell: str) -> None:
 def test_model_metadata_is_truthful(seen: dict, cell: str) -> None:
     assert value(seen["cells"][cell]["metadata"]) == {
         "name": cell,
-        "versions": ["1"],
+        "versions": [str(v) for v in VERSIONS[cell]],
         "platform": "tensorflow_savedmodel",
         "inputs": [{"name": "images", "datatype": "UINT8", "shape": ["-1", "28", "28"]}],
         "outputs": [
@@ -57,9 +57,9 @@ def test_model_metadata_is_truthful(seen: dict, cell: str) -> None:
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_raw_uint8_infer_equals_our_api(seen: dict, expected: dict, cell: str) -> None:
-    for key in ("raw_uint8", "raw_uint8_v1"):
+    for key, version in (("raw_uint8", VERSIONS[cell][0]), ("raw_uint8_v1", 1)):
         got = value(seen["cells"][cell][key])
-        assert got["model_name"] == cell and got["model_version"] == "1"
+        assert got["model_name"] == cell and got["model_version"] == str(version)
         assert got["raw"] is True, "a raw request gets a raw answer"
         assert got["outputs"] == ["probabilities", "digit"]
         same_predictions(got, expected[cell])
@@ -73,6 +73,13 @@ def test_typed_uint8_infer_answers_typed(seen: dict, expected: dict, cell: str) 
     assert got["shapes"] == {"probabilities": [COUNT, 10], "digit": [COUNT]}
     assert got["datatypes"] == {"probabilities": "FP32", "digit": "INT32"}
     same_predictions(got, expected[cell])
+
+
+@pytest.mark.parametrize(("label", "version"), LABELS.items())
+def test_model_version_may_be_a_label(seen: dict, expected: dict, label: str, version: int) -> None:
+    got = value(seen["by_label"][f"gru@{label}"])
+    assert got["model_version"] == str(version)
+    same_predictions(got, expected["gru"])
 
 
 def test_fp32_pixels_equal_uint8(seen: dict, expected: dict) -> None:
@@ -93,6 +100,7 @@ def test_requested_outputs_only(seen: dict, expected: dict) -> None:
     [
         ("unknown_model", "NOT_FOUND", "no-such-model"),
         ("unknown_version", "NOT_FOUND", "version 7"),
+        ("unknown_label", "NOT_FOUND", "no label 'beta'"),
         ("bad_shape", "INVALID_ARGUMENT", "inputs[0].shape"),
         ("wrong_dtype", "INVALID_ARGUMENT", "inputs[0].datatype"),
         ("wrong_input_name", "INVALID_ARGUMENT", "inputs[0].name"),

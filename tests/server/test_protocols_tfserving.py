@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from tests.ecosystem import ours
-from tests.ecosystem.ours import CELLS, COUNT, same_predictions, value
-from tests.ecosystem.ours import digits, expected, pngs, server  # noqa: F401 (fixtures)
+from tests.ecosystem.ours import CELLS, LABELS, VERSIONS, same_predictions, value
+from tests.ecosystem.ours import digits, expected, pngs, protocol_repo, server  # noqa: F401 (fixtures)
 from tests.ecosystem.venv import readme_snippet, run_code, run_script
 
 SIGNATURE_DEF = {
@@ -53,7 +53,7 @@ def test_predict_by_version_equals_our_api(seen: dict, expected: dict, cell: str
 @pytest.mark.parametrize("cell", CELLS)
 def test_predict_newest_and_typed_values(seen: dict, expected: dict, cell: str) -> None:
     newest = value(seen["cells"][cell]["newest"])
-    assert newest["model_spec"]["version"] == "1"
+    assert newest["model_spec"]["version"] == str(VERSIONS[cell][0])
     same_predictions(newest, expected[cell])
     typed = value(seen["cells"][cell]["typed"])
     assert typed["packed"] == {"probabilities": False, "digit": False}, "typed in, typed out"
@@ -63,15 +63,24 @@ def test_predict_newest_and_typed_values(seen: dict, expected: dict, cell: str) 
 @pytest.mark.parametrize("cell", CELLS)
 def test_model_metadata_is_the_signature_predict_serves(seen: dict, cell: str) -> None:
     got = value(seen["cells"][cell]["metadata"])
-    assert got["model_spec"] == {"name": cell, "version": "1", "signatureName": "serving_default"}
+    assert got["model_spec"] == {"name": cell, "version": str(VERSIONS[cell][0]), "signatureName": "serving_default"}
     assert got["signature_def"] == {"serving_default": SIGNATURE_DEF}
 
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_model_status_uses_tf_serving_states(seen: dict, cell: str) -> None:
-    available = {"model_version_status": [{"version": "1", "state": "AVAILABLE", "status": {}}]}
-    assert value(seen["cells"][cell]["status"]) == available
-    assert value(seen["cells"][cell]["status_v1"]) == available
+    def available(*versions: int) -> dict:
+        return {"model_version_status": [{"version": str(v), "state": "AVAILABLE", "status": {}} for v in versions]}
+
+    assert value(seen["cells"][cell]["status"]) == available(*VERSIONS[cell])
+    assert value(seen["cells"][cell]["status_v1"]) == available(1)
+
+
+@pytest.mark.parametrize(("label", "version"), LABELS.items())
+def test_predict_by_version_label(seen: dict, expected: dict, label: str, version: int) -> None:
+    got = value(seen["by_label"][f"gru@{label}"])
+    assert got["model_spec"] == {"name": "gru", "version": str(version), "signatureName": "serving_default"}
+    same_predictions(got, expected["gru"])
 
 
 def test_float32_pixels_equal_uint8(seen: dict, expected: dict) -> None:
