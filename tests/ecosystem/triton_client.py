@@ -1,8 +1,9 @@
 """Drive a digits server with tritonclient (Triton's own gRPC client) and print what it saw as JSON.
 
 Runs in the ecosystem venv. Input on stdin, JSON: {"target": "host:port", "cells": [...],
-"images": [[784 uint8], ...], "pngs": [base64 PNG, ...], "labels": [[model, label], ...]}. Output: one JSON document; every
-call is recorded as {"ok": true, "value": ...} or {"ok": false, "code": "NOT_FOUND", "message": ...}.
+"images": [[784 uint8], ...], "pngs": [base64 PNG, ...], "labels": [[model, label], ...]}.
+Output: one JSON document; every call is recorded as {"ok": true, "value": ...} or
+{"ok": false, "code": "NOT_FOUND", "message": ...}.
 """
 
 from __future__ import annotations
@@ -52,6 +53,13 @@ def tensor(name: str, array: np.ndarray, datatype: str) -> triton.InferInput:
     return given
 
 
+def infer(
+    client: triton.InferenceServerClient, model: str, array: np.ndarray, datatype: str = "UINT8", **options: Any
+) -> dict:
+    """One tritonclient infer call with `array` as the images input; `options` go to client.infer."""
+    return result(client.infer(model, [tensor("images", array, datatype)], **options))
+
+
 def typed_infer(target: str, cell: str, images: np.ndarray, values: list[int] | None = None) -> dict:
     """ModelInfer with typed uint_contents through Triton's generated stub (tritonclient only sends raw)."""
     request = service_pb2.ModelInferRequest(model_name=cell, id="typed-1")
@@ -90,21 +98,19 @@ def main() -> None:
             "ready_v1": attempt(lambda: client.is_model_ready(cell, "1")),
             "ready_v7": attempt(lambda: client.is_model_ready(cell, "7")),
             "metadata": attempt(lambda: client.get_model_metadata(cell, as_json=True)),
-            "raw_uint8": attempt(lambda: result(client.infer(cell, [tensor("images", images, "UINT8")], request_id="r-1"))),
-            "raw_uint8_v1": attempt(lambda: result(client.infer(cell, [tensor("images", images, "UINT8")], model_version="1"))),
+            "raw_uint8": attempt(lambda: infer(client, cell, images, request_id="r-1")),
+            "raw_uint8_v1": attempt(lambda: infer(client, cell, images, model_version="1")),
             "typed_uint8": attempt(lambda: typed_infer(target, cell, images)),
         }
     cell = cells[0]
     floats = (images.astype(np.float32) / 255.0).astype(np.float32)
     seen["by_label"] = {
-        f"{model}@{label}": attempt(lambda: result(client.infer(model, [tensor("images", images, "UINT8")], model_version=label)))
+        f"{model}@{label}": attempt(lambda: infer(client, model, images, model_version=label))
         for model, label in given["labels"]
     }
-    seen["fp32"] = attempt(lambda: result(client.infer(cell, [tensor("images", floats, "FP32")])))
-    seen["png_bytes"] = attempt(lambda: result(client.infer(cell, [tensor("images", pngs, "BYTES")])))
-    seen["only_digit"] = attempt(
-        lambda: result(client.infer(cell, [tensor("images", images, "UINT8")], outputs=[triton.InferRequestedOutput("digit")]))
-    )
+    seen["fp32"] = attempt(lambda: infer(client, cell, floats, "FP32"))
+    seen["png_bytes"] = attempt(lambda: infer(client, cell, pngs, "BYTES"))
+    seen["only_digit"] = attempt(lambda: infer(client, cell, images, outputs=[triton.InferRequestedOutput("digit")]))
     seen["errors"] = {
         "unknown_model": attempt(lambda: client.infer("no-such-model", [tensor("images", images, "UINT8")])),
         "unknown_version": attempt(lambda: client.infer(cell, [tensor("images", images, "UINT8")], model_version="7")),
@@ -112,9 +118,7 @@ def main() -> None:
         "bad_shape": attempt(lambda: client.infer(cell, [tensor("images", images.reshape(-1, 784), "UINT8")])),
         "wrong_dtype": attempt(lambda: client.infer(cell, [tensor("images", images.astype(np.int64), "INT64")])),
         "wrong_input_name": attempt(lambda: client.infer(cell, [tensor("pixels", images, "UINT8")])),
-        "unknown_output": attempt(
-            lambda: client.infer(cell, [tensor("images", images, "UINT8")], outputs=[triton.InferRequestedOutput("logits")])
-        ),
+        "unknown_output": attempt(lambda: infer(client, cell, images, outputs=[triton.InferRequestedOutput("logits")])),
         "uint8_out_of_range": attempt(lambda: typed_infer(target, cell, images[:1], [300] * 784)),
         "unknown_model_metadata": attempt(lambda: client.get_model_metadata("no-such-model")),
     }

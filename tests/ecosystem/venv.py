@@ -35,7 +35,8 @@ def run_script(name: str, payload: dict | None = None, timeout: float = 300.0, c
     """Run tests/ecosystem/NAME (or the source `code`) with `payload` as JSON on stdin; its last stdout line is JSON."""
     args = [str(python()), "-c", code] if code is not None else [str(python()), str(HERE / name)]
     proc = subprocess.run(
-        args, input=json.dumps(payload or {}), capture_output=True, text=True, timeout=timeout, env=clean_env(), cwd=HERE
+        args, input=json.dumps(payload or {}), capture_output=True, text=True, timeout=timeout, env=clean_env(),
+        cwd=HERE,
     )
     if proc.returncode != 0:
         raise AssertionError(f"{name} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-6000:]}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from google.protobuf import wrappers_pb2
@@ -195,7 +197,8 @@ def test_tf_spec_rules() -> None:
 def test_tf_failed_version_is_end_with_an_error() -> None:
     from digits_server.manager import VersionSlot
 
-    status = tfserving_codec.version_status(VersionSlot("gru", 4, None, state="FAILED", error="ValueError: bad"))  # type: ignore[arg-type]
+    slot = VersionSlot("gru", 4, Path("gru/4"), state="FAILED", error="ValueError: bad")
+    status = tfserving_codec.version_status(slot)
     assert status.state == tfs.ModelVersionStatus.END
     assert status.status.error_code == tfserving_codec.error_codes_pb2.UNKNOWN and "bad" in status.status.error_message
 

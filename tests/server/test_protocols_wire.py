@@ -59,6 +59,11 @@ def services(files: list[FileProto]) -> dict[str, descriptor_pb2.ServiceDescript
     return {f"{file.package}.{service.name}": service for file in files for service in file.service}
 
 
+def shape(field: descriptor_pb2.FieldDescriptorProto) -> tuple:
+    """What the wire and the generated code depend on, besides the name and the oneof."""
+    return (field.type, field.label, field.type_name, field.proto3_optional)
+
+
 def oneof_of(message: descriptor_pb2.DescriptorProto, field: descriptor_pb2.FieldDescriptorProto) -> str | None:
     return message.oneof_decl[field.oneof_index].name if field.HasField("oneof_index") else None
 
@@ -80,8 +85,8 @@ def differences(ours: FileProto, references: list[list[FileProto]]) -> list[str]
             parent, reference = matches[0]
             renamed = RENAMED.get((name, field.number)) == reference.name
             want_name = field.name if renamed else reference.name
-            mine = (field.name, field.type, field.label, field.type_name, oneof_of(message, field), field.proto3_optional)
-            theirs = (want_name, reference.type, reference.label, reference.type_name, oneof_of(parent, reference), reference.proto3_optional)
+            mine = (field.name, *shape(field), oneof_of(message, field))
+            theirs = (want_name, *shape(reference), oneof_of(parent, reference))
             if mine != theirs:
                 found.append(f"{name}.{field.name}: ours {mine} != official {theirs}")
             if field.json_name and reference.json_name and field.json_name != reference.json_name:
@@ -89,7 +94,8 @@ def differences(ours: FileProto, references: list[list[FileProto]]) -> list[str]
         for enum in message.enum_type:
             reference_enums = {e.name: e for c in candidates for e in c.enum_type}
             values = {(v.name, v.number) for v in enum.value}
-            if enum.name not in reference_enums or values != {(v.name, v.number) for v in reference_enums[enum.name].value}:
+            reference = reference_enums.get(enum.name)
+            if reference is None or values != {(v.name, v.number) for v in reference.value}:
                 found.append(f"{name}.{enum.name}: enum values differ")
     official_services = [services(files) for files in references]
     for name, service in services([ours]).items():
@@ -121,7 +127,8 @@ def test_v2_matches_kserve_then_triton(ecosystem: Path) -> None:
 
 
 def test_tensorflow_serving_matches_the_official_apis(ecosystem: Path) -> None:
-    official = [f for path in sorted((ecosystem / "tensorflow_serving" / "apis").glob("*_pb2.py")) for f in serialized_files(path)]
+    apis = sorted((ecosystem / "tensorflow_serving" / "apis").glob("*_pb2.py"))
+    official = [file for path in apis for file in serialized_files(path)]
     assert differences(ours(tensorflow_serving_pb2), [official]) == []
 
 
@@ -141,7 +148,8 @@ def test_the_comparison_catches_a_renumbered_or_retyped_field(ecosystem: Path) -
 def test_tensorflow_messages_come_from_the_installed_tensorflow() -> None:
     from tensorflow.core.framework import tensor_pb2
 
-    field = tensorflow_serving_pb2.PredictRequest.DESCRIPTOR.fields_by_name["inputs"].message_type.fields_by_name["value"]
+    inputs = tensorflow_serving_pb2.PredictRequest.DESCRIPTOR.fields_by_name["inputs"]
+    field = inputs.message_type.fields_by_name["value"]
     assert field.message_type is tensor_pb2.TensorProto.DESCRIPTOR, "one TensorProto in the process, TensorFlow's"
 
 

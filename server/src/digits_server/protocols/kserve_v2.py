@@ -17,7 +17,7 @@ from ..apis import inference_v2_pb2_grpc as v2_grpc
 from ..dataplane import DataPlane
 from ..domain import CallRecord, ModelSelector
 from ..errors import InvalidInput, ModelNotFound, ModelUnavailable, NotSupported
-from ..manager import AVAILABLE
+from ..manager import AVAILABLE, VersionSlot
 from ..metrics import ServerMetrics
 from ..servicer import deadline_of
 from ..settings import Settings
@@ -41,11 +41,13 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         self.settings = settings
         self.reload = reload  # the admin API's ReloadModels operation
 
-    def _models(self) -> dict:
+    def _models(self) -> dict[str, list[VersionSlot]]:
         return self.dataplane.manager.slots()
 
     @unary_rpc("ServerLive", PROTOCOL)
-    async def ServerLive(self, request: v2.ServerLiveRequest, context: grpc.aio.ServicerContext, call: CallRecord) -> v2.ServerLiveResponse:
+    async def ServerLive(
+        self, request: v2.ServerLiveRequest, context: grpc.aio.ServicerContext, call: CallRecord
+    ) -> v2.ServerLiveResponse:
         return v2.ServerLiveResponse(live=True)
 
     @unary_rpc("ServerReady", PROTOCOL)
@@ -56,7 +58,9 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         return v2.ServerReadyResponse(ready=ready)
 
     @unary_rpc("ModelReady", PROTOCOL)
-    async def ModelReady(self, request: v2.ModelReadyRequest, context: grpc.aio.ServicerContext, call: CallRecord) -> v2.ModelReadyResponse:
+    async def ModelReady(
+        self, request: v2.ModelReadyRequest, context: grpc.aio.ServicerContext, call: CallRecord
+    ) -> v2.ModelReadyResponse:
         number, label = codec.version_of(request.version, "version")
         try:
             self.dataplane.manager.resolve(ModelSelector(request.name, number, label))
@@ -85,14 +89,16 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         return codec.model_metadata(name, [slot.version for slot in models[name] if slot.state == AVAILABLE])
 
     @unary_rpc("ModelInfer", PROTOCOL)
-    async def ModelInfer(self, request: v2.ModelInferRequest, context: grpc.aio.ServicerContext, call: CallRecord) -> v2.ModelInferResponse:
+    async def ModelInfer(
+        self, request: v2.ModelInferRequest, context: grpc.aio.ServicerContext, call: CallRecord
+    ) -> v2.ModelInferResponse:
         chosen = codec.selector(request.model_name, request.model_version, self._models())
         images, raw = codec.images(request, self.settings.max_batch_images)
         outputs = codec.requested_outputs(request)
         outcome = await naming.classify(
             self.dataplane, chosen, images, request.id, call, deadline_of(context), "model_name"
         )
-        return codec.infer_response(outcome, request.id or outcome.request_id, outputs, raw)
+        return codec.infer_response(outcome, outcome.request_id, outputs, raw)
 
     @unary_rpc("RepositoryModelLoad", PROTOCOL)
     async def RepositoryModelLoad(
@@ -104,7 +110,8 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         await self.reload()
         slots = self._models().get(name)
         if not slots:
-            raise ModelNotFound(f"model_name: no model '{name}' in the model repository (models: {', '.join(self._models()) or 'none'})")
+            known = ", ".join(self._models()) or "none"
+            raise ModelNotFound(f"model_name: no model '{name}' in the model repository (models: {known})")
         if not any(slot.state == AVAILABLE for slot in slots):
             errors = "; ".join(f"version {s.version}: {s.state} {s.error}".strip() for s in slots)
             raise ModelUnavailable(f"model '{name}' has no available version ({errors})")
@@ -116,8 +123,8 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         self, request: v2.RepositoryModelUnloadRequest, context: grpc.aio.ServicerContext, call: CallRecord
     ) -> v2.RepositoryModelUnloadResponse:
         raise NotSupported(
-            "RepositoryModelUnload: this server serves what its model repository holds and never unloads a "
-            "model's last working version on request; change the repository or the version policy "
-            "(--model-config) and call RepositoryModelLoad (or ReloadModels) to apply it"
+            "RepositoryModelUnload: not supported; this server serves the models its repository holds, "
+            "with versions chosen by the version policy (--model-config), and unloads none on request; "
+            "RepositoryModelLoad (like ReloadModels) rescans the repository"
         )
 

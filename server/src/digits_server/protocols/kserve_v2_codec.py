@@ -109,7 +109,8 @@ def images(request: v2.ModelInferRequest, limit: int) -> tuple[np.ndarray, bool]
     raw = len(request.raw_input_contents) > 0
     if raw:
         if len(request.raw_input_contents) != 1:
-            raise InvalidInput(f"raw_input_contents: expected one entry (one per input), got {len(request.raw_input_contents)}")
+            count = len(request.raw_input_contents)
+            raise InvalidInput(f"raw_input_contents: expected one entry (one per input), got {count}")
         if tensor.HasField("contents"):
             raise InvalidInput(f"{field}.contents: set contents or raw_input_contents, not both")
         values = _raw_values(tensor.datatype, request.raw_input_contents[0], "raw_input_contents[0]")

@@ -49,7 +49,8 @@ def infer_request(
         datatype = "FP32" if images.dtype == np.float32 else "UINT8"
         tensor = request.inputs.add(name=INPUT_NAME, datatype=datatype, shape=list(images.shape))
         if raw:
-            request.raw_input_contents.append(np.ascontiguousarray(images, dtype="<f4" if datatype == "FP32" else np.uint8).tobytes())
+            layout = "<f4" if datatype == "FP32" else np.uint8
+            request.raw_input_contents.append(np.ascontiguousarray(images, dtype=layout).tobytes())
         elif datatype == "FP32":
             tensor.contents.fp32_contents.extend(images.ravel().tolist())
         else:

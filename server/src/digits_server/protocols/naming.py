@@ -46,4 +46,5 @@ async def classify(
         if not chosen.experiment:
             raise
         known = ", ".join(dataplane.manager.slots()) or "none"
-        raise ModelNotFound(f"{field}: no model '{chosen.experiment}' (models: {known}); as an experiment: {exc}") from exc
+        name = chosen.experiment
+        raise ModelNotFound(f"{field}: no model '{name}' (models: {known}); as an experiment: {exc}") from exc

@@ -37,7 +37,9 @@ class PredictionServicer(tfs_grpc.PredictionServiceServicer):
         self.settings = settings
 
     @unary_rpc("Predict", PROTOCOL)
-    async def Predict(self, request: tfs.PredictRequest, context: grpc.aio.ServicerContext, call: CallRecord) -> tfs.PredictResponse:
+    async def Predict(
+        self, request: tfs.PredictRequest, context: grpc.aio.ServicerContext, call: CallRecord
+    ) -> tfs.PredictResponse:
         chosen = codec.selector(request.model_spec, self.dataplane.manager.slots())
         images, packed = codec.images(dict(request.inputs), self.settings.max_batch_images)
         outcome = await naming.classify(
@@ -55,11 +57,15 @@ class PredictionServicer(tfs_grpc.PredictionServiceServicer):
         return codec.metadata_response(request, ServedBy(model.name, model.version))
 
     @unary_rpc("Classify", PROTOCOL)
-    async def Classify(self, request: tfs.ClassificationRequest, context: grpc.aio.ServicerContext, call: CallRecord) -> tfs.ClassificationResponse:
+    async def Classify(
+        self, request: tfs.ClassificationRequest, context: grpc.aio.ServicerContext, call: CallRecord
+    ) -> tfs.ClassificationResponse:
         raise NotSupported(EXAMPLE_APIS.format(method="Classify"))
 
     @unary_rpc("Regress", PROTOCOL)
-    async def Regress(self, request: tfs.RegressionRequest, context: grpc.aio.ServicerContext, call: CallRecord) -> tfs.RegressionResponse:
+    async def Regress(
+        self, request: tfs.RegressionRequest, context: grpc.aio.ServicerContext, call: CallRecord
+    ) -> tfs.RegressionResponse:
         raise NotSupported(EXAMPLE_APIS.format(method="Regress"))
 
     @unary_rpc("MultiInference", PROTOCOL)

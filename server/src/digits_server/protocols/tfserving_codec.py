@@ -118,7 +118,8 @@ def _tensor(values: np.ndarray, dtype: int, packed: bool) -> tensor_pb2.TensorPr
 
 def model_spec(served: ServedBy) -> tfs.ModelSpec:
     """The spec of the version that served, as TF Serving echoes it."""
-    return tfs.ModelSpec(name=served.model, version=wrappers_pb2.Int64Value(value=served.version), signature_name=SIGNATURE)
+    version = wrappers_pb2.Int64Value(value=served.version)
+    return tfs.ModelSpec(name=served.model, version=version, signature_name=SIGNATURE)
 
 
 def predict_response(outcome: BatchOutcome, output_filter: Sequence[str], packed: bool) -> tfs.PredictResponse:
@@ -133,7 +134,8 @@ def predict_response(outcome: BatchOutcome, output_filter: Sequence[str], packed
                 _tensor(np.asarray(outcome.probabilities, dtype="<f4"), types_pb2.DT_FLOAT, packed)
             )
         else:
-            response.outputs[name].CopyFrom(_tensor(np.asarray(outcome.digits, dtype="<i4"), types_pb2.DT_INT32, packed))
+            digits = np.asarray(outcome.digits, dtype="<i4")
+            response.outputs[name].CopyFrom(_tensor(digits, types_pb2.DT_INT32, packed))
     return response
 
 
