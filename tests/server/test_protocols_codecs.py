@@ -10,9 +10,11 @@ from google.protobuf import wrappers_pb2
 
 from digits_server.apis import inference_v2_pb2 as v2
 from digits_server.apis import tensorflow_serving_pb2 as tfs
+from digits_server import imaging
 from digits_server.domain import BatchOutcome, ModelSelector, ServedBy
 from digits_server.errors import InvalidInput
 from digits_server.protocols import kserve_v2_codec, kserve_v2_requests, naming, tensors, tfserving_codec
+from tests.ecosystem.ours import png_files
 
 LIMIT = 16
 MODELS = ("rnn", "lstm", "gru")
@@ -54,26 +56,26 @@ def test_no_experiment_reading_where_it_makes_no_sense() -> None:
 
 @pytest.mark.parametrize("raw", [True, False])
 @pytest.mark.parametrize("kind", ["uint8", "float32", "encoded"])
-def test_v2_requests_round_trip_through_the_codec(kind: str, raw: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_v2_requests_round_trip_through_the_codec(kind: str, raw: bool) -> None:
     images = digits(3)
     given: "np.ndarray | list[bytes]" = images
+    want = images
     if kind == "float32":
         given = (images / 255.0).astype(np.float32)
     if kind == "encoded":
-        given = [image.tobytes() for image in images]  # stands in for files: decoding is imaging's job
-        monkeypatch.setattr(
-            "digits_server.imaging.from_encoded", lambda data, field: np.frombuffer(data, np.uint8).reshape(28, 28)
-        )
+        given = png_files(images)
+        want = np.stack([imaging.from_encoded(data, "file") for data in given])  # the server's own decoding
     decoded, was_raw = kserve_v2_codec.images(kserve_v2_requests.infer_request("lstm", given, raw=raw), LIMIT)
     assert was_raw is raw
-    np.testing.assert_array_equal(decoded, images)
+    np.testing.assert_array_equal(decoded, want)
 
 
-def test_v2_bytes_accepts_n_by_1(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("digits_server.imaging.from_encoded", lambda data, field: np.zeros((28, 28), np.uint8))
-    request = kserve_v2_requests.infer_request("lstm", [b"a", b"b"], raw=False)
+def test_v2_bytes_accepts_n_by_1_and_honours_the_file_limits() -> None:
+    request = kserve_v2_requests.infer_request("lstm", png_files(digits(2)), raw=False)
     request.inputs[0].shape[:] = [2, 1]
     assert kserve_v2_codec.images(request, LIMIT)[0].shape == (2, 28, 28)
+    with pytest.raises(InvalidInput, match=r"inputs\[0\]\[0\]: \d+ bytes is more than the limit of 10"):
+        kserve_v2_codec.images(request, LIMIT, imaging.ImageLimits(max_bytes=10))
 
 
 @pytest.mark.parametrize(
@@ -205,3 +207,14 @@ def test_tf_failed_version_is_end_with_an_error() -> None:
 
 def test_element_count_is_exact_for_huge_shapes() -> None:
     assert tensors.element_count([2**40, 2**40, 28], "x") == 2**80 * 28
+
+
+def test_file_decoding_runs_in_a_worker_thread() -> None:
+    import asyncio
+    import threading
+
+    async def where(encoded: bool) -> bool:
+        return await tensors.converted(encoded, lambda: threading.current_thread() is threading.main_thread())
+
+    assert asyncio.run(where(False)) is True
+    assert asyncio.run(where(True)) is False

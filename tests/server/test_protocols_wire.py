@@ -64,6 +64,11 @@ def shape(field: descriptor_pb2.FieldDescriptorProto) -> tuple:
     return (field.type, field.label, field.type_name, field.proto3_optional)
 
 
+def call_shape(method: descriptor_pb2.MethodDescriptorProto) -> tuple:
+    """A method's request and response types and streaming."""
+    return (method.input_type, method.output_type, method.client_streaming, method.server_streaming)
+
+
 def oneof_of(message: descriptor_pb2.DescriptorProto, field: descriptor_pb2.FieldDescriptorProto) -> str | None:
     return message.oneof_decl[field.oneof_index].name if field.HasField("oneof_index") else None
 
@@ -102,9 +107,9 @@ def differences(ours: FileProto, references: list[list[FileProto]]) -> list[str]
         methods = {m.name: m for table in official_services if name in table for m in table[name].method}
         for method in service.method:
             reference = methods.get(method.name)
-            shape = lambda m: (m.input_type, m.output_type, m.client_streaming, m.server_streaming)  # noqa: E731
-            if reference is None or shape(method) != shape(reference):
-                found.append(f"{name}.{method.name}: {shape(method)} != official {reference and shape(reference)}")
+            if reference is None or call_shape(method) != call_shape(reference):
+                theirs = reference and call_shape(reference)
+                found.append(f"{name}.{method.name}: {call_shape(method)} != official {theirs}")
     return found
 
 

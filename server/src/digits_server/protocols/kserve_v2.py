@@ -17,13 +17,14 @@ from ..apis import inference_v2_pb2_grpc as v2_grpc
 from ..dataplane import DataPlane
 from ..domain import CallRecord, ModelSelector
 from ..errors import InvalidInput, ModelNotFound, ModelUnavailable, NotSupported
+from ..imaging import ImageLimits
 from ..manager import AVAILABLE, VersionSlot
 from ..metrics import ServerMetrics
 from ..servicer import deadline_of
 from ..settings import Settings
 from ..status import unary_rpc
 from . import kserve_v2_codec as codec
-from . import naming
+from . import naming, tensors
 
 PROTOCOL = "kserve.v2"
 SERVER_NAME = "digits-server"
@@ -40,6 +41,7 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         self.metrics = metrics
         self.settings = settings
         self.reload = reload  # the admin API's ReloadModels operation
+        self.image_limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
 
     def _models(self) -> dict[str, list[VersionSlot]]:
         return self.dataplane.manager.slots()
@@ -93,7 +95,9 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         self, request: v2.ModelInferRequest, context: grpc.aio.ServicerContext, call: CallRecord
     ) -> v2.ModelInferResponse:
         chosen = codec.selector(request.model_name, request.model_version, self._models())
-        images, raw = codec.images(request, self.settings.max_batch_images)
+        images, raw = await tensors.converted(
+            codec.is_encoded(request), lambda: codec.images(request, self.settings.max_batch_images, self.image_limits)
+        )
         outputs = codec.requested_outputs(request)
         outcome = await naming.classify(
             self.dataplane, chosen, images, request.id, call, deadline_of(context), "model_name"

@@ -16,6 +16,7 @@ from collections.abc import Collection, Sequence
 
 import numpy as np
 
+from .. import imaging
 from ..apis import inference_v2_pb2 as v2
 from ..domain import BatchOutcome, ModelSelector
 from ..errors import InvalidInput
@@ -93,7 +94,14 @@ def _typed_values(datatype: str, contents: v2.InferTensorContents, field: str) -
     return list(contents.bytes_contents)
 
 
-def images(request: v2.ModelInferRequest, limit: int) -> tuple[np.ndarray, bool]:
+def is_encoded(request: v2.ModelInferRequest) -> bool:
+    """Whether the request carries image files (decoding them is worth a worker thread)."""
+    return any(tensor.datatype == "BYTES" for tensor in request.inputs)
+
+
+def images(
+    request: v2.ModelInferRequest, limit: int, limits: imaging.ImageLimits = imaging.ImageLimits()
+) -> tuple[np.ndarray, bool]:
     """The request's one input as uint8 images [N,28,28], and whether it came raw."""
     if len(request.inputs) != 1:
         raise InvalidInput(f"inputs: expected exactly one input '{INPUT_NAME}', got {len(request.inputs)}")
@@ -116,7 +124,7 @@ def images(request: v2.ModelInferRequest, limit: int) -> tuple[np.ndarray, bool]
         values = _raw_values(tensor.datatype, request.raw_input_contents[0], "raw_input_contents[0]")
     else:
         values = _typed_values(tensor.datatype, tensor.contents, f"{field}.contents")
-    return tensors.to_images(values, list(tensor.shape), field, limit), raw
+    return tensors.to_images(values, list(tensor.shape), field, limit, limits), raw
 
 
 def requested_outputs(request: v2.ModelInferRequest) -> list[str]:

@@ -9,13 +9,17 @@ uint8 pixels [N,28,28], float pixels in [0,1] [N,28,28], and encoded image files
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
 import numpy as np
 
 from .. import imaging
 from ..errors import InvalidInput
 
+T = TypeVar("T")
 IMAGE_SHAPE = (imaging.SIDE, imaging.SIDE)
 
 
@@ -51,15 +55,17 @@ def pixel_images(values: np.ndarray, shape: Sequence[int], field: str, limit: in
     return np.stack([imaging.from_floats(image, f"{field}[{i}]") for i, image in enumerate(per_image)])
 
 
-def encoded_images(files: Sequence[bytes], shape: Sequence[int], field: str, limit: int) -> np.ndarray:
-    """Encoded image files, shape [N] or [N,1], as uint8 images [N,28,28]."""
+def encoded_images(
+    files: Sequence[bytes], shape: Sequence[int], field: str, limit: int, limits: imaging.ImageLimits
+) -> np.ndarray:
+    """Encoded image files, shape [N] or [N,1], as uint8 images [N,28,28] (within the size limits)."""
     if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
         raise InvalidInput(f"{field}.shape: expected [N] or [N,1] (one encoded image per element), got {list(shape)}")
     expected = element_count(shape, field)
     if len(files) != expected:
         raise InvalidInput(f"{field}: shape {list(shape)} holds {expected} elements but {len(files)} were sent")
     check_batch(expected, field, limit)
-    return np.stack([imaging.from_encoded(data, f"{field}[{i}]") for i, data in enumerate(files)])
+    return np.stack([imaging.from_encoded(data, f"{field}[{i}]", limits) for i, data in enumerate(files)])
 
 
 def uint8_values(values: Sequence[int], field: str) -> np.ndarray:
@@ -70,8 +76,19 @@ def uint8_values(values: Sequence[int], field: str) -> np.ndarray:
     return array.astype(np.uint8)
 
 
-def to_images(values: "np.ndarray | Sequence[bytes]", shape: Sequence[int], field: str, limit: int) -> np.ndarray:
+def to_images(
+    values: "np.ndarray | Sequence[bytes]",
+    shape: Sequence[int],
+    field: str,
+    limit: int,
+    limits: imaging.ImageLimits = imaging.ImageLimits(),
+) -> np.ndarray:
     """Pixels (a uint8 or float32 array) or encoded files (a sequence of bytes) as uint8 images [N,28,28]."""
     if isinstance(values, np.ndarray):
         return pixel_images(values, shape, field, limit)
-    return encoded_images(values, shape, field, limit)
+    return encoded_images(values, shape, field, limit, limits)
+
+
+async def converted(encoded: bool, conversion: Callable[[], T]) -> T:
+    """Run a conversion; one that decodes image files runs in a worker thread, off the event loop."""
+    return await asyncio.to_thread(conversion) if encoded else conversion()

@@ -14,11 +14,12 @@ from ..apis import tensorflow_serving_pb2_grpc as tfs_grpc
 from ..dataplane import DataPlane
 from ..domain import CallRecord, ServedBy
 from ..errors import ModelNotFound, NotSupported
+from ..imaging import ImageLimits
 from ..metrics import ServerMetrics
 from ..servicer import deadline_of
 from ..settings import Settings
 from ..status import unary_rpc
-from . import naming
+from . import naming, tensors
 from . import tfserving_codec as codec
 
 PROTOCOL = "tfserving"
@@ -35,13 +36,17 @@ class PredictionServicer(tfs_grpc.PredictionServiceServicer):
         self.dataplane = dataplane
         self.metrics = metrics
         self.settings = settings
+        self.image_limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
 
     @unary_rpc("Predict", PROTOCOL)
     async def Predict(
         self, request: tfs.PredictRequest, context: grpc.aio.ServicerContext, call: CallRecord
     ) -> tfs.PredictResponse:
         chosen = codec.selector(request.model_spec, self.dataplane.manager.slots())
-        images, packed = codec.images(dict(request.inputs), self.settings.max_batch_images)
+        inputs = dict(request.inputs)
+        images, packed = await tensors.converted(
+            codec.is_encoded(inputs), lambda: codec.images(inputs, self.settings.max_batch_images, self.image_limits)
+        )
         outcome = await naming.classify(
             self.dataplane, chosen, images, "", call, deadline_of(context), "model_spec.name"
         )

@@ -19,6 +19,7 @@ from google.protobuf import any_pb2, wrappers_pb2
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow.core.protobuf import error_codes_pb2, meta_graph_pb2
 
+from .. import imaging
 from ..apis import tensorflow_serving_pb2 as tfs
 from ..domain import BatchOutcome, ModelSelector, ServedBy
 from ..errors import InvalidInput
@@ -68,7 +69,14 @@ def _fill(values: np.ndarray, count: int) -> np.ndarray:
     return values
 
 
-def images(inputs: "dict[str, tensor_pb2.TensorProto]", limit: int) -> tuple[np.ndarray, bool]:
+def is_encoded(inputs: "dict[str, tensor_pb2.TensorProto]") -> bool:
+    """Whether the request carries image files (decoding them is worth a worker thread)."""
+    return any(tensor.dtype == types_pb2.DT_STRING for tensor in inputs.values())
+
+
+def images(
+    inputs: "dict[str, tensor_pb2.TensorProto]", limit: int, limits: imaging.ImageLimits = imaging.ImageLimits()
+) -> tuple[np.ndarray, bool]:
     """The request's `images` tensor as uint8 images [N,28,28], and whether it was packed."""
     if set(inputs) != {INPUT_NAME}:
         raise InvalidInput(f"inputs: expected exactly the input '{INPUT_NAME}', got {sorted(inputs) or 'none'}")
@@ -99,7 +107,7 @@ def images(inputs: "dict[str, tensor_pb2.TensorProto]", limit: int) -> tuple[np.
         )
     if isinstance(values, np.ndarray) and not packed:
         values = _fill(values, tensors.element_count(shape, INPUT_FIELD))
-    return tensors.to_images(values, shape, INPUT_FIELD, limit), packed
+    return tensors.to_images(values, shape, INPUT_FIELD, limit, limits), packed
 
 
 def _tensor(values: np.ndarray, dtype: int, packed: bool) -> tensor_pb2.TensorProto:
