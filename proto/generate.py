@@ -34,25 +34,54 @@ INSTALLED_IMPORTS: dict[str, tuple[str, ...]] = {
 }
 
 
+def embedded_descriptors(source: str) -> list:
+    """The FileDescriptorProtos a generated *_pb2.py registers, read from its source without running it:
+    the bytes literals it passes to AddSerializedFile."""
+    import ast
+
+    from google.protobuf import descriptor_pb2
+
+    return [
+        descriptor_pb2.FileDescriptorProto.FromString(ast.literal_eval(node.args[0]))
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "AddSerializedFile"
+    ]
+
+
 def installed_descriptor_set(modules: tuple[str, ...], path: Path) -> Path:
-    """Write the FileDescriptorSet of installed generated modules and everything they import
-    (except protobuf's well-known types, which protoc has) to `path`."""
-    import importlib
+    """Write the FileDescriptorSet of installed generated modules and the generated modules they
+    import (not protobuf's own, which protoc has) to `path`.
+
+    The modules are read, not imported (importing tensorflow.* would load all of TensorFlow): each
+    holds its file's serialized descriptor as the bytes literal passed to AddSerializedFile.
+    """
+    import ast
+    import importlib.util
 
     from google.protobuf import descriptor_pb2
 
     files: dict[str, descriptor_pb2.FileDescriptorProto] = {}
+    seen: set[str] = set()
 
-    def add(descriptor) -> None:  # dependencies first, each file once
-        if descriptor.name in files or descriptor.name.startswith("google/protobuf/"):
+    def add(module: str) -> None:  # dependencies first, each module once
+        if module in seen or module.startswith("google.protobuf"):
             return
-        for dependency in descriptor.dependencies:
-            add(dependency)
-        files[descriptor.name] = descriptor_pb2.FileDescriptorProto()
-        descriptor.CopyToProto(files[descriptor.name])
+        seen.add(module)
+        top, *rest = module.split(".")
+        package = importlib.util.find_spec(top)  # locates without running the package
+        if package is None or not package.submodule_search_locations:
+            raise RuntimeError(f"{module}: package {top} is not installed")
+        source = Path(package.submodule_search_locations[0], *rest).with_suffix(".py").read_text()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                for alias in node.names:
+                    if alias.name.endswith("_pb2"):
+                        add(f"{node.module}.{alias.name}")
+        for proto in embedded_descriptors(source):
+            files.setdefault(proto.name, proto)
 
     for module in modules:
-        add(importlib.import_module(module).DESCRIPTOR)
+        add(module)
     path.write_bytes(descriptor_pb2.FileDescriptorSet(file=list(files.values())).SerializeToString())
     return path
 

@@ -10,7 +10,7 @@ Also here: the ecosystem venv holds exactly one TensorFlow.
 
 from __future__ import annotations
 
-import ast
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import pytest
 from google.protobuf import descriptor_pb2
 
 from digits_server.apis import inference_v2_pb2, tensorflow_serving_pb2
-from tests.ecosystem.venv import KSERVE_REFERENCE, SITE_PACKAGES, python, run_script
+from tests.ecosystem.venv import KSERVE_REFERENCE, REPO, SITE_PACKAGES, python, run_script
 
 FileProto = descriptor_pb2.FileDescriptorProto
 # Fields that knowingly differ from the first reference, with why.
@@ -32,10 +32,10 @@ RENAMED = {
 
 def serialized_files(path: Path) -> list[FileProto]:
     """The FileDescriptorProtos a generated *_pb2.py registers, read from its source without running it."""
-    found = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "AddSerializedFile":
-            found.append(FileProto.FromString(ast.literal_eval(node.args[0])))
+    spec = importlib.util.spec_from_file_location("generate", REPO / "proto" / "generate.py")
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    found = generator.embedded_descriptors(path.read_text())
     assert found, f"no serialized descriptor in {path}"
     return found
 
