@@ -12,7 +12,6 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 VENV = Path(os.environ.get("DIGITS_ECOSYSTEM_VENV", REPO / ".venv-ecosystem"))
-SITE_PACKAGES = next(iter(sorted((VENV / "lib").glob("python3*/site-packages"))), VENV / "lib" / "site-packages")
 KSERVE_REFERENCE = VENV / "reference"
 
 
@@ -22,6 +21,13 @@ def python() -> Path:
     if not (VENV / ".installed").exists() or not interpreter.exists():
         pytest.fail(f"no ecosystem venv at {VENV}: run `make setup-ecosystem` (tests/ecosystem/setup.sh)")
     return interpreter
+
+
+def site_packages() -> Path:
+    """The venv's site-packages folder (call python() first: it fails when there is no venv)."""
+    found = sorted((VENV / "lib").glob("python3*/site-packages"))
+    assert found, f"no site-packages under {VENV / 'lib'}"
+    return found[0]
 
 
 def clean_env() -> dict[str, str]:

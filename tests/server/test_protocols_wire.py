@@ -18,7 +18,7 @@ import pytest
 from google.protobuf import descriptor_pb2
 
 from digits_server.apis import inference_v2_pb2, tensorflow_serving_pb2
-from tests.ecosystem.venv import KSERVE_REFERENCE, REPO, SITE_PACKAGES, python, run_script
+from tests.ecosystem.venv import KSERVE_REFERENCE, REPO, python, run_script, site_packages
 
 FileProto = descriptor_pb2.FileDescriptorProto
 # Fields that knowingly differ from the first reference, with why.
@@ -122,7 +122,7 @@ def ours(module) -> FileProto:
 @pytest.fixture(scope="module")
 def ecosystem() -> Path:
     python()  # fails with the setup command when the venv is missing
-    return SITE_PACKAGES
+    return site_packages()
 
 
 def test_v2_matches_kserve_then_triton(ecosystem: Path) -> None:
