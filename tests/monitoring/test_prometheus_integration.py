@@ -161,10 +161,11 @@ def promql_expressions() -> list[tuple[str, str]]:
 
 
 def grafana_to_promql(expr: str) -> str:
-    """A panel query with Grafana's variables replaced by typical values."""
+    """A panel query with Grafana's variables replaced by typical values (any other template
+    variable, e.g. a later dashboard's $experiment, by the regex `.+`)."""
     for variable, value in sorted(GRAFANA_VARIABLES.items(), key=lambda kv: -len(kv[0])):
         expr = expr.replace(variable, value)
-    return expr
+    return re.sub(r"\$\{?\w+\}?", ".+", expr)
 
 
 def test_every_rule_and_panel_query_runs_on_real_prometheus(stack, traffic) -> None:
@@ -206,3 +207,18 @@ def test_promtool_check_metrics_is_clean_on_the_live_endpoint(stack, traffic) ->
         assert family.encode() in text, family
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=60)
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), result
+
+
+def test_the_dashboard_shows_data_after_the_traffic(stack, traffic) -> None:
+    """Every panel of the serving dashboard has data, except the ones about rare events."""
+    _, prometheus = stack
+    quiet = {"Rejected, queue full"}  # nothing was rejected
+    dashboard = json.loads((DASHBOARDS / "digits.json").read_text())
+    empty = []
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row" or panel["title"] in quiet:
+            continue
+        results = [prometheus.query(grafana_to_promql(target["expr"])) for target in panel["targets"]]
+        if not any(results):
+            empty.append(panel["title"])
+    assert not empty, f"panels without data: {empty}"
