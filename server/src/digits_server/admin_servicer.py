@@ -12,6 +12,7 @@ from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
 
 from . import codec
+from .ab_service import ExperimentService
 from .domain import CallRecord
 from .metrics import ServerMetrics
 from .reloader import Reloader
@@ -19,11 +20,12 @@ from .status import unary_rpc
 
 
 class DigitsAdminServicer(pb_grpc.DigitsAdminServicer):
-    """ReloadModels (experiment management is added by the experiment engine)."""
+    """ReloadModels; CreateExperiment, UpdateExperiment, DeleteExperiment."""
 
-    def __init__(self, reloader: Reloader, metrics: ServerMetrics) -> None:
+    def __init__(self, reloader: Reloader, metrics: ServerMetrics, experiments: ExperimentService) -> None:
         self.reloader = reloader
         self.metrics = metrics
+        self.experiments = experiments
 
     @unary_rpc("ReloadModels")
     async def ReloadModels(
@@ -31,3 +33,22 @@ class DigitsAdminServicer(pb_grpc.DigitsAdminServicer):
     ) -> pb.ReloadModelsResponse:
         await self.reloader.reload_now()
         return pb.ReloadModelsResponse(models=codec.model_statuses(self.reloader.manager))
+
+    @unary_rpc("CreateExperiment")
+    async def CreateExperiment(
+        self, request: pb.Experiment, context: grpc.aio.ServicerContext, call: CallRecord
+    ) -> pb.Experiment:
+        return codec.experiment_message(self.experiments.create(codec.experiment(request)))
+
+    @unary_rpc("UpdateExperiment")
+    async def UpdateExperiment(
+        self, request: pb.Experiment, context: grpc.aio.ServicerContext, call: CallRecord
+    ) -> pb.Experiment:
+        return codec.experiment_message(self.experiments.update(codec.experiment(request)))
+
+    @unary_rpc("DeleteExperiment")
+    async def DeleteExperiment(
+        self, request: pb.DeleteExperimentRequest, context: grpc.aio.ServicerContext, call: CallRecord
+    ) -> pb.DeleteExperimentResponse:
+        self.experiments.delete(request.name)
+        return pb.DeleteExperimentResponse()

@@ -18,13 +18,16 @@ from grpc_reflection.v1alpha import reflection
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
 
+from .ab_service import ExperimentService
 from .admin_servicer import DigitsAdminServicer
 from .batching import BatchingOptions, BatchingRunner
 from .dataplane import DataPlane
+from .experiment_observer import ExperimentObserver
+from .experiments import ExperimentRouter
 from .feedback import FeedbackStore
 from .health import HealthReporter
 from .manager import END, ModelManager, VersionSlot, prepare_runtime, savedmodel_loader
-from .metrics import ServerMetrics
+from .metrics import ExperimentMetrics, ServerMetrics
 from .metrics_http import serve_metrics_endpoint
 from .modeltrust import guard_loader
 from .observability import MetricsObserver, ModelStateObserver, describe_server
@@ -67,10 +70,16 @@ class DigitsServer:
         )
         self.manager.on_change.append(ModelStateObserver(self.metrics))
         observer = MetricsObserver(self.metrics)
+        router = ExperimentRouter()
+        experiment_observer = ExperimentObserver(ExperimentMetrics(self.metrics.registry), self.metrics)
+        self.experiments = ExperimentService(router, experiment_observer, self.manager)
         self.feedback = FeedbackStore(
-            settings.feedback_max_predictions, settings.feedback_max_age_seconds, [observer], self.metrics
+            settings.feedback_max_predictions, settings.feedback_max_age_seconds, [observer, experiment_observer],
+            self.metrics,
         )
-        self.dataplane = DataPlane(self.manager, self.runner, observers=[observer, self.feedback])
+        self.dataplane = DataPlane(
+            self.manager, self.runner, router, observers=[observer, self.feedback, experiment_observer]
+        )
         self.health = HealthReporter(self.manager, list(SERVICE_NAMES))
         self.manager.on_change.append(self.health.on_change)
         self.manager.on_change.append(self._forget_unloaded)
@@ -97,9 +106,10 @@ class DigitsServer:
         interceptors = [*security.interceptors, DecodeGuardInterceptor()]
         self._grpc = grpc.aio.server(options=options, interceptors=interceptors)
         pb_grpc.add_DigitClassifierServicer_to_server(
-            DigitClassifierServicer(self.dataplane, self.metrics, s, feedback=self.feedback), self._grpc
+            DigitClassifierServicer(self.dataplane, self.metrics, s, feedback=self.feedback, experiments=self.experiments),
+            self._grpc,
         )
-        pb_grpc.add_DigitsAdminServicer_to_server(DigitsAdminServicer(self.reloader, self.metrics), self._grpc)
+        pb_grpc.add_DigitsAdminServicer_to_server(DigitsAdminServicer(self.reloader, self.metrics, self.experiments), self._grpc)
         # KServe v2 / Triton and TF Serving on the same port; their repository calls reload like ReloadModels.
         protocols = add_protocols(self._grpc, self.dataplane, self.metrics, s, self.reloader.reload_now)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self._grpc)
@@ -127,6 +137,7 @@ class DigitsServer:
         if self._metrics_http is not None:
             self._metrics_http.shutdown()  # type: ignore[attr-defined]
             self._metrics_http.server_close()  # type: ignore[attr-defined]
+        await self.dataplane.close()  # shadow predictions still running use the runner
         if isinstance(self.runner, BatchingRunner):
             await self.runner.close()
         await self.manager.close()

@@ -10,8 +10,10 @@ import numpy as np
 from digits.v1 import digits_pb2 as pb
 
 from . import imaging
+from .ab_report import Report
 from .domain import BatchOutcome, FeedbackEvent, ModelSelector, ServedBy
 from .errors import InvalidInput
+from .experiments import Arm, Experiment
 from .manager import ModelManager, VersionSlot
 
 # Longest name, label, experiment, routing key or request id accepted (they are echoed in
@@ -173,3 +175,63 @@ def model_statuses(manager: ModelManager) -> list[pb.ModelStatus]:
         model_status(name, slots, name == manager.default_model, manager.labels_of)
         for name, slots in manager.slots().items()
     ]
+
+
+# --- A/B experiments ---------------------------------------------------------------------------
+
+
+def experiment(message: pb.Experiment) -> Experiment:
+    """An Experiment message as a domain experiment (validated by the router); arm names
+    default to their model's name."""
+    arms = []
+    for i, arm in enumerate(message.arms):
+        spec = arm.model
+        version = spec.version if spec.HasField("version") else None
+        if spec.experiment or spec.routing_key:
+            raise InvalidInput(f"arms[{i}].model: an arm is a model; leave experiment and routing_key empty")
+        model = ModelSelector(spec.name, version, spec.version_label)
+        arms.append(Arm(arm.name or spec.name, model, arm.weight))
+    return Experiment(message.name, tuple(arms), message.shadow_percent, message.paused)
+
+
+def experiment_message(value: Experiment) -> pb.Experiment:
+    """A domain experiment as an Experiment message."""
+    return pb.Experiment(
+        name=value.name,
+        arms=[
+            pb.Arm(name=arm.name, weight=arm.weight, model=pb.ModelSpec(
+                name=arm.model.name, version=arm.model.version, version_label=arm.model.version_label))
+            for arm in value.arms
+        ],
+        shadow_percent=value.shadow_percent,
+        paused=value.paused,
+    )
+
+
+def experiment_report(report: Report) -> pb.ExperimentReport:
+    """A comparison report as an ExperimentReport message."""
+    return pb.ExperimentReport(
+        experiment=experiment_message(report.experiment),
+        arms=[
+            pb.ArmReport(
+                arm=a.arm, model=a.model, version=a.version, requests=a.requests, errors=a.errors,
+                error_rate=a.error_rate, labelled=a.labelled, correct=a.correct, accuracy=a.accuracy,
+                accuracy_low=a.accuracy_low, accuracy_high=a.accuracy_high, latency_p50_seconds=a.latency_p50,
+                latency_p95_seconds=a.latency_p95, latency_p99_seconds=a.latency_p99,
+            )
+            for a in report.arms
+        ],
+        pairs=[
+            pb.PairReport(
+                arm_a=p.arm_a, arm_b=p.arm_b, accuracy_difference=p.comparison.difference,
+                difference_low=p.comparison.difference_low, difference_high=p.comparison.difference_high,
+                z_test_p_value=p.comparison.z_test_p, both_right=p.paired.both_right,
+                only_a_right=p.paired.only_a_right, only_b_right=p.paired.only_b_right,
+                both_wrong=p.paired.both_wrong, mcnemar_p_value=p.comparison.mcnemar_p,
+                shadow_agree=p.shadow_agree, shadow_disagree=p.shadow_disagree, verdict=p.verdict,
+                more_needed_per_arm=p.comparison.more_needed_per_arm,
+            )
+            for p in report.pairs
+        ],
+        latency_source=report.latency_source,
+    )

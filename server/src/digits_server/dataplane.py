@@ -7,6 +7,7 @@ batched), the router (A/B experiments) and the observers (metrics, live accuracy
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
@@ -34,6 +35,10 @@ class Router(Protocol):
         """(model selector, experiment name, arm name); raises ModelNotFound for unknown experiments."""
         ...
 
+    def shadows(self, experiment: str, arm: str) -> Sequence[tuple[ModelSelector, str]]:
+        """(model selector, arm name) of each arm this request is mirrored to; usually none."""
+        ...
+
 
 class NoExperiments:
     """The router used when no experiments are configured."""
@@ -41,6 +46,10 @@ class NoExperiments:
     def route(self, selector: ModelSelector) -> tuple[ModelSelector, str, str]:
         """Always NOT_FOUND: there are no experiments."""
         raise ModelNotFound(f"model_spec.experiment: no experiment '{selector.experiment}' (experiments: none)")
+
+    def shadows(self, experiment: str, arm: str) -> Sequence[tuple[ModelSelector, str]]:
+        """Never any: there are no experiments."""
+        return ()
 
 
 class DataPlane:
@@ -52,11 +61,15 @@ class DataPlane:
         runner: ModelRunner,
         router: Router | None = None,
         observers: Sequence[PredictionObserver] = (),
+        max_shadows_in_flight: int = 64,
     ) -> None:
         self.manager = manager
         self.runner = runner
         self.router: Router = router if router is not None else NoExperiments()
         self.observers: list[PredictionObserver] = list(observers)
+        self.max_shadows_in_flight = max_shadows_in_flight
+        self.shadows_skipped = 0  # mirrors dropped because max_shadows_in_flight were running
+        self._shadows: set[asyncio.Task[None]] = set()
 
     async def classify(
         self,
@@ -86,7 +99,43 @@ class DataPlane:
                 call.method, outcome.served_by, outcome.request_id, outcome.digits, probabilities, true_labels, timings
             )
         )
+        if experiment:
+            self._mirror(call.method, images, true_labels, outcome)
         return outcome
+
+    def _mirror(self, method: str, images: np.ndarray, true_labels: list[int | None], primary: BatchOutcome) -> None:
+        """Start the request's shadow predictions as background tasks: the caller never waits for them."""
+        for selector, arm in self.router.shadows(primary.served_by.experiment, primary.served_by.arm):
+            if len(self._shadows) >= self.max_shadows_in_flight:
+                self.shadows_skipped += 1
+                continue
+            task = asyncio.get_running_loop().create_task(self._shadow(method, selector, arm, images, true_labels, primary))
+            self._shadows.add(task)
+            task.add_done_callback(self._shadows.discard)
+
+    async def _shadow(
+        self, method: str, selector: ModelSelector, arm: str, images: np.ndarray,
+        true_labels: list[int | None], primary: BatchOutcome,
+    ) -> None:
+        """Compute one shadow prediction and tell the observers (shadow=True); failures are only logged."""
+        try:
+            model = self.manager.resolve(selector)
+            probabilities, timings = await self.runner.run(model, images, None)
+        except Exception as exc:
+            log.warning("shadow prediction on arm %s of %s failed: %s", arm, primary.served_by.experiment, exc)
+            return
+        served_by = ServedBy(model.name, model.version, primary.served_by.experiment, arm)
+        digits = probabilities.argmax(axis=1)
+        self.notify(
+            PredictionEvent(method, served_by, primary.request_id, digits, probabilities, true_labels, timings,
+                            shadow=True, mirrors=primary)
+        )
+
+    async def close(self) -> None:
+        """Cancel the shadow predictions still running (at shutdown)."""
+        for task in list(self._shadows):
+            task.cancel()
+        await asyncio.gather(*self._shadows, return_exceptions=True)
 
     def notify(self, event: PredictionEvent) -> None:
         """Hand an event to every observer; an observer's failure is logged, never raised."""

@@ -72,6 +72,7 @@ class PredictionEvent:
     true_labels: list[int | None]
     timings: Timings = field(default_factory=Timings)
     shadow: bool = False  # True for a mirrored (shadow) prediction never returned to a caller
+    mirrors: BatchOutcome | None = None  # for a shadow event: the primary outcome it mirrors
 
 
 class PredictionObserver(Protocol):

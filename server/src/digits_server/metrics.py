@@ -263,3 +263,49 @@ class ServerMetrics:
         self.build_info.info(dict(build))
         self.server_info.info(dict(config))
 
+
+# --- A/B experiments: per-arm accuracy, shadow agreement, paired outcomes (experiment_observer.py) ---
+
+PAIRED_OUTCOMES = ("both_right", "only_a_right", "only_b_right", "both_wrong")
+
+
+class ExperimentMetrics:
+    """Counters of experiment arms; request counts and latencies are ServerMetrics' (by arm label)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        arm = ["experiment", "arm"]
+        self.labelled = Counter(
+            "digits_experiment_labelled_predictions_total",
+            "Predictions an experiment arm returned whose true digit is known (live traffic, request or feedback).",
+            arm, registry=registry,
+        )
+        self.correct = Counter(
+            "digits_experiment_correct_predictions_total",
+            "Labelled predictions an experiment arm returned that were right.",
+            arm, registry=registry,
+        )
+        self.shadow_agreement = Counter(
+            "digits_shadow_agreement_total",
+            "Shadow predictions by whether they agree with the primary prediction they mirror.",
+            ["experiment", "primary_arm", "shadow_arm", "agreement"], registry=registry,
+        )
+        self.paired_outcomes = Counter(
+            "digits_paired_outcomes_total",
+            "Labelled images both arms of a pair predicted (primary + shadow), by outcome: McNemar's table.",
+            ["experiment", "arm_a", "arm_b", "outcome"], registry=registry,
+        )
+
+    def count_labelled(self, experiment: str, arm: str, labelled: int, correct: int) -> None:
+        """Labelled predictions an arm returned, and how many were right."""
+        self.labelled.labels(experiment, arm).inc(labelled)
+        self.correct.labels(experiment, arm).inc(correct)
+
+    def count_agreement(self, experiment: str, primary_arm: str, shadow_arm: str, agree: int, disagree: int) -> None:
+        """Shadow predictions that agreed / disagreed with their primary."""
+        self.shadow_agreement.labels(experiment, primary_arm, shadow_arm, "agree").inc(agree)
+        self.shadow_agreement.labels(experiment, primary_arm, shadow_arm, "disagree").inc(disagree)
+
+    def count_paired(self, experiment: str, arm_a: str, arm_b: str, outcomes: Mapping[str, int]) -> None:
+        """Paired outcomes of arms a and b (keys of PAIRED_OUTCOMES)."""
+        for outcome in PAIRED_OUTCOMES:
+            self.paired_outcomes.labels(experiment, arm_a, arm_b, outcome).inc(outcomes.get(outcome, 0))

@@ -17,6 +17,7 @@ from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
 
 from . import codec, streaming
+from .ab_service import ExperimentService
 from .dataplane import DataPlane
 from .domain import CallRecord
 from .errors import ModelNotFound, NotFound, ServingError
@@ -41,16 +42,19 @@ async def converted(images: list[pb.Image], convert: Callable[[], np.ndarray]) -
 
 
 class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
-    """Classify, ClassifyBatch, ClassifyStream, ListModels, GetModelStatus, Feedback."""
+    """Classify, ClassifyBatch, ClassifyStream, ListModels, GetModelStatus, Feedback, ListExperiments,
+    GetExperimentReport."""
 
     def __init__(
-        self, dataplane: DataPlane, metrics: ServerMetrics, settings: Settings, *, feedback: FeedbackStore | None = None
+        self, dataplane: DataPlane, metrics: ServerMetrics, settings: Settings, *,
+        feedback: FeedbackStore | None = None, experiments: ExperimentService | None = None,
     ) -> None:
         self.dataplane = dataplane
         self.metrics = metrics
         self.settings = settings
         self.image_limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
         self.feedback = feedback
+        self.experiments = experiments
 
     @unary_rpc("Classify")
     async def Classify(
@@ -129,3 +133,18 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         call.model, call.version = event.served_by.model, str(event.served_by.version)
         call.experiment, call.arm = event.served_by.experiment, event.served_by.arm
         return codec.feedback_response(event)
+
+    @unary_rpc("ListExperiments")
+    async def ListExperiments(
+        self, request: pb.ListExperimentsRequest, context: grpc.aio.ServicerContext, call: CallRecord
+    ) -> pb.ListExperimentsResponse:
+        found = self.experiments.list() if self.experiments is not None else []
+        return pb.ListExperimentsResponse(experiments=[codec.experiment_message(e) for e in found])
+
+    @unary_rpc("GetExperimentReport")
+    async def GetExperimentReport(
+        self, request: pb.GetExperimentReportRequest, context: grpc.aio.ServicerContext, call: CallRecord
+    ) -> pb.ExperimentReport:
+        if self.experiments is None:
+            raise NotFound(f"name: no experiment '{request.name}' (experiments: none)")
+        return codec.experiment_report(self.experiments.report(request.name))
