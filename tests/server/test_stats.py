@@ -131,3 +131,16 @@ def test_compare_falls_back_to_mcnemar_on_paired_traffic_only() -> None:
 def test_compare_without_labels_has_no_test() -> None:
     result = stats.compare(0, 0, 0, 0)
     assert result.test == "" and not result.significant and result.more_needed_per_arm == 0
+
+
+def test_compare_prefers_mcnemar_when_most_traffic_is_paired() -> None:
+    # Two copies of one model under 100% shadowing: independent traffic differs by chance
+    # (p = 0.038 here), but every paired outcome agrees, and the paired test rules.
+    paired = stats.PairedOutcomes(both_right=300, only_a_right=0, only_b_right=0, both_wrong=69)
+    result = stats.compare(199, 250, 301, 350, paired)
+    assert stats.two_proportion_z_test(199, 250, 301, 350) < 0.05
+    assert result.test == "McNemar" and result.p_value == 1.0 and not result.significant
+    assert result.difference == 0.0
+    # Light shadowing (fewer pairs than the smaller arm's own labelled traffic): the z-test rules.
+    light = stats.compare(199, 250, 301, 350, stats.PairedOutcomes(60, 0, 0, 14))
+    assert light.test == "z-test" and light.significant

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .ab_report import Report, build_report
+from .config import ConfigError
 from .domain import ModelSelector
 from .errors import InvalidInput, ServingError
 from .experiment_observer import ExperimentObserver
@@ -62,13 +63,17 @@ class ExperimentService:
         return model.name, model.version
 
     def load_config(self, entries: Sequence[Mapping[str, Any]] | None) -> list[Experiment]:
-        """Create the config file's experiments (InvalidInput naming the key on a bad entry).
+        """Create the config file's experiments (ConfigError naming the key on a bad entry).
 
         An arm whose model the server lacks is created anyway (logged): its requests fail
         NOT_FOUND until the model appears. Experiments that exist already are left alone.
         """
+        try:
+            experiments = from_config(entries)
+        except InvalidInput as exc:
+            raise ConfigError(f"model config: {exc}") from None
         created = []
-        for i, experiment in enumerate(from_config(entries)):
+        for i, experiment in enumerate(experiments):
             if experiment.name in {e.name for e in self.router.list()}:
                 continue
             try:

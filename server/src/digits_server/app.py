@@ -98,6 +98,7 @@ class DigitsServer:
         describe_server(self.metrics, s)
         await self.manager.reload()
         await self.health.refresh()
+        self.experiments.load_config(self.reloader.config.experiments)
         options = [
             ("grpc.max_receive_message_length", s.max_message_bytes),
             ("grpc.max_send_message_length", s.max_message_bytes),

@@ -158,15 +158,17 @@ def compare(
 ) -> Comparison:
     """Compare two arms' accuracies.
 
-    The verdict rests on the z-test on independent traffic when both arms have labelled
-    traffic of their own, else on McNemar's test on paired (shadow) outcomes. When not
+    The verdict rests on McNemar's test when there are at least as many paired (shadow)
+    outcomes as the smaller arm has labelled requests of its own (heavy shadowing: pairing
+    removes the noise of which images each arm happened to get), else on the z-test on the
+    arms' independent traffic; the choice depends on counts only, never on the outcomes. When not
     significant, `more_needed_per_arm` is how many more labelled requests per arm a
     two-proportion test needs for `power` to detect the observed difference (at least
     `smallest_effect`); for paired data that is conservative (pairing needs fewer).
     """
     z_p = two_proportion_z_test(correct_a, labelled_a, correct_b, labelled_b)
     mc_p = mcnemar_test(paired.only_a_right, paired.only_b_right)
-    if labelled_a > 0 and labelled_b > 0:
+    if labelled_a > 0 and labelled_b > 0 and paired.total < min(labelled_a, labelled_b):
         test, p_value, have = "z-test", z_p, min(labelled_a, labelled_b)
         p_a, p_b = correct_a / labelled_a, correct_b / labelled_b
         low, high = difference_interval(correct_a, labelled_a, correct_b, labelled_b)
