@@ -16,7 +16,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: client/pyproject.toml server/pyproject.toml trainer/pyproject.toml tests/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e client -e server -e trainer -r tests/requirements.txt
+	$(BIN)/pip install --quiet -e 'client[report]' -e server -e trainer -r tests/requirements.txt
 	touch $@
 
 setup-ecosystem: $(ECOSYSTEM)/.installed

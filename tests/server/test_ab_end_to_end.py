@@ -185,3 +185,21 @@ def test_metrics_carry_arms_shadow_agreement_and_paired_outcomes(server) -> None
     for name in ("digits_shadow_agreement_total", "digits_paired_outcomes_total",
                  "digits_experiment_labelled_predictions_total", "digits_experiment_correct_predictions_total"):
         assert f"{name}{{" in text, name
+
+
+def test_ab_dashboard_queries_only_metrics_the_server_exports(server) -> None:
+    import json
+    import re
+
+    from tests.serverproc import REPO
+
+    dashboard = json.loads((REPO / "server/monitoring/grafana/dashboards/ab.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    exprs += [v["definition"] for v in dashboard["templating"]["list"]]
+    text = urllib.request.urlopen(server.metrics_url, timeout=10).read().decode()
+    exported = set(re.findall(r"^(digits_\w+)[{ ]", text, re.M))
+    used = {name for expr in exprs for name in re.findall(r"\bdigits_\w+", expr)}
+    assert {"digits_experiment_correct_predictions_total", "digits_shadow_agreement_total",
+            "digits_paired_outcomes_total", "digits_request_duration_seconds_bucket"} <= used
+    assert used <= exported, used - exported
+    assert all('experiment=~"$experiment"' in expr for expr in exprs[:-1])

@@ -119,8 +119,8 @@ class DataPlane:
     ) -> None:
         """Compute one shadow prediction and tell the observers (shadow=True); failures are only logged."""
         try:
-            model = self.manager.resolve(selector)
-            probabilities, timings = await self.runner.run(model, images, None)
+            with self.manager.lease(selector) as model:
+                probabilities, timings = await self.runner.run(model, images, None)
         except Exception as exc:
             log.warning("shadow prediction on arm %s of %s failed: %s", arm, primary.served_by.experiment, exc)
             return
