@@ -106,6 +106,13 @@ def render_text(report: digits_pb2.ExperimentReport, run: Replay | None = None) 
     return "\n".join(parts)
 
 
+def _selector(spec: digits_pb2.ModelSpec) -> str:
+    """'lstm', 'lstm:2' or 'lstm@stable'."""
+    if spec.HasField("version"):
+        return f"{spec.name}:{spec.version}"
+    return f"{spec.name}@{spec.version_label}" if spec.version_label else spec.name
+
+
 def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
@@ -116,9 +123,7 @@ def render_markdown(report: digits_pb2.ExperimentReport, run: Replay | None = No
     """The report as a Markdown document (ab-report.md)."""
     e = report.experiment
     parts = [f"# A/B report: {e.name}", ""]
-    parts += [f"- arms: " + ", ".join(f"`{a.name}` = {a.model.name}" + (f":{a.model.version}" if a.model.HasField("version") else "")
-                                      + (f"@{a.model.version_label}" if a.model.version_label else "")
-                                      + f" (weight {a.weight:g})" for a in e.arms)]
+    parts += ["- arms: " + ", ".join(f"`{a.name}` = {_selector(a.model)} (weight {a.weight:g})" for a in e.arms)]
     parts += [f"- shadow: {e.shadow_percent:g}% of requests mirrored to the other arms; "
               f"{'paused' if e.paused else 'running'}"]
     if run is not None:
