@@ -203,3 +203,14 @@ def test_ab_dashboard_queries_only_metrics_the_server_exports(server) -> None:
             "digits_paired_outcomes_total", "digits_request_duration_seconds_bucket"} <= used
     assert used <= exported, used - exported
     assert all('experiment=~"$experiment"' in expr for expr in exprs[:-1])
+
+
+def test_feedback_counts_for_the_arm_that_served(server, digits) -> None:
+    images, labels = digits
+    with DigitsClient(server.target, timeout=30) as client:
+        before = {a.arm: a.labelled for a in client.experiment_report("cells").arms}
+        result = client.classify(images[3], experiment="cells", routing_key="feedback-user")
+        client.feedback(result.request_id, int(labels[3]))
+        after = {a.arm: a.labelled for a in client.experiment_report("cells").arms}
+    assert after[result.arm] == before[result.arm] + 1
+    assert sum(after.values()) == sum(before.values()) + 1

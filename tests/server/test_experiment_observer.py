@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from digits_server.domain import BatchOutcome, CallRecord, ModelSelector, PredictionEvent, ServedBy
+from digits_server.domain import BatchOutcome, CallRecord, FeedbackEvent, ModelSelector, PredictionEvent, ServedBy
 from digits_server.experiment_observer import ArmTraffic, ExperimentObserver, arm_traffic
 from digits_server.experiments import Arm, Experiment
 from digits_server.metrics import ExperimentMetrics, ServerMetrics
@@ -75,12 +75,11 @@ def test_shadow_predictions_count_agreement_and_paired_outcomes_oriented_by_arm_
 
 
 def test_feedback_counts_for_the_arm_that_served(observed) -> None:
-    from types import SimpleNamespace
-
     observer, _ = observed
-    observer.observe_feedback(SimpleNamespace(served_by=ServedBy("rnn", 1, "cells", "rnn"), correct=True))
-    observer.observe_feedback(SimpleNamespace(served_by=ServedBy("rnn", 1, "", ""), correct=True))
-    assert (observer.counts("cells").arms["rnn"].labelled, observer.counts("cells").arms["rnn"].correct) == (1, 1)
+    observer.observe_feedback(FeedbackEvent(ServedBy("rnn", 1, "cells", "rnn"), "r", 0, predicted=3, true_label=3))
+    observer.observe_feedback(FeedbackEvent(ServedBy("rnn", 1, "cells", "rnn"), "s", 0, predicted=3, true_label=5))
+    observer.observe_feedback(FeedbackEvent(ServedBy("rnn", 1), "t", 0, predicted=3, true_label=3))  # no experiment
+    assert (observer.counts("cells").arms["rnn"].labelled, observer.counts("cells").arms["rnn"].correct) == (2, 1)
 
 
 def test_other_traffic_and_deleted_experiments_are_ignored(observed) -> None:

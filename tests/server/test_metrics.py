@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from digits_server.domain import CallRecord, Timings
-from digits_server.metrics import ServerMetrics
+from digits_server.metrics import ExperimentMetrics, ServerMetrics
 from tests.serverproc import REPO
 from tests.tools import require_tool
 
@@ -36,6 +36,10 @@ def exercise(metrics: ServerMetrics) -> None:
     metrics.count_load_failure("gru", "2")
     metrics.set_model_info("lstm", "3", {"cell": "lstm", "parameters": "24714"}, 0.981, 24714)
     metrics.set_server_info({"version": "0.1.0"}, {"default_model": "lstm"})
+    experiments = ExperimentMetrics(metrics.registry)  # the A/B block, on the same registry
+    experiments.count_labelled("cells", "lstm", 2, 1)
+    experiments.count_agreement("cells", "lstm", "gru", 3, 1)
+    experiments.count_paired("cells", "gru", "lstm", {"only_b_right": 1})
 
 
 def test_each_server_gets_its_own_registry() -> None:

@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Any
 
 import numpy as np
 
-from .domain import PredictionEvent
+from .domain import FeedbackEvent, PredictionEvent
 from .experiments import Experiment
 from .metrics import PAIRED_OUTCOMES, ExperimentMetrics, ServerMetrics
 from .stats import PairedOutcomes
@@ -151,8 +150,8 @@ class ExperimentObserver:
             correct = sum(int(event.digits[i]) == label for i, label in known)
             self._count_labelled(served.experiment, counts.arms[served.arm], served.arm, len(known), correct)
 
-    def observe_feedback(self, event: Any) -> None:
-        """A true digit learned later (domain.FeedbackEvent) for a live prediction of an arm."""
+    def observe_feedback(self, event: FeedbackEvent) -> None:
+        """A true digit learned later (Feedback RPC) for a live prediction of an arm."""
         served = event.served_by
         counts = self._counts.get(served.experiment) if served.experiment else None
         if counts is not None and served.arm in counts.arms:
