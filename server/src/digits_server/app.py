@@ -20,6 +20,7 @@ from digits.v1 import digits_pb2_grpc as pb_grpc
 
 from .ab_service import ExperimentService
 from .admin_servicer import DigitsAdminServicer
+from .backends import parse_buckets
 from .batching import BatchingOptions, BatchingRunner
 from .dataplane import DataPlane
 from .experiment_observer import ExperimentObserver
@@ -54,7 +55,11 @@ class DigitsServer:
             ModelSource(settings.models),
             settings.default_model,
             loader=guard_loader(
-                savedmodel_loader(BatchingOptions.from_settings(settings).warm_up_sizes()),
+                savedmodel_loader(
+                    BatchingOptions.from_settings(settings).warm_up_sizes(),
+                    runtime=settings.runtime,
+                    xla_buckets=parse_buckets(settings.xla_buckets),
+                ),
                 settings.models,
                 settings.allow_world_writable_models,
             ),

@@ -8,13 +8,21 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .backends import parse_buckets
 from .errors import ConfigurationError
+from .runtime import check_runtime
 from .settings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `digits-server` console script."""
     settings = Settings.from_args(argv)
+    try:
+        check_runtime(settings.runtime)
+        parse_buckets(settings.xla_buckets)
+    except ValueError as exc:
+        print(f"digits-server: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=getattr(logging, settings.log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .domain import ModelSelector
 from .errors import ModelNotFound, ModelUnavailable
@@ -34,11 +35,12 @@ LOADER_NICENESS = 10  # the loader thread yields the CPU to serving threads (TF 
 Loader = Callable[[str, int, Path], LoadedModel]
 
 
-def savedmodel_loader(warm_up_sizes: tuple[int, ...] = (1, 8, 64)) -> Loader:
-    """A loader that loads the SavedModel runtime and warms it up at `warm_up_sizes`."""
+def savedmodel_loader(warm_up_sizes: tuple[int, ...] = (1, 8, 64), **runtime: Any) -> Loader:
+    """A loader that loads the SavedModel (with `runtime` options for LoadedModel: runtime,
+    xla_buckets) and warms it up at `warm_up_sizes`."""
 
     def load(name: str, version: int, path: Path) -> LoadedModel:
-        model = LoadedModel(name, version, path)
+        model = LoadedModel(name, version, path, **runtime)
         model.load()
         model.warm_up(warm_up_sizes)
         return model

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .backends import TFLITE_FILE, LiteInterpreters, XlaBuckets
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +60,45 @@ class VersionInfo:
         )
 
 
+RUNTIMES = ("auto", "savedmodel", "xla", "tflite")
+DEFAULT_BUCKETS = (1, 4, 16, 64, 256)
+
+
+def check_runtime(runtime: str) -> str:
+    """`runtime` if it is a known runtime name, else ValueError naming the choices."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime: expected one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    return runtime
+
+
 class LoadedModel:
-    """A SavedModel version ready to compute: `predict(uint8 [N,28,28]) -> float32 [N,10]`."""
+    """A SavedModel version ready to compute: `predict(uint8 [N,28,28]) -> float32 [N,10]`.
 
-    runtime = "savedmodel"
+    The SavedModel signature is the source of truth and always loaded. `runtime` picks what
+    computes: "savedmodel" (the signature), "xla" (the signature XLA-compiled per batch-size
+    bucket), "tflite" (the trainer's batch-1 LiteRT model for single images, the signature
+    otherwise) or "auto" (tflite for single images when the file exists, xla for the rest).
+    `self.runtime` names what serves now, e.g. "savedmodel+tflite+xla" (+xla once compiled).
+    """
 
-    def __init__(self, name: str, version: int, path: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        version: int,
+        path: Path,
+        runtime: str = "savedmodel",
+        xla_buckets: tuple[int, ...] = DEFAULT_BUCKETS,
+    ) -> None:
         self.name = name
         self.version = version
         self.path = path
         self.info = VersionInfo.read(path)
+        self.requested_runtime = check_runtime(runtime)
+        self.xla_buckets = xla_buckets
+        self.runtime = "savedmodel"
         self._fn: Any = None
+        self._xla: XlaBuckets | None = None
+        self._lite: LiteInterpreters | None = None
         self.load_seconds = 0.0
 
     def load(self) -> None:
@@ -87,23 +118,68 @@ class LoadedModel:
             raise ValueError(f"signature output must include '{OUTPUT_NAME}', got {sorted(fn.structured_outputs)}")
         self._loaded = loaded  # keeps the variables alive
         self._fn = fn
+        lite_path = self.path / TFLITE_FILE
+        if self.requested_runtime in ("auto", "tflite") and lite_path.is_file():
+            self._lite = LiteInterpreters(lite_path)
+        elif self.requested_runtime == "tflite":
+            log.warning("%s:%d has no %s: serving with the SavedModel signature", self.name, self.version, TFLITE_FILE)
+        if self.requested_runtime in ("auto", "xla"):
+            self._xla = XlaBuckets(fn, OUTPUT_NAME, self.xla_buckets)
         self.load_seconds = time.perf_counter() - started
+
+    def _signature(self, images: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        return self._fn(**{INPUT_NAME: tf.constant(images, dtype=tf.uint8)})[OUTPUT_NAME].numpy()
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Probabilities for a uint8 batch [N,28,28]. Thread-safe; call it off the event loop."""
-        import tensorflow as tf
-
         if self._fn is None:
             raise RuntimeError(f"{self.name}:{self.version} is not loaded")
-        out = self._fn(**{INPUT_NAME: tf.constant(images, dtype=tf.uint8)})[OUTPUT_NAME]
-        return out.numpy()
+        if self._lite is not None and len(images) == 1:
+            return self._lite.predict_one(images)
+        if self._xla is not None and self._xla.ready:
+            return self._xla.predict(images)
+        return self._signature(images)
+
+    def reference(self, images: np.ndarray) -> np.ndarray:
+        """The SavedModel signature's own answer (the source of truth the other runtimes match)."""
+        return self._signature(images)
 
     def warm_up(self, batch_sizes: tuple[int, ...] = (1, 8, 64)) -> None:
-        """Run a few inferences so that the first real request pays no tracing cost."""
+        """Trace the signature, then compile the XLA buckets in a background thread: the model
+        serves at once (signature) and switches to XLA when every bucket is compiled, so no
+        request pays for a trace or a compile, and loading stays as fast as before."""
         for size in batch_sizes:
-            self.predict(np.zeros((size, 28, 28), dtype=np.uint8))
+            self._signature(np.zeros((size, 28, 28), dtype=np.uint8))
+        if self._lite is not None:
+            self._lite.predict_one(np.zeros((1, 28, 28), dtype=np.uint8))
+        self._name_runtime()
+        if self._xla is not None:
+            threading.Thread(target=self._compile_xla, args=(self._xla,), name=f"xla-{self.name}", daemon=True).start()
+
+    def _compile_xla(self, xla: XlaBuckets) -> None:
+        started = time.perf_counter()
+        try:
+            xla.compile()
+        except Exception:  # the signature keeps serving
+            log.exception("%s:%d: XLA compilation failed; serving with the signature", self.name, self.version)
+            return
+        log.info("%s:%d: XLA buckets %s compiled in %.1f s", self.name, self.version,
+                 ",".join(map(str, xla.buckets)), time.perf_counter() - started)
+        self._name_runtime()
+
+    def _name_runtime(self) -> None:
+        xla_ready = self._xla is not None and self._xla.ready
+        self.runtime = "savedmodel" + ("+tflite" if self._lite is not None else "") + ("+xla" if xla_ready else "")
+
+    def wait_compiled(self, timeout: float | None = None) -> bool:
+        """Block until the XLA buckets are compiled (True at once without XLA); False on timeout."""
+        return self._xla is None or self._xla.done.wait(timeout)
 
     def unload(self) -> None:
         """Drop the references to the graph so its memory can be freed."""
         self._fn = None
         self._loaded = None
+        self._xla = None
+        self._lite = None

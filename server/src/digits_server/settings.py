@@ -46,6 +46,10 @@ class Settings:
     compute_threads: int = _setting(2, "threads that run model calls off the event loop")
     feedback_max_predictions: int = _setting(100_000, "most recent predictions remembered for the Feedback RPC (0 = none)")
     feedback_max_age_seconds: float = _setting(3600.0, "how long a prediction can still receive feedback")
+    runtime: str = _setting(
+        "auto", "what computes: auto (tflite for single images if exported, XLA for batches), savedmodel, xla, tflite"
+    )
+    xla_buckets: str = _setting("1,4,16,64,256", "batch sizes XLA compiles at load; a batch is padded to the next")
     log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR")
     ready_file: Path | None = _setting(None, "once serving, write {\"port\", \"metrics_port\"} as JSON here")
     # Security (README: Security). Token values never come from flags: `ps` shows flags to everyone.

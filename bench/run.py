@@ -1,0 +1,172 @@
+"""The benchmark harness: our server against three baselines, in one run, on this machine.
+
+    python bench/run.py            # full: rnn, lstm, gru (< 10 min)
+    python bench/run.py --quick    # smoke: lstm only, short runs (< 2 min)
+
+Starts, one after another on free loopback ports, (1) a bare gRPC echo server answering with
+messages of the real sizes, (2) a seed-article-style server (one Keras model.predict per
+request), (3) a naive server (one SavedModel call per request, no batching) and (4) our server,
+and drives each with the same `digits bench` settings (a subprocess per scenario). Measures
+in-process model throughput at the same batch sizes, then prints the comparison table with
+ratios and writes JSON, Markdown and a latency-vs-throughput PNG into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench import report, servers  # noqa: E402
+from tests.serverproc import source_env  # noqa: E402
+
+DATA = REPO.parent / "shared" / "data" / "mnist-9k.npz"
+BATCH = 512
+
+
+def bench(target: str, model: str, *args: str, duration: float, warmup: float) -> dict:
+    """One `digits bench --json` run in its own process."""
+    command = [sys.executable, "-m", "digits.cli", "bench", "--target", target, "--json", "--no-progress",
+               "--warmup", str(warmup), *args]
+    if "--count" not in args:
+        command += ["--duration", str(duration)]
+    if model:
+        command += ["--model", model]
+    if DATA.is_file():
+        command += ["--data", str(DATA)]
+    done = subprocess.run(command, capture_output=True, text=True, env=source_env(), timeout=900)
+    if done.stdout.strip().startswith("{"):
+        return json.loads(done.stdout)
+    raise RuntimeError(f"digits bench failed ({done.returncode}): {done.stderr[-2000:]}")
+
+
+def scenarios(quick: bool) -> dict[str, list[str]]:
+    """Scenario name -> `digits bench` arguments."""
+    found = {
+        "unary_c16": ["--concurrency", "16"],
+        "unary_c1": ["--concurrency", "1"],
+        "stream_1": ["--mode", "stream", "--concurrency", "1", "--window", "32"],
+        f"batch{BATCH}_c2": ["--mode", "batch", "--batch-size", str(BATCH), "--concurrency", "2"],
+    }
+    if not quick:
+        found |= {"unary_c4": ["--concurrency", "4"], "unary_c64": ["--concurrency", "64"]}
+    return found
+
+
+def prepare_models(cells: list[str], workdir: Path, quick: bool) -> Path:
+    """Train small real models (speed does not depend on accuracy) with the project's trainer."""
+    out = workdir / "models"
+    code = (
+        "import sys; from digits_trainer import api; from digits_trainer.litert import write_tflite, TFLITE_PATH\n"
+        f"results = api.train({','.join(cells)!r}, 'seed', epochs=1, data={str(DATA) if DATA.is_file() else 'sample'!r},"
+        f" out={str(out)!r}, seed=1, train_limit={500 if quick else 2000}, plot=False, quiet=True)\n"
+        "for r in results:\n"
+        "    if not (r.path / TFLITE_PATH).exists(): write_tflite(r.model, r.path)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=source_env(), capture_output=True, timeout=900)
+    return out
+
+
+def run_server(name: str, start, cells: list[str], plan: dict[str, list[str]], timing: dict, log,
+               memory: bool = False) -> dict:
+    """Start one server, run its scenarios for every cell (then the memory soak if asked), stop it."""
+    server = start()
+    results: dict[str, dict] = {}
+    try:
+        for cell in cells:
+            for scenario, args in plan.items():
+                key = f"{cell}/{scenario}" if name != "echo" else scenario
+                if key in results:
+                    continue
+                results[key] = bench(server.target, cell, *args, **timing)
+                log(f"  {name:<10} {key:<22} {results[key]['requests_per_second']:>9,.0f} req/s  "
+                    f"p50 {results[key]['latency_ms']['p50']} ms  p99 {results[key]['latency_ms']['p99']} ms")
+        if memory:
+            results["memory"] = memory_check(server, cells, timing, log)
+    finally:
+        server.stop()
+    return results
+
+
+def memory_check(server, cells: list[str], timing: dict, log) -> dict:
+    """RSS with the cells loaded (after the runs above), after 20k and after 100k more requests."""
+    before = servers.rss_mb(server.pid)
+    bench(server.target, cells[0], "--concurrency", "16", "--count", "20000", duration=0, warmup=0)
+    at_20k = servers.rss_mb(server.pid)
+    bench(server.target, cells[0], "--concurrency", "16", "--count", "80000", duration=0, warmup=0)
+    at_100k = servers.rss_mb(server.pid)
+    log(f"  memory: {before:.0f} MiB loaded, {at_20k:.0f} MiB after 20k, {at_100k:.0f} MiB after 100k requests")
+    return {"loaded_mb": before, "after_20k_mb": at_20k, "after_100k_mb": at_100k}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the harness; exit 0 when it completed (targets are reported, not enforced)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="lstm only, short runs, no memory soak (< 2 min)")
+    parser.add_argument("--models", type=Path, help="model repository to serve (default: train small models)")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="where JSON/MD/PNG go")
+    parser.add_argument("--server-flag", action="append", default=[], metavar="FLAG",
+                        help="extra flag for our server, e.g. --server-flag=--max-batch-size=32")
+    args = parser.parse_args(argv)
+    cells = ["lstm"] if args.quick else ["rnn", "lstm", "gru"]
+    timing = {"duration": 2.0, "warmup": 0.5} if args.quick else {"duration": 5.0, "warmup": 1.0}
+    began = time.monotonic()
+
+    def log(text: str) -> None:
+        print(f"[{time.monotonic() - began:6.1f}s] {text}", file=sys.stderr, flush=True)
+
+    workdir = Path(tempfile.mkdtemp(prefix="digits-bench-"))
+    models = args.models or prepare_models(["rnn", "lstm", "gru"] if not args.quick else cells, workdir, args.quick)
+    log(f"models: {models}")
+    plan = scenarios(args.quick)
+    inproc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "inprocess.py"), "--models", str(models), "--cells", ",".join(cells),
+         "--batch-sizes", f"1,{BATCH}", "--seconds", "0.5" if args.quick else "1.5",
+         *(["--data", str(DATA)] if DATA.is_file() else [])],
+        capture_output=True, text=True, env=source_env(), check=True, timeout=600,
+    )
+    inprocess = json.loads(inproc.stdout)
+    log(f"in-process measured (matmul peak {inprocess['matmul_gflops']:.0f} GFLOP/s)")
+    runs = {
+        "echo": run_server("echo", lambda: servers.start_baseline("echo", models, cells), cells, plan, timing, log),
+        "predict": run_server("predict", lambda: servers.start_baseline("predict", models, cells), cells,
+                              {"unary_c16": plan["unary_c16"]}, timing, log),
+        "savedmodel": run_server("savedmodel", lambda: servers.start_baseline("savedmodel", models, cells), cells,
+                                 {k: v for k, v in plan.items() if k.startswith("unary")}, timing, log),
+        "ours": run_server("ours", lambda: servers.start_ours(models, args.server_flag), cells, plan,
+                           timing, log, memory=not args.quick),
+    }
+    document = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(), "mode": "quick" if args.quick else "full", "cells": cells,
+        "timing": timing, "server_flags": args.server_flag, "in_process": inprocess, "runs": runs,
+        "seconds": round(time.monotonic() - began, 1),
+    }
+    document["targets"] = report.targets(document)
+    paths = report.write(document, args.out)
+    print(report.table(document))
+    log(f"wrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def machine() -> str:
+    """'2 cores, 24 GiB, Linux x86_64, Python 3.11.2' and the load average at the start."""
+    import os
+
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"{os.cpu_count()} cores, {memory:.0f} GiB, {platform.system()} {platform.machine()}, "
+            f"Python {platform.python_version()}; load average at start {load}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

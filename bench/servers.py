@@ -1,0 +1,96 @@
+"""Starting the four servers the harness compares, one at a time, on free loopback ports, and
+reading their resident memory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.serverproc import ServerProcess, source_env, start_server
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class Running:
+    """A started server: where to reach it and how to stop it."""
+
+    name: str
+    target: str
+    pid: int
+    _stop: object
+
+    def stop(self) -> None:
+        """Terminate it and wait."""
+        self._stop()  # type: ignore[operator]
+
+
+def start_baseline(kind: str, models: Path, cells: list[str], timeout: float = 180.0) -> Running:
+    """`bench/baselines.py --kind KIND` in a subprocess; waits for its ready file."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
+    ready = workdir / "ready.json"
+    log = open(workdir / "server.log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "baselines.py"), "--kind", kind, "--models", str(models),
+         "--cells", ",".join(cells), "--ready-file", str(ready)],
+        stdout=log, stderr=subprocess.STDOUT, env=source_env(), cwd=workdir,
+    )
+    started = time.monotonic()
+    while not ready.exists():
+        if process.poll() is not None or time.monotonic() - started > timeout:
+            process.kill()
+            raise RuntimeError(f"baseline {kind} did not start:\n{(workdir / 'server.log').read_text()[-3000:]}")
+        time.sleep(0.05)
+    port = json.loads(ready.read_text())["port"]
+
+    def stop() -> None:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+    return Running(kind, f"127.0.0.1:{port}", process.pid, stop)
+
+
+def start_ours(models: Path, flags: list[str], expect_xla: bool = True, compile_timeout: float = 300.0) -> Running:
+    """`python -m digits_server` on free ports; with `expect_xla`, waits until every model's XLA
+    buckets are compiled (they compile in the background after loading)."""
+    server: ServerProcess = start_server(models, "--metrics-port", "-1", "--poll-seconds", "0", *flags)
+    if expect_xla:
+        wait_compiled(server.target, compile_timeout)
+    return Running("ours", server.target, server.process.pid, server.stop)
+
+
+def wait_compiled(target: str, timeout: float) -> None:
+    """Poll ListModels until every available version reports a runtime with "+xla"."""
+    import grpc
+
+    from digits.v1 import digits_pb2 as pb
+    from digits.v1 import digits_pb2_grpc as pb_grpc
+
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(target) as channel:
+        stub = pb_grpc.DigitClassifierStub(channel)
+        while time.monotonic() < deadline:
+            models = stub.ListModels(pb.ListModelsRequest(), timeout=10).models
+            runtimes = [v.info.runtime for m in models for v in m.versions if v.state == pb.MODEL_STATE_AVAILABLE]
+            if runtimes and all("+xla" in runtime for runtime in runtimes):
+                return
+            time.sleep(0.5)
+    raise TimeoutError(f"XLA buckets not compiled after {timeout:.0f} s")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MiB (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")

@@ -1,0 +1,126 @@
+"""Faster ways to compute a SavedModel's `serving_default`, each checked against it.
+
+- `XlaBuckets`: a `tf.function(jit_compile=True)` over the signature, compiled for a few fixed
+  batch sizes ("buckets"). A batch is zero-padded up to the next bucket (bigger ones are cut
+  into chunks of the largest), so after the warm-up no request ever pays a compile.
+- `LiteInterpreters`: the LiteRT/TFLite flatbuffer the trainer exports beside the SavedModel
+  (`<version>/assets.extra/model.tflite`, batch 1); one interpreter per thread, since an
+  interpreter is not thread-safe. ~10x less overhead than a TF function call at batch 1.
+
+TensorFlow is imported lazily, inside the methods.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+TFLITE_FILE = Path("assets.extra") / "model.tflite"
+IMAGE_SHAPE = (28, 28)
+
+
+def parse_buckets(text: str) -> tuple[int, ...]:
+    """'1,8,64' -> (1, 8, 64): sorted, unique, positive."""
+    try:
+        sizes = sorted({int(part) for part in text.replace(" ", "").split(",") if part})
+    except ValueError:
+        raise ValueError(f"xla_buckets: expected comma-separated batch sizes such as 1,8,64, got {text!r}") from None
+    if not sizes or sizes[0] < 1:
+        raise ValueError(f"xla_buckets: batch sizes must be >= 1, got {text!r}")
+    return tuple(sizes)
+
+
+class XlaBuckets:
+    """`signature(images=...)['probabilities']` compiled by XLA for fixed batch sizes."""
+
+    def __init__(self, signature: Callable[..., dict[str, Any]], output: str, buckets: Sequence[int]) -> None:
+        import tensorflow as tf
+
+        self.buckets = tuple(sorted(buckets))
+        self._compiled: set[int] = set()
+        self.done = threading.Event()  # set when compile() finished (even after a failure)
+        self._fn = tf.function(lambda images: signature(images=images)[output], jit_compile=True)
+
+    @property
+    def ready(self) -> bool:
+        """True once every bucket is compiled."""
+        return len(self._compiled) == len(self.buckets)
+
+    def compile(self) -> None:
+        """Compile every bucket (one call on zeros each); ~0.3-2 s per bucket."""
+        try:
+            for size in self.buckets:
+                self._call(np.zeros((size, *IMAGE_SHAPE), dtype=np.uint8))
+                self._compiled.add(size)
+        finally:
+            self.done.set()
+
+    def _call(self, images: np.ndarray) -> np.ndarray:
+        return self._fn(images).numpy()
+
+    def bucket_for(self, count: int) -> int:
+        """The smallest compiled bucket holding `count` images (the largest when none does)."""
+        for size in self.buckets:
+            if size >= count and size in self._compiled:
+                return size
+        return self.buckets[-1]
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """float32 [N,10] for uint8 [N,28,28], padded to a bucket (compile() first)."""
+        count = len(images)
+        largest = self.buckets[-1]
+        if count > largest:
+            return np.concatenate([self.predict(images[i : i + largest]) for i in range(0, count, largest)])
+        size = self.bucket_for(count)
+        if size == count:
+            return self._call(images)
+        padded = np.zeros((size, *IMAGE_SHAPE), dtype=np.uint8)
+        padded[:count] = images
+        return self._call(padded)[:count]
+
+
+class LiteInterpreters:
+    """A batch-1 LiteRT/TFLite model, one interpreter per calling thread."""
+
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        self.path = path
+        self._content = path.read_bytes()
+        self._threads = threads
+        self._local = threading.local()
+        self._interpreter()  # fail at load time, not on the first request
+
+    def _interpreter(self) -> tuple[Any, int, int]:
+        state = getattr(self._local, "state", None)
+        if state is None:
+            interpreter = _new_interpreter(self._content, self._threads)
+            interpreter.allocate_tensors()
+            (inp,) = interpreter.get_input_details()
+            (out,) = interpreter.get_output_details()
+            if tuple(inp["shape"]) != (1, *IMAGE_SHAPE) or inp["dtype"] != np.uint8 or tuple(out["shape"]) != (1, 10):
+                raise ValueError(f"{self.path}: expected uint8 [1,28,28] -> [1,10], got {inp['shape']} -> {out['shape']}")
+            state = self._local.state = (interpreter, inp["index"], out["index"])
+        return state
+
+    def predict_one(self, image: np.ndarray) -> np.ndarray:
+        """float32 [1,10] for one uint8 image [1,28,28]."""
+        interpreter, inp, out = self._interpreter()
+        interpreter.set_tensor(inp, image)
+        interpreter.invoke()
+        return interpreter.get_tensor(out).copy()
+
+
+def _new_interpreter(content: bytes, threads: int) -> Any:
+    """TensorFlow's own tf.lite interpreter (usable in tensorflow-cpu 2.21; no extra package)."""
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's notice pointing at ai_edge_litert
+        return tf.lite.Interpreter(model_content=content, num_threads=threads)
