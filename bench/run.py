@@ -14,12 +14,14 @@ ratios and writes JSON, Markdown and a latency-vs-throughput PNG into --out.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -76,28 +78,35 @@ def prepare_models(cells: list[str], workdir: Path, quick: bool) -> Path:
     return out
 
 
-def run_server(name: str, start, cells: list[str], plan: dict[str, list[str]], timing: dict, log,
-               memory: bool = False) -> dict:
-    """Start one server, run its scenarios for every cell (then the memory soak if asked), stop it."""
-    server = start()
-    results: dict[str, dict] = {}
-    try:
-        for cell in cells:
-            for scenario, args in plan.items():
-                key = f"{cell}/{scenario}" if name != "echo" else scenario
-                if key in results:
+SERVERS = ("echo", "predict", "savedmodel", "ours")
+
+
+def applies(server: str, scenario: str) -> bool:
+    """Which scenarios each server runs: the predict server only the headline, naive unary ones."""
+    if server == "predict":
+        return scenario == "unary_c16"
+    if server == "savedmodel":
+        return scenario.startswith("unary")
+    return True
+
+
+def drive(started: dict, cells: list[str], plan: dict[str, list[str]], timing: dict, log) -> dict:
+    """Every scenario on every server, interleaved (scenario by scenario), so that the load other
+    users put on the machine drifts over all servers alike and the ratios stay fair."""
+    runs: dict[str, dict] = {name: {} for name in started}
+    for cell in cells:
+        for scenario, args in plan.items():
+            for name, server in started.items():
+                key = scenario if name == "echo" else f"{cell}/{scenario}"
+                if not applies(name, scenario) or key in runs[name]:
                     continue
-                results[key] = bench(server.target, cell, *args, **timing)
-                log(f"  {name:<10} {key:<22} {results[key]['requests_per_second']:>9,.0f} req/s  "
-                    f"p50 {results[key]['latency_ms']['p50']} ms  p99 {results[key]['latency_ms']['p99']} ms")
-        if memory:
-            results["memory"] = memory_check(server, cells, timing, log)
-    finally:
-        server.stop()
-    return results
+                run = runs[name][key] = bench(server.target, cell, *args, **timing)
+                log(f"  {name:<10} {key:<22} {run['requests_per_second']:>9,.0f} req/s  "
+                    f"p50 {run['latency_ms']['p50']} ms  p99 {run['latency_ms']['p99']} ms")
+    return runs
 
 
-def memory_check(server, cells: list[str], timing: dict, log) -> dict:
+def memory_check(server, cells: list[str], log) -> dict:
     """RSS with the cells loaded (after the runs above), after 20k and after 100k more requests."""
     before = servers.rss_mb(server.pid)
     bench(server.target, cells[0], "--concurrency", "16", "--count", "20000", duration=0, warmup=0)
@@ -136,15 +145,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     inprocess = json.loads(inproc.stdout)
     log(f"in-process measured (matmul peak {inprocess['matmul_gflops']:.0f} GFLOP/s)")
-    runs = {
-        "echo": run_server("echo", lambda: servers.start_baseline("echo", models, cells), cells, plan, timing, log),
-        "predict": run_server("predict", lambda: servers.start_baseline("predict", models, cells), cells,
-                              {"unary_c16": plan["unary_c16"]}, timing, log),
-        "savedmodel": run_server("savedmodel", lambda: servers.start_baseline("savedmodel", models, cells), cells,
-                                 {k: v for k, v in plan.items() if k.startswith("unary")}, timing, log),
-        "ours": run_server("ours", lambda: servers.start_ours(models, args.server_flag), cells, plan,
-                           timing, log, memory=not args.quick),
-    }
+    starters = {name: functools.partial(servers.start_baseline, name, models, cells) for name in SERVERS[:3]}
+    starters["ours"] = functools.partial(servers.start_ours, models, args.server_flag)
+    with ThreadPoolExecutor(len(starters)) as pool:  # they start side by side, then idle until driven
+        futures = {name: pool.submit(start) for name, start in starters.items()}
+        started = {name: future.result() for name, future in futures.items()}
+    log("servers up: " + ", ".join(f"{name} {server.target}" for name, server in started.items()))
+    try:
+        runs = drive(started, cells, plan, timing, log)
+        if not args.quick:
+            runs["ours"]["memory"] = memory_check(started["ours"], cells, log)
+    finally:
+        for server in started.values():
+            server.stop()
     document = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(), "mode": "quick" if args.quick else "full", "cells": cells,

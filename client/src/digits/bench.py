@@ -219,9 +219,8 @@ async def _stream(call: Callable, requests: RequestSet, clock: _Clock, metadata:
             clock.record(sent_times[received], "OK")
             received += 1
             window.release()
-    except grpc.aio.AioRpcError as exc:
-        for sent in sent_times[received:]:
-            clock.record(sent, exc.code().name)
+    except grpc.aio.AioRpcError as exc:  # a broken stream counts, warm-up or not
+        clock.recorder.codes[exc.code().name] += max(len(sent_times) - received, 1)
         writing.cancel()
     await asyncio.gather(writing, return_exceptions=True)
 

@@ -34,7 +34,7 @@ class Recorder:
     @property
     def count(self) -> int:
         """Requests recorded so far (any status)."""
-        return len(self.latencies)
+        return sum(self.codes.values())
 
     def begin(self, at: float) -> None:
         """The measured window starts at perf_counter() time `at` (after the warm-up)."""

@@ -14,14 +14,14 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from digits import __version__, cli_ab, cli_classify, cli_eval, cli_feedback, cli_models
+from digits import __version__, cli_ab, cli_bench, cli_classify, cli_eval, cli_feedback, cli_models
 from digits.cli_common import UsageError, global_options
 from digits.errors import DigitsError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules, in help order; each exposes ``add_parser(subparsers)``.
-COMMANDS: tuple[ModuleType, ...] = (cli_classify, cli_eval, cli_models, cli_feedback, cli_ab)
+COMMANDS: tuple[ModuleType, ...] = (cli_classify, cli_eval, cli_models, cli_feedback, cli_ab, cli_bench)
 
 EXIT_OK, EXIT_SERVER_ERROR, EXIT_USAGE = 0, 1, 2
 

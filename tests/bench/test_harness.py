@@ -1,0 +1,43 @@
+"""The benchmark harness' --quick mode as a smoke test: it completes, prints the comparison table
+and writes its JSON/Markdown/PNG. No timing is asserted (the machine is shared and noisy)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.serverproc import REPO, source_env
+
+
+def test_quick_run_prints_the_table_and_writes_json(trained_cells, tmp_path: Path) -> None:
+    from digits_trainer.litert import TFLITE_PATH, write_tflite
+
+    lstm = next(r for r in trained_cells if r.cell == "lstm")
+    models = tmp_path / "models"
+    shutil.copytree(lstm.path, models / "lstm" / "1")
+    if not (models / "lstm" / "1" / TFLITE_PATH).exists():
+        write_tflite(lstm.model, models / "lstm" / "1")
+    out = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--models", str(models), "--out", str(out)],
+        capture_output=True, text=True, env=source_env(), timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    table = done.stdout
+    for needle in ("unary c=16 req/s vs echo", "vs predict server", "vs savedmodel server", "one stream",
+                   "batch 512 img/s", "c=1 p50 minus echo p50", "echo", "ours", "lstm/unary_c16"):
+        assert needle in table, table
+    document = json.loads((out / "latest-quick.json").read_text())
+    assert document["mode"] == "quick" and document["cells"] == ["lstm"]
+    assert set(document["runs"]) == {"echo", "predict", "savedmodel", "ours"}
+    for server, key in (("echo", "unary_c16"), ("predict", "lstm/unary_c16"), ("savedmodel", "lstm/unary_c16"),
+                        ("ours", "lstm/unary_c16"), ("ours", "lstm/batch512_c2")):
+        run = document["runs"][server][key]
+        assert run["ok"] > 0 and run["errors"] == {}, (server, key, run)
+    assert document["in_process"]["cells"]["lstm"]["runtimes"]["tflite"]["1"] > 0
+    assert {t["target"] for t in document["targets"]} == {1, 2, 3, 4, 5, 6}
+    assert (out / "latest-quick.md").read_text().startswith("Run of ")
+    assert (out / "latest-quick.png").read_bytes()[:4] == b"\x89PNG"
