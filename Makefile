@@ -44,6 +44,14 @@ test: setup setup-ecosystem
 test-all: setup setup-ecosystem
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
+# The benchmark harness (bench/run.py): our server against echo / model.predict / naive SavedModel
+# servers in one run; writes bench/results/latest-{full,quick}.{json,md,png}.
+bench: setup
+	$(BIN)/python bench/run.py
+
+bench-quick: setup
+	$(BIN)/python bench/run.py --quick
+
 proto: setup
 	$(BIN)/python proto/generate.py
 
