@@ -60,11 +60,18 @@ def start_baseline(kind: str, models: Path, cells: list[str], timeout: float = 1
     return Running(kind, f"127.0.0.1:{port}", process.pid, stop)
 
 
-def start_ours(models: Path, flags: list[str], expect_xla: bool = True, compile_timeout: float = 300.0) -> Running:
-    """`python -m digits_server` on free ports; with `expect_xla`, waits until every model's XLA
-    buckets are compiled (they compile in the background after loading)."""
+def expects_xla(flags: list[str]) -> bool:
+    """Whether the server flags leave XLA on (--runtime auto or xla, the default auto)."""
+    text = " ".join(flags).replace("=", " ").split()
+    runtime = text[text.index("--runtime") + 1] if "--runtime" in text[:-1] else "auto"
+    return runtime in ("auto", "xla")
+
+
+def start_ours(models: Path, flags: list[str], compile_timeout: float = 300.0) -> Running:
+    """`python -m digits_server` on free ports; when XLA is on, waits until every model's buckets
+    are compiled (they compile in the background after loading)."""
     server: ServerProcess = start_server(models, "--metrics-port", "-1", "--poll-seconds", "0", *flags)
-    if expect_xla:
+    if expects_xla(flags):
         wait_compiled(server.target, compile_timeout)
     return Running("ours", server.target, server.process.pid, server.stop)
 
