@@ -68,11 +68,9 @@ def prepare_models(cells: list[str], workdir: Path, quick: bool) -> Path:
     """Train small real models (speed does not depend on accuracy) with the project's trainer."""
     out = workdir / "models"
     code = (
-        "import sys; from digits_trainer import api; from digits_trainer.litert import write_tflite, TFLITE_PATH\n"
-        f"results = api.train({','.join(cells)!r}, 'seed', epochs=1, data={str(DATA) if DATA.is_file() else 'sample'!r},"
+        "from digits_trainer import api\n"
+        f"api.train({','.join(cells)!r}, 'seed', epochs=1, data={str(DATA) if DATA.is_file() else 'sample'!r},"
         f" out={str(out)!r}, seed=1, train_limit={500 if quick else 2000}, plot=False, quiet=True)\n"
-        "for r in results:\n"
-        "    if not (r.path / TFLITE_PATH).exists(): write_tflite(r.model, r.path)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env=source_env(), capture_output=True, timeout=900)
     return out

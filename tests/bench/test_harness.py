@@ -12,14 +12,9 @@ from pathlib import Path
 from tests.serverproc import REPO, source_env
 
 
-def test_quick_run_prints_the_table_and_writes_json(trained_cells, tmp_path: Path) -> None:
-    from digits_trainer.litert import TFLITE_PATH, write_tflite
-
-    lstm = next(r for r in trained_cells if r.cell == "lstm")
-    models = tmp_path / "models"
-    shutil.copytree(lstm.path, models / "lstm" / "1")
-    if not (models / "lstm" / "1" / TFLITE_PATH).exists():
-        write_tflite(lstm.model, models / "lstm" / "1")
+def test_quick_run_prints_the_table_and_writes_json(model_repo: Path, tmp_path: Path) -> None:
+    models = tmp_path / "models"  # the trainer's lstm only: the quick mode serves lstm
+    shutil.copytree(model_repo / "lstm" / "1", models / "lstm" / "1")
     out = tmp_path / "results"
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--models", str(models), "--out", str(out)],

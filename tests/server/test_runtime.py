@@ -16,17 +16,11 @@ TOLERANCE = 1e-5
 
 
 @pytest.fixture(scope="module")
-def lite_repo(trained_cells, tmp_path_factory) -> Path:
-    """A copy of the trained versions with the trainer's LiteRT export beside each SavedModel."""
-    from digits_trainer.litert import TFLITE_PATH, write_tflite
-
-    repo = tmp_path_factory.mktemp("lite-repo")
-    for result in trained_cells:
-        target = repo / result.cell / "1"
-        shutil.copytree(result.path, target)
-        if not (target / TFLITE_PATH).exists():
-            write_tflite(result.model, target)
-    return repo
+def lite_repo(model_repo: Path) -> Path:
+    """The trainer's versions: a SavedModel with its LiteRT export in assets.extra/."""
+    for cell in CELLS:
+        assert (model_repo / cell / "1" / TFLITE_FILE).is_file()
+    return model_repo
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +60,13 @@ def test_savedmodel_runtime_serves_the_signature_itself(lite_repo: Path, digits:
     np.testing.assert_array_equal(model.predict(digits[:5]), model.reference(digits[:5]))
 
 
-def test_tflite_runtime_without_the_file_falls_back_to_the_signature(model_repo: Path, digits: np.ndarray) -> None:
-    assert not (model_repo / "gru" / "1" / TFLITE_FILE).exists()
-    model = loaded(model_repo / "gru" / "1", "tflite")
+def test_tflite_runtime_without_the_file_falls_back_to_the_signature(
+    lite_repo: Path, digits: np.ndarray, tmp_path: Path
+) -> None:
+    bare = tmp_path / "gru" / "1"
+    shutil.copytree(lite_repo / "gru" / "1", bare)
+    (bare / TFLITE_FILE).unlink()
+    model = loaded(bare, "tflite")
     assert model.runtime == "savedmodel"
     np.testing.assert_array_equal(model.predict(digits[:1]), model.reference(digits[:1]))
 

@@ -142,6 +142,11 @@ class LoadedModel:
             return self._xla.predict(images)
         return self._signature(images)
 
+    @property
+    def cheap_single(self) -> bool:
+        """Whether one image costs well under a thread hop (the LiteRT runtime serves it)."""
+        return self._lite is not None
+
     def reference(self, images: np.ndarray) -> np.ndarray:
         """The SavedModel signature's own answer (the source of truth the other runtimes match)."""
         return self._signature(images)

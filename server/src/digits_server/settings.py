@@ -34,9 +34,14 @@ class Settings:
     model_config: Path | None = _setting(None, "YAML/JSON file with version policies, labels and experiments")
     poll_seconds: float = _setting(5.0, "how often the model folder is rescanned (0 = never)")
     max_batch_size: int = _setting(64, "most images one model call computes together")
-    batch_timeout_us: int = _setting(500, "longest a queued request waits for others to join its batch")
+    batch_timeout_us: int = _setting(
+        0, "longest a queued request waits for others to join its batch (0: batch what queued during the last call)"
+    )
     max_queued: int = _setting(1024, "most images waiting per model version before RESOURCE_EXHAUSTED")
     batching: bool = _setting(True, "batch concurrent requests together (off: one model call per request)")
+    inline_single: bool = _setting(
+        True, "with batch timeout 0: compute a lone single image on the event loop if its model has LiteRT"
+    )
     max_batch_images: int = _setting(1024, "most images in one ClassifyBatch request")
     max_image_bytes: int = _setting(4 * 1024 * 1024, "largest encoded image file (PNG, JPEG, ...) accepted")
     max_image_pixels: int = _setting(4096 * 4096, "most pixels (width x height) an encoded image may decode to")

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import export
 from .data import MNIST_SOURCE, Dataset, load_dataset
+from .litert import write_tflite
 from .metadata import build_metadata
 from .model import CELLS, build_model, check_cell
 from .recipes import Recipe, get_recipe
@@ -85,6 +86,7 @@ def train_cell(
     version = export.next_version(cell_dir)
     with export.staging_dir(cell_dir, version) as temp:
         export.write_saved_model(model, temp)
+        write_tflite(model, temp)  # batch-1 LiteRT copy the server prefers for single images
         signature = export.load_signature(temp)
         probabilities = export.predict_probabilities(signature, data.x_test)
         evaluation = export.evaluate(probabilities.argmax(axis=1), data.y_test)
