@@ -70,6 +70,9 @@ def images(
         raise InvalidInput(f"{field}: no images in the request")
     if len(messages) > limit:
         raise InvalidInput(f"{field}: {len(messages)} images is more than the limit of {limit} per request")
+    raw = [m.pixels for m in messages]  # fast path: all raw pixels, joined once (~20x cheaper per image)
+    if all(len(data) == imaging.PIXELS for data in raw):
+        return np.frombuffer(b"".join(raw), dtype=np.uint8).reshape(len(raw), imaging.SIDE, imaging.SIDE)
     return np.stack([image(m, f"{field}[{i}]", limits) for i, m in enumerate(messages)])
 
 
@@ -131,9 +134,9 @@ def classify_response(outcome: BatchOutcome) -> pb.ClassifyResponse:
 def batch_response(outcome: BatchOutcome) -> pb.ClassifyBatchResponse:
     """Every prediction of an outcome as a ClassifyBatchResponse."""
     return pb.ClassifyBatchResponse(
-        predictions=[
-            pb.Prediction(digit=int(d), probabilities=p.tolist())
-            for d, p in zip(outcome.digits, outcome.probabilities)
+        predictions=[  # plain lists: one conversion for the batch instead of two per row
+            pb.Prediction(digit=d, probabilities=p)
+            for d, p in zip(outcome.digits.tolist(), outcome.probabilities.tolist())
         ],
         served_by=served_by(outcome.served_by),
         request_id=outcome.request_id,
