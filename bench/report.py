@@ -40,6 +40,10 @@ def targets(document: dict[str, Any]) -> list[dict]:
         p99 = _ratio(ours16 and ours16["latency_ms"]["p99"], echo16 and echo16["latency_ms"]["p99"])
         found.append(_target(cell, 1, "unary c=16 p99 vs echo p99", p99, "<= 1.5", p99 is not None and p99 <= 1.5,
                              f"{ours16 and ours16['latency_ms']['p99']} vs {echo16 and echo16['latency_ms']['p99']} ms"))
+        cpu = _ratio(ours16 and ours16.get("server_cpu_us_per_request"), echo16 and echo16.get("server_cpu_us_per_request"))
+        found.append(_target(cell, 1, "server CPU per request vs echo (info)", cpu, "-", None,
+                             f"{ours16 and ours16.get('server_cpu_us_per_request')} vs "
+                             f"{echo16 and echo16.get('server_cpu_us_per_request')} us"))
         for server, goal in (("predict", 50.0), ("savedmodel", 2.5)):
             base = _get(runs, server, f"{cell}/unary_c16")
             r = _ratio(_rate(ours16), _rate(base))
@@ -107,7 +111,7 @@ def runs_rows(document: dict) -> list[list[str]]:
             lat = run["latency_ms"]
             rows.append([server, key, _fmt(run["requests_per_second"]), _fmt(run["images_per_second"]),
                          _fmt(lat["p50"]), _fmt(lat["p99"]), str(sum(run["errors"].values())),
-                         f"{run['client_cpu_percent']:.0f}%"])
+                         _fmt(run.get("server_cpu_us_per_request")), f"{run['client_cpu_percent']:.0f}%"])
     return rows
 
 
@@ -117,7 +121,7 @@ def target_rows(document: dict) -> list[list[str]]:
             for t in document["targets"]]
 
 
-RUN_HEADER = ["server", "scenario", "req/s", "img/s", "p50 ms", "p99 ms", "errors", "client CPU"]
+RUN_HEADER = ["server", "scenario", "req/s", "img/s", "p50 ms", "p99 ms", "errors", "server CPU us/req", "client CPU"]
 TARGET_HEADER = ["#", "cell", "measure", "value", "goal", "met", "detail"]
 
 

@@ -98,7 +98,12 @@ def drive(started: dict, cells: list[str], plan: dict[str, list[str]], timing: d
                 key = scenario if name == "echo" else f"{cell}/{scenario}"
                 if not applies(name, scenario) or key in runs[name]:
                     continue
+                cpu_before = servers.cpu_seconds(server.pid)
                 run = runs[name][key] = bench(server.target, cell, *args, **timing)
+                # server CPU per request: robust to the machine's noise (warm-up requests estimated)
+                sent = run["requests"] * (1 + timing["warmup"] / timing["duration"])
+                used = servers.cpu_seconds(server.pid) - cpu_before
+                run["server_cpu_us_per_request"] = round(1e6 * used / max(sent, 1), 1)
                 log(f"  {name:<10} {key:<22} {run['requests_per_second']:>9,.0f} req/s  "
                     f"p50 {run['latency_ms']['p50']} ms  p99 {run['latency_ms']['p99']} ms")
     return runs
@@ -147,7 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     starters["ours"] = functools.partial(servers.start_ours, models, args.server_flag)
     with ThreadPoolExecutor(len(starters)) as pool:  # they start side by side, then idle until driven
         futures = {name: pool.submit(start) for name, start in starters.items()}
-        started = {name: future.result() for name, future in futures.items()}
+    failed = [name for name, future in futures.items() if future.exception() is not None]
+    started = {name: future.result() for name, future in futures.items() if name not in failed}
+    if failed:  # stop the ones that did start, then report the first failure
+        for server in started.values():
+            server.stop()
+        futures[failed[0]].result()
     log("servers up: " + ", ".join(f"{name} {server.target}" for name, server in started.items()))
     try:
         runs = drive(started, cells, plan, timing, log)

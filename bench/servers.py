@@ -4,6 +4,7 @@ reading their resident memory."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -93,6 +94,12 @@ def wait_compiled(target: str, timeout: float) -> None:
                 return
             time.sleep(0.5)
     raise TimeoutError(f"XLA buckets not compiled after {timeout:.0f} s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far, all threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
