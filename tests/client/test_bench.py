@@ -85,3 +85,33 @@ def test_table_output_and_usage_errors(echo, capsys) -> None:
     assert "requests/s" in out and "latency ms" in out and "client CPU" in out
     assert main(["bench", "--target", echo, "--batch-size", "4"]) == 2
     assert "--batch-size needs --mode batch" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def ours(model_repo: Path):
+    from tests.serverproc import start_server
+
+    server = start_server(model_repo, "--metrics-port", "-1", "--runtime", "tflite")
+    yield server.target
+    server.stop()
+
+
+def test_v2_protocol_drives_model_infer_on_our_server(ours, capsys) -> None:
+    unary = bench_json(capsys, "--target", ours, "--protocol", "v2", "--model", "lstm", "--count", "40")
+    assert unary["ok"] >= 40 and unary["errors"] == {}
+    assert unary["scenario"]["method"] == "ModelInfer" and unary["scenario"]["protocol"] == "v2"
+    batch = bench_json(capsys, "--target", ours, "--protocol", "v2", "--model", "gru", "--mode", "batch",
+                       "--batch-size", "8", "--count", "10")
+    assert batch["ok"] >= 10 and batch["images_per_second"] == pytest.approx(8 * batch["requests_per_second"], rel=1e-3)
+
+
+def test_v2_protocol_needs_a_model_and_no_stream(ours, capsys) -> None:
+    assert main(["bench", "--target", ours, "--protocol", "v2", "--count", "5"]) == 2
+    assert "--protocol v2 drives ModelInfer" in capsys.readouterr().err
+    assert main(["bench", "--target", ours, "--protocol", "v2", "--model", "lstm", "--mode", "stream"]) == 2
+
+
+def test_unknown_model_errors_are_counted_on_our_server(ours, capsys) -> None:
+    code = main(["bench", "--target", ours, "--model", "nosuchmodel", "--count", "5", "--warmup", "0", "--json"])
+    assert code == 1
+    assert json.loads(capsys.readouterr().out)["errors"] == {"NOT_FOUND": 5}

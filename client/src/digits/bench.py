@@ -25,7 +25,9 @@ from digits.v1 import digits_pb2 as pb
 __all__ = ["BenchConfig", "RequestSet", "build_requests", "describe", "run", "MODES"]
 
 MODES = ("unary", "batch", "stream")
+PROTOCOLS = ("digits.v1", "v2")
 SERVICE = "/digits.v1.DigitClassifier/"
+V2_METHOD = "/inference.GRPCInferenceService/ModelInfer"
 #: Distinct pre-built requests cycled through (different digits, same size).
 DISTINCT_REQUESTS = 64
 
@@ -53,6 +55,7 @@ class BenchConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     max_outstanding: int = 10_000  # open loop: requests beyond this many in flight are dropped
+    protocol: str = "digits.v1"  # or "v2": Open Inference Protocol ModelInfer (unary and batch modes)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -63,6 +66,10 @@ class BenchConfig:
             raise ValueError(f"rate: must be > 0, got {self.rate}")
         if self.count is None and (self.duration is None or self.duration <= 0):
             raise ValueError("give a duration > 0 or a count")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol: must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        if self.protocol == "v2" and (self.mode == "stream" or not self.model or self.experiment):
+            raise ValueError("--protocol v2 drives ModelInfer: give --model, use --mode unary or batch")
 
     @property
     def images_per_request(self) -> int:
@@ -72,7 +79,14 @@ class BenchConfig:
     @property
     def method(self) -> str:
         """The RPC driven."""
+        if self.protocol == "v2":
+            return "ModelInfer"
         return {"unary": "Classify", "batch": "ClassifyBatch", "stream": "ClassifyStream"}[self.mode]
+
+    @property
+    def path(self) -> str:
+        """The RPC's full gRPC method path."""
+        return V2_METHOD if self.protocol == "v2" else SERVICE + self.method
 
 
 @dataclass
@@ -100,6 +114,8 @@ def build_requests(config: BenchConfig, images: np.ndarray) -> RequestSet:
     if images.ndim != 3 or images.shape[1:] != (28, 28) or not len(images):
         raise ValueError(f"images must be N x 28 x 28 uint8, got shape {images.shape}")
     pixels = np.ascontiguousarray(images, dtype=np.uint8)
+    if config.protocol == "v2":
+        return RequestSet([_v2_request(config, pixels, i) for i in range(DISTINCT_REQUESTS)])
     spec = pb.ModelSpec(name=config.model, version_label=config.label, experiment=config.experiment)
     if config.version is not None:
         spec.version = config.version
@@ -112,6 +128,18 @@ def build_requests(config: BenchConfig, images: np.ndarray) -> RequestSet:
             message = pb.ClassifyRequest(model_spec=spec, image=pb.Image(pixels=pixels[i % len(pixels)].tobytes()))
         payloads.append(message.SerializeToString())
     return RequestSet(payloads)
+
+
+def _v2_request(config: BenchConfig, pixels: np.ndarray, i: int) -> bytes:
+    """One serialized ModelInferRequest, built by the server package's v2 request builder."""
+    try:
+        from digits_server.protocols import kserve_v2_requests
+    except ImportError:
+        raise ValueError("--protocol v2 needs the digits-server package (its v2 request builder)") from None
+    count = config.images_per_request
+    picks = np.stack([pixels[(i * count + j) % len(pixels)] for j in range(count)])
+    version = str(config.version) if config.version is not None else config.label
+    return kserve_v2_requests.infer_request(config.model, picks, version=version).SerializeToString()
 
 
 def _open_channel(config: BenchConfig) -> grpc.aio.Channel:
@@ -236,10 +264,10 @@ async def run(
         clock = _Clock(config, recorder)
         recorder.begin(clock.measure_from)
         if config.mode == "stream":
-            call = channel.stream_stream(SERVICE + config.method)
+            call = channel.stream_stream(config.path)
             workers = [_stream(call, requests, clock, metadata) for _ in range(config.concurrency)]
         else:
-            call = channel.unary_unary(SERVICE + config.method)
+            call = channel.unary_unary(config.path)
             if config.rate is not None:
                 workers = [_open_loop(call, requests, clock, metadata)]
             else:
@@ -266,5 +294,5 @@ def describe(config: BenchConfig) -> str:
     )
     what = f"batch {config.batch_size}" if config.mode == "batch" else config.mode
     target = config.experiment and f"experiment {config.experiment}" or (config.model or "default model")
-    return f"{what}, {load}, {target}"
+    return f"{what}, {load}, {target}" + (" (v2 ModelInfer)" if config.protocol == "v2" else "")
 

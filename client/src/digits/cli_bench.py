@@ -51,6 +51,9 @@ def add_parser(subparsers: Any) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--model", metavar="NAME[:VERSION]|NAME@LABEL", help="model selector (default: server's)")
     which.add_argument("--experiment", metavar="NAME", help="route through this A/B experiment")
+    parser.add_argument("--protocol", choices=bench.PROTOCOLS, default="digits.v1",
+                        help="digits.v1 (default) or v2: Open Inference Protocol ModelInfer, raw tensors "
+                             "(needs --model and the digits-server package for its request builder)")
     parser.add_argument("--data", metavar="FILE.npz", help="send x_test digits of this .npz (default: random pixels)")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -72,7 +75,7 @@ def config_from_args(args: argparse.Namespace) -> bench.BenchConfig:
             rate=args.rate, duration=None if args.count else args.duration, count=args.count,
             warmup=args.warmup, window=args.window, model=name, version=version, label=label,
             experiment=args.experiment or "", timeout=conn.timeout, token=conn.token,
-            tls_ca=conn.tls_ca, tls_cert=conn.tls_cert, tls_key=conn.tls_key,
+            tls_ca=conn.tls_ca, tls_cert=conn.tls_cert, tls_key=conn.tls_key, protocol=args.protocol,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -98,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(bench.run(config, images, recorder, tick if bar.enabled else None))
+    except ValueError as exc:  # e.g. --protocol v2 without the server package
+        raise UsageError(str(exc)) from None
     except (asyncio.TimeoutError, TimeoutError):
         raise UsageError(f"no server answering at {config.target} within {config.timeout:g} s") from None
     finally:
@@ -106,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         "target": config.target, "mode": config.mode, "method": config.method,
         "batch_size": config.images_per_request, "concurrency": config.concurrency, "rate": config.rate,
         "window": config.window if config.mode == "stream" else None,
-        "model": args.model or "", "experiment": config.experiment,
+        "model": args.model or "", "experiment": config.experiment, "protocol": config.protocol,
         "warmup_seconds": config.warmup, "description": bench.describe(config),
     }
     result = summary(recorder, scenario)
