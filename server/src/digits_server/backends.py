@@ -41,11 +41,15 @@ def parse_buckets(text: str) -> tuple[int, ...]:
 class XlaBuckets:
     """`signature(images=...)['probabilities']` compiled by XLA for fixed batch sizes."""
 
-    def __init__(self, signature: Callable[..., dict[str, Any]], output: str, buckets: Sequence[int]) -> None:
+    def __init__(
+        self, signature: Callable[..., dict[str, Any]], output: str, buckets: Sequence[int], keep_alive: Any = None
+    ) -> None:
         import tensorflow as tf
 
         self.buckets = tuple(sorted(buckets))
         self._compiled: set[int] = set()
+        self._keep_alive = keep_alive  # the loaded SavedModel: its variables must outlive a compile
+        self._cancelled = False
         self.done = threading.Event()  # set when compile() finished (even after a failure)
         self._fn = tf.function(lambda images: signature(images=images)[output], jit_compile=True)
 
@@ -58,10 +62,16 @@ class XlaBuckets:
         """Compile every bucket (one call on zeros each); ~0.3-2 s per bucket."""
         try:
             for size in self.buckets:
+                if self._cancelled:
+                    return
                 self._call(np.zeros((size, *IMAGE_SHAPE), dtype=np.uint8))
                 self._compiled.add(size)
         finally:
             self.done.set()
+
+    def cancel(self) -> None:
+        """Stop compiling after the bucket in progress (the version is being unloaded)."""
+        self._cancelled = True
 
     def _call(self, images: np.ndarray) -> np.ndarray:
         return self._fn(images).numpy()

@@ -124,7 +124,7 @@ class LoadedModel:
         elif self.requested_runtime == "tflite":
             log.warning("%s:%d has no %s: serving with the SavedModel signature", self.name, self.version, TFLITE_FILE)
         if self.requested_runtime in ("auto", "xla"):
-            self._xla = XlaBuckets(fn, OUTPUT_NAME, self.xla_buckets)
+            self._xla = XlaBuckets(fn, OUTPUT_NAME, self.xla_buckets, keep_alive=loaded)
         self.load_seconds = time.perf_counter() - started
 
     def _signature(self, images: np.ndarray) -> np.ndarray:
@@ -161,7 +161,10 @@ class LoadedModel:
             self._lite.predict_one(np.zeros((1, 28, 28), dtype=np.uint8))
         self._name_runtime()
         if self._xla is not None:
-            threading.Thread(target=self._compile_xla, args=(self._xla,), name=f"xla-{self.name}", daemon=True).start()
+            # not a daemon (explicitly: the loader thread that starts it is one), so the interpreter waits
+            # for it at exit instead of tearing TensorFlow down under a running compile (a crash);
+            # unload() cancels it after the bucket in progress
+            threading.Thread(target=self._compile_xla, args=(self._xla,), name=f"xla-{self.name}", daemon=False).start()
 
     def _compile_xla(self, xla: XlaBuckets) -> None:
         started = time.perf_counter()
@@ -169,6 +172,8 @@ class LoadedModel:
             xla.compile()
         except Exception:  # the signature keeps serving
             log.exception("%s:%d: XLA compilation failed; serving with the signature", self.name, self.version)
+            return
+        if not xla.ready:  # cancelled: the version was unloaded meanwhile
             return
         log.info("%s:%d: XLA buckets %s compiled in %.1f s", self.name, self.version,
                  ",".join(map(str, xla.buckets)), time.perf_counter() - started)
@@ -186,5 +191,7 @@ class LoadedModel:
         """Drop the references to the graph so its memory can be freed."""
         self._fn = None
         self._loaded = None
+        if self._xla is not None:
+            self._xla.cancel()
         self._xla = None
         self._lite = None
