@@ -26,8 +26,8 @@ def exercise(metrics: ServerMetrics) -> None:
     probabilities = np.full((3, 10), 0.01, dtype=np.float32)
     probabilities[[0, 1, 2], [7, 7, 1]] = 0.91
     metrics.count_predictions("lstm", "3", "live", np.array([7, 7, 1]), probabilities)
-    metrics.count_labelled("lstm", "3", "live", "request", 7, 7)
-    metrics.count_labelled("lstm", "3", "live", "feedback", 2, 1)
+    metrics.count_labelled("lstm", "3", "live", "request", [7], [7])
+    metrics.count_labelled("lstm", "3", "live", "feedback", [2], [1])
     metrics.set_feedback_held(3)
     metrics.count_feedback_evicted("age", 2)
     metrics.set_model_state("lstm", "3", "LOADING")

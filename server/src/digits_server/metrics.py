@@ -9,7 +9,9 @@ Callers (observers, servicers, the batcher) use the methods, never the metric ob
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+import collections
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from prometheus_client import (
@@ -21,6 +23,7 @@ from prometheus_client import (
     disable_created_metrics,
 )
 from prometheus_client.gc_collector import GCCollector
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
@@ -53,7 +56,7 @@ class ServerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         disable_created_metrics()  # process-wide switch in prometheus_client; idempotent
         self.registry = registry if registry is not None else CollectorRegistry()
-        self._children: dict[tuple, object] = {}  # see _child
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}  # see _child
         r = self.registry
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
@@ -154,14 +157,14 @@ class ServerMetrics:
         self.build_info = Info("digits_build", "Versions of the server and the libraries it runs on.", registry=r)
         self.server_info = Info("digits_server", "How this server is configured.", registry=r)
 
-    def _child(self, metric: object, *values: str) -> object:
+    def _child(self, metric: MetricWrapperBase, *values: str) -> Any:
         """`metric.labels(*values)`, cached: prometheus_client's labels() (label checks, a lock,
         a dict) cost several microseconds and the request path calls it ~10 times per request.
         Only for series that are never removed (the lifecycle gauges call labels() themselves)."""
         key = (id(metric), values)
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = metric.labels(*values)  # type: ignore[attr-defined]
+            child = self._children[key] = metric.labels(*values)
         return child
 
     # Requests -------------------------------------------------------------------------------
@@ -216,14 +219,18 @@ class ServerMetrics:
             confidence.observe(value)
 
     def count_labelled(
-        self, model: str, version: str, traffic: str, source: str, true_digit: int, predicted_digit: int
+        self, model: str, version: str, traffic: str, source: str,
+        true_digits: Sequence[int], predicted_digits: Sequence[int],
     ) -> None:
-        """One prediction whose true digit is now known: live accuracy and confusion."""
-        self._child(self.labelled, model, version, traffic, source).inc()
+        """Predictions whose true digits are now known (pairwise): live accuracy and confusion."""
+        pairs = collections.Counter(zip(true_digits, predicted_digits))
+        if not pairs:
+            return
+        self._child(self.labelled, model, version, traffic, source).inc(sum(pairs.values()))
         correct = self._child(self.correct, model, version, traffic, source)  # present even while 0
-        if true_digit == predicted_digit:
-            correct.inc()
-        self._child(self.confusion, model, version, traffic, DIGITS[true_digit], DIGITS[predicted_digit]).inc()
+        correct.inc(sum(count for (truth, predicted), count in pairs.items() if truth == predicted))
+        for (truth, predicted), count in pairs.items():
+            self._child(self.confusion, model, version, traffic, DIGITS[truth], DIGITS[predicted]).inc(count)
 
     def set_feedback_held(self, predictions: int) -> None:
         """How many predictions the feedback store remembers now."""

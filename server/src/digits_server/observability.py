@@ -48,14 +48,17 @@ class MetricsObserver:
         traffic = "shadow" if event.shadow else "live"
         self.metrics.observe_timings(model, version, event.timings)
         self.metrics.count_predictions(model, version, traffic, event.digits, event.probabilities)
-        for true_label, predicted in zip(event.true_labels, event.digits.tolist()):
-            if true_label is not None:
-                self.metrics.count_labelled(model, version, traffic, "request", true_label, predicted)
+        labelled = [(t, p) for t, p in zip(event.true_labels, event.digits.tolist()) if t is not None]
+        if labelled:
+            truth, predicted = zip(*labelled)
+            self.metrics.count_labelled(model, version, traffic, "request", truth, predicted)
 
     def observe_feedback(self, event: FeedbackEvent) -> None:
         """FeedbackObserver: a true digit that arrived after the prediction."""
         served = event.served_by
-        self.metrics.count_labelled(served.model, str(served.version), "live", "feedback", event.true_label, event.predicted)
+        self.metrics.count_labelled(
+            served.model, str(served.version), "live", "feedback", [event.true_label], [event.predicted]
+        )
 
 
 class ModelStateObserver:
