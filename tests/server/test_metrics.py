@@ -86,6 +86,20 @@ def test_an_unloaded_version_leaves_no_state_behind() -> None:
     assert 'digits_predictions_total{digit="7",model="lstm"' in text  # history stays
 
 
+def test_a_version_that_comes_back_exports_its_queue_again() -> None:
+    registry = CollectorRegistry()
+    metrics = ServerMetrics(registry)
+    cell = {"model": "gru", "version": "4"}
+    metrics.set_model_state("gru", "4", "AVAILABLE")
+    assert registry.get_sample_value("digits_queue_depth", cell) == 0  # before any request queued
+    metrics.set_queue_depth("gru", "4", 3)
+    metrics.forget_model_version("gru", "4")
+    assert registry.get_sample_value("digits_queue_depth", cell) is None
+    metrics.set_model_state("gru", "4", "AVAILABLE")
+    metrics.set_queue_depth("gru", "4", 2)
+    assert registry.get_sample_value("digits_queue_depth", cell) == 2
+
+
 def test_no_created_series_are_exported() -> None:
     registry = CollectorRegistry()
     exercise(ServerMetrics(registry))

@@ -248,6 +248,7 @@ class ServerMetrics:
             self.model_state.labels(model, version, known).set(1 if known == state else 0)
         self.load_failures.labels(model, version)  # 0 from the start, so increase() sees a first failure
         if state == "AVAILABLE":  # present series from the start make rate() and ratios exact
+            self._child(self.queue_depth, model, version)  # 0 until a request queues (lone ones may never)
             for method in INFERENCE_METHODS:
                 self.requests.labels("digits.v1", method, model, version, "", "", "OK")
                 self.request_latency.labels("digits.v1", method, model, version, "", "")
@@ -262,6 +263,7 @@ class ServerMetrics:
             self.model_state.remove(model, version, known)
         for gauge in (self.model_info, self.model_test_accuracy, self.model_parameters, self.queue_depth):
             gauge.remove(model, version)
+        self._children.pop((id(self.queue_depth), (model, version)), None)  # a reloaded version starts afresh
 
     def observe_model_load(self, model: str, seconds: float) -> None:
         """How long a version took from LOADING to AVAILABLE or FAILED."""
