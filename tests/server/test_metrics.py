@@ -23,6 +23,7 @@ def exercise(metrics: ServerMetrics) -> None:
     metrics.observe_timings("lstm", "3", Timings(0.0004, 0.0012, 8))
     metrics.set_queue_depth("lstm", "3", 5)
     metrics.count_rejected("lstm", "3")
+    metrics.count_auth_rejection("/digits.v1.DigitsAdmin/ReloadModels", "PERMISSION_DENIED")
     probabilities = np.full((3, 10), 0.01, dtype=np.float32)
     probabilities[[0, 1, 2], [7, 7, 1]] = 0.91
     metrics.count_predictions("lstm", "3", "live", np.array([7, 7, 1]), probabilities)

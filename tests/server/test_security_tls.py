@@ -264,3 +264,19 @@ def test_client_library_and_cli_over_mutual_tls_with_tokens(pki, empty_models: P
         assert refused.returncode != 0 and "UNAUTHENTICATED" in refused.stderr and "Traceback" not in refused.stderr
     finally:
         assert proc.stop() == 0, proc.log()
+
+
+def test_refused_calls_are_counted_on_metrics(empty_models: Path) -> None:
+    proc = start_server(empty_models, env={"DIGITS_SERVER_INFERENCE_TOKENS": INFER})
+    try:
+        assert list_models_code(proc, None) == grpc.StatusCode.UNAUTHENTICATED
+        with channel(proc, None) as ch:
+            with pytest.raises(grpc.RpcError):
+                pb_grpc.DigitsAdminStub(ch).ReloadModels(
+                    pb.ReloadModelsRequest(), timeout=20, metadata=[("authorization", f"Bearer {INFER}")]
+                )
+        body = fetch_metrics(proc.metrics_url)[1]
+        assert 'digits_auth_rejections_total{code="UNAUTHENTICATED",method="/digits.v1.DigitClassifier/ListModels"} 1.0' in body
+        assert 'digits_auth_rejections_total{code="PERMISSION_DENIED",method="/digits.v1.DigitsAdmin/ReloadModels"} 1.0' in body
+    finally:
+        assert proc.stop() == 0, proc.log()

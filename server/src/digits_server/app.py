@@ -97,7 +97,7 @@ class DigitsServer:
     async def start(self) -> None:
         """Load the models, then open the gRPC and metrics ports."""
         s = self.settings
-        security = grpc_security(s)
+        security = grpc_security(s, self.metrics.count_auth_rejection)
         metrics_config = metrics_endpoint(s)
         await asyncio.get_running_loop().run_in_executor(self.executor, prepare_runtime)
         describe_server(self.metrics, s)

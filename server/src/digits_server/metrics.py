@@ -97,6 +97,11 @@ class ServerMetrics:
         self.rejected = Counter(
             "digits_rejected_total", "Requests rejected because the batching queue was full.", cell, registry=r
         )
+        self.auth_rejections = Counter(
+            "digits_auth_rejections_total",
+            "Calls refused before any servicer ran: UNAUTHENTICATED (no or unknown token) or PERMISSION_DENIED.",
+            ["method", "code"], registry=r,
+        )
         self.predictions = Counter(
             "digits_predictions_total",
             "Images classified, by predicted digit; traffic=shadow for mirrored predictions.",
@@ -201,6 +206,10 @@ class ServerMetrics:
     def count_rejected(self, model: str, version: str) -> None:
         """One request turned away because its queue was full."""
         self.rejected.labels(model, version).inc()
+
+    def count_auth_rejection(self, method: str, code: str) -> None:
+        """One call refused by the auth interceptor (`method` is "unknown" for methods that do not exist)."""
+        self.auth_rejections.labels(method, code).inc()
 
     # Predictions and live accuracy ----------------------------------------------------------
 
