@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -262,3 +263,22 @@ def test_no_token_value_can_be_given_as_a_flag() -> None:
     assert "--tokens-file" in flags
     assert "--token " not in flags and "--admin-token" not in flags and "--inference-token" not in flags
     assert os.environ.get(TOKEN_ENV[Scope.ADMIN]) is None  # the tests never leak tokens into the environment
+
+
+def test_read_through_reads_every_file_and_refuses_special_ones(tmp_path: Path) -> None:
+    from digits_server.modeltrust import read_through
+
+    root = tmp_path / "models"
+    version = make_version(root)
+    assert read_through(version) == len(b"graph") + len(b"index")
+    fifo = version / "variables" / "variables.data-00000-of-00001"
+    os.mkfifo(fifo)
+    # a writer that opens and closes at once: the reader meets it, then reads end-of-file
+    writer = threading.Thread(target=lambda: os.close(os.open(fifo, os.O_WRONLY)))
+    writer.start()
+    try:
+        with pytest.raises(UntrustedModelFolder, match="is not a regular file"):
+            read_through(version)
+    finally:
+        writer.join(10)
+

@@ -171,11 +171,13 @@ class ModelManager:
         slots[version] = slot
         self._changed(slot)
         job = _run_in_background_thread(lambda: self._loader(name, version, path), f"load-{name}-{version}")
+        loading = asyncio.wrap_future(job)
         try:
-            slot.model = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(job)), self.load_timeout)
+            slot.model = await asyncio.wait_for(asyncio.shield(loading), self.load_timeout)
         except TimeoutError:
             slot.state, slot.error = FAILED, f"load timed out after {self.load_timeout:g}s"
             job.add_done_callback(_unload_late_result)
+            loading.add_done_callback(_forget_late_error)
             log.error("model %s version %d failed to load: %s", name, version, slot.error)
         except Exception as exc:  # a broken version must never take the server down
             slot.state, slot.error = FAILED, f"{type(exc).__name__}: {exc}"[:500]
@@ -292,6 +294,12 @@ class ModelManager:
                     slot.state = END
                     self._changed(slot)
             self._slots.clear()
+
+
+def _forget_late_error(loading: asyncio.Future) -> None:
+    """A load that failed after its timeout was already reported FAILED: its error is not news."""
+    if not loading.cancelled() and loading.exception() is not None:
+        log.info("a load abandoned after its timeout ended with: %s", loading.exception())
 
 
 def _unload_late_result(job: concurrent.futures.Future) -> None:

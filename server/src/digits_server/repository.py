@@ -41,12 +41,21 @@ def scan(root: Path) -> dict[str, dict[int, Path]]:
     if not root.is_dir():
         log.warning("model repository %s does not exist", root)
         return found
-    for model_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    try:
+        model_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as exc:  # deleted or unreadable while being scanned
+        log.warning("model repository %s cannot be scanned: %s", root, exc)
+        return found
+    for model_dir in model_dirs:
         versions: dict[int, Path] = {}
-        for version_dir in model_dir.iterdir():
-            if version_dir.name.isdigit() and int(version_dir.name) > 0 and version_dir.is_dir():
-                if (version_dir / SAVED_MODEL_FILE).is_file():
-                    versions[int(version_dir.name)] = version_dir
+        try:
+            for version_dir in model_dir.iterdir():
+                if version_dir.name.isdigit() and int(version_dir.name) > 0 and version_dir.is_dir():
+                    if (version_dir / SAVED_MODEL_FILE).is_file():
+                        versions[int(version_dir.name)] = version_dir
+        except OSError as exc:  # a model folder removed while being scanned: as if it were gone
+            log.warning("model folder %s cannot be scanned: %s", model_dir, exc)
+            continue
         if versions:
             found[model_dir.name] = versions
     return found

@@ -1,0 +1,37 @@
+"""Model repositories for fault and soak tests: private copies of the trainer-made repository
+that a test may change, versions published the way the trainer publishes them, and polling."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def private_repo(model_repo: Path, dest: Path, cells: tuple[str, ...] = ("gru",)) -> Path:
+    """A copy of `model_repo` holding only `cells` (the GRU alone loads fastest), safe to change."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for cell in cells:
+        shutil.copytree(model_repo / cell, dest / cell)
+    return dest
+
+
+def publish_version(repo: Path, cell: str, source: int, version: int) -> Path:
+    """Publish a copy of version `source` as `version` like the trainer does: written into a
+    hidden `.tmp-*` folder first, then renamed into place in one atomic step."""
+    staging = repo / cell / f".tmp-{version}-copy"
+    shutil.copytree(repo / cell / str(source), staging)
+    target = repo / cell / str(version)
+    os.rename(staging, target)
+    return target
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
+    """Poll `predicate` every 0.1 s until it is true; AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.1)
