@@ -280,3 +280,31 @@ def test_refused_calls_are_counted_on_metrics(empty_models: Path) -> None:
         assert 'digits_auth_rejections_total{code="PERMISSION_DENIED",method="/digits.v1.DigitsAdmin/ReloadModels"} 1.0' in body
     finally:
         assert proc.stop() == 0, proc.log()
+
+
+def test_scopes_cover_the_ecosystem_protocols(empty_models: Path) -> None:
+    proc = start_server(empty_models, env={"DIGITS_SERVER_INFERENCE_TOKENS": INFER, "DIGITS_SERVER_ADMIN_TOKENS": ADMIN})
+    auth_codes = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+
+    def code(method: str, token: str | None) -> grpc.StatusCode:
+        metadata = [("authorization", f"Bearer {token}")] if token else None
+        with channel(proc, None) as ch:
+            try:
+                ch.unary_unary(method)(b"", timeout=20, metadata=metadata)  # b"": the empty message of any type
+            except grpc.RpcError as error:
+                return error.code()
+        return grpc.StatusCode.OK
+
+    try:
+        v2, tfs = "/inference.GRPCInferenceService/", "/tensorflow.serving."
+        assert code(v2 + "ServerLive", None) == grpc.StatusCode.OK  # a health check: open
+        assert code(v2 + "ServerReady", None) == grpc.StatusCode.OK
+        for method in (v2 + "ModelInfer", v2 + "ModelMetadata", tfs + "PredictionService/Predict",
+                       tfs + "ModelService/GetModelStatus"):
+            assert code(method, None) == grpc.StatusCode.UNAUTHENTICATED, method
+            assert code(method, INFER) not in auth_codes, method
+        for method in (v2 + "RepositoryModelLoad", v2 + "RepositoryModelUnload"):
+            assert code(method, INFER) == grpc.StatusCode.PERMISSION_DENIED, method
+            assert code(method, ADMIN) not in auth_codes, method
+    finally:
+        assert proc.stop() == 0, proc.log()
