@@ -10,12 +10,11 @@ otherwise hold the graceful shutdown for its whole grace period.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
-from grpc_health.v1 import health_pb2
-from grpc_health.v1.health import aio as health_aio
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .manager import ModelManager, VersionSlot
 
@@ -23,42 +22,68 @@ log = logging.getLogger(__name__)
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+SERVICE_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
 
 
-class ClosingHealthServicer(health_aio.HealthServicer):
-    """grpc's health servicer, whose Watch streams end with NOT_SERVING once `close()` is called."""
+class ClosingHealthServicer(health_pb2_grpc.HealthServicer):
+    """The `grpc.health.v1.Health` service, whose Watch streams end (after NOT_SERVING) on shutdown.
+
+    Written out rather than wrapping grpc's aio HealthServicer: ending a Watch from outside meant
+    cancelling it, and a Watch cancelled in the middle of a write left the call unusable for
+    the final NOT_SERVING message (grpc core: TOO_MANY_OPERATIONS).
+    """
 
     def __init__(self) -> None:
-        super().__init__()
-        self._closing: asyncio.Event | None = None
+        self._status: dict[str, int] = {"": SERVING}
+        self._changed: asyncio.Condition | None = None
+        self._shutting_down = False
+        self._generation = 0  # bumped on every change
 
-    def _closing_event(self) -> asyncio.Event:
-        if self._closing is None:
-            self._closing = asyncio.Event()  # created on the serving loop, on first use
-        return self._closing
+    def _condition(self) -> asyncio.Condition:
+        if self._changed is None:
+            self._changed = asyncio.Condition()  # created on the serving loop, on first use
+        return self._changed
+
+    async def Check(self, request: health_pb2.HealthCheckRequest, context: Any) -> health_pb2.HealthCheckResponse:
+        """The service's status now; NOT_FOUND for a service name never set."""
+        status = self._status.get(request.service)
+        if status is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"service: no health status for {request.service[:256]!r}")
+        return health_pb2.HealthCheckResponse(status=status)
 
     async def Watch(self, request: health_pb2.HealthCheckRequest, context: Any) -> None:
-        """Stream status changes, until the server closes; then say NOT_SERVING and end."""
-        closing = self._closing_event()
-        if closing.is_set():
-            await context.write(health_pb2.HealthCheckResponse(status=NOT_SERVING))
-            return
-        watching = asyncio.ensure_future(super().Watch(request, context))
-        closed = asyncio.ensure_future(closing.wait())
-        try:
-            await asyncio.wait({watching, closed}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closed.cancel()
-            if not watching.done():
-                watching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watching
-        if closing.is_set():
-            await context.write(health_pb2.HealthCheckResponse(status=NOT_SERVING))
+        """Send the status, then every change of it; on shutdown send NOT_SERVING and end."""
+        changed = self._condition()
+        last_sent: int | None = None
+        while True:
+            seen = self._generation
+            status = self._status.get(request.service, SERVICE_UNKNOWN)
+            if status != last_sent:
+                await context.write(health_pb2.HealthCheckResponse(status=status))
+                last_sent = status
+            if self._shutting_down:
+                return
+            async with changed:  # a change made during the write is not missed: generation moved
+                await changed.wait_for(lambda: self._generation != seen)
 
-    def close(self) -> None:
-        """End every Watch stream (after telling it NOT_SERVING)."""
-        self._closing_event().set()
+    async def set(self, service: str, status: int) -> None:
+        """Set one service's status (ignored once shutting down) and wake the watchers."""
+        if self._shutting_down:
+            return
+        self._status[service] = status
+        await self._notify()
+
+    async def enter_graceful_shutdown(self) -> None:
+        """Every service NOT_SERVING for good; every Watch says so and ends."""
+        self._shutting_down = True
+        self._status = dict.fromkeys(self._status, NOT_SERVING)
+        await self._notify()
+
+    async def _notify(self) -> None:
+        changed = self._condition()
+        async with changed:
+            self._generation += 1
+            changed.notify_all()
 
 
 class HealthReporter:
@@ -92,5 +117,4 @@ class HealthReporter:
     async def shut_down(self) -> None:
         """Everything NOT_SERVING, permanently: load balancers stop sending before the port closes."""
         await self.servicer.enter_graceful_shutdown()
-        self.servicer.close()
         log.info("health: NOT_SERVING (shutting down)")
