@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
-from digits_server.wire_guard import DecodeGuardInterceptor
+from digits_server.guarded_handlers import GuardedHandlers
+from digits_server.wire_guard import guard_decoding
 from tests.echo import EchoClassifier
 
 QUICK = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -35,12 +36,14 @@ def target() -> Iterator[str]:
     ready, stop, holder = threading.Event(), threading.Event(), {}
 
     async def serve() -> None:
-        server = grpc.aio.server(interceptors=[DecodeGuardInterceptor()])
-        pb_grpc.add_DigitClassifierServicer_to_server(EchoClassifier(), server)
+        server = grpc.aio.server()
+        services = GuardedHandlers([guard_decoding])
+        pb_grpc.add_DigitClassifierServicer_to_server(EchoClassifier(), services)
         handler = grpc.stream_stream_rpc_method_handler(
             write_each, pb.ClassifyRequest.FromString, pb.ClassifyResponse.SerializeToString
         )
-        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(WRITER, {"Write": handler})])
+        services.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(WRITER, {"Write": handler})])
+        server.add_generic_rpc_handlers([services])
         holder["port"] = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         ready.set()

@@ -1,6 +1,6 @@
 """Who may call what: bearer tokens with two scopes, and the method -> scope policy.
 
-Transport-free: the gRPC interceptor (`auth_interceptor.py`) hands in the full method name
+Transport-free: the gRPC auth guard (`auth_guard.py`) hands in the full method name
 (`/package.Service/Method`), the `authorization` metadata value and the peer address, and
 gets back nothing (allowed) or an `Unauthenticated` / `PermissionDenied` error.
 

@@ -1,5 +1,5 @@
-"""Helpers for grpc.aio server interceptors that swap or wrap a method handler's behavior
-while keeping its shape (unary/stream request, unary/stream response) and serializers."""
+"""Helpers that swap or wrap a grpc method handler's behavior while keeping its shape
+(unary/stream request, unary/stream response) and serializers (see guarded_handlers)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,13 @@ def preceded(behavior: Behavior, before: Callable[[Any, grpc.aio.ServicerContext
                 yield response
 
         return preceded_stream
+
+    if inspect.iscoroutinefunction(behavior):
+
+        async def preceded_coroutine(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            return await behavior(await before(request, context), context)
+
+        return preceded_coroutine
 
     async def preceded_call(request: Any, context: grpc.aio.ServicerContext) -> Any:
         request = await before(request, context)

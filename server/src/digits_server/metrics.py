@@ -208,7 +208,7 @@ class ServerMetrics:
         self.rejected.labels(model, version).inc()
 
     def count_auth_rejection(self, method: str, code: str) -> None:
-        """One call refused by the auth interceptor (`method` is "unknown" for methods that do not exist)."""
+        """One call refused by the auth guard (`method` is "unknown" for methods that do not exist)."""
         self.auth_rejections.labels(method, code).inc()
 
     # Predictions and live accuracy ----------------------------------------------------------

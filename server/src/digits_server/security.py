@@ -1,4 +1,4 @@
-"""Security wiring: turn the settings into the gRPC port's credentials and auth interceptor and
+"""Security wiring: turn the settings into the gRPC port's credentials and auth guard and
 the /metrics endpoint's TLS/basic-auth configuration. Reads every file at once, so a bad
 setting fails at start (ConfigurationError) before any model is loaded.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import grpc
 
 from .auth import Authorizer, Scope, load_tokens
-from .auth_interceptor import AuthInterceptor
+from .auth_guard import AuthGuard
 from .errors import ConfigurationError
 from .metrics_http import MetricsEndpointConfig
 from .settings import Settings
@@ -23,10 +23,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class GrpcSecurity:
-    """How the gRPC port is secured: TLS credentials (or none) and the auth interceptor."""
+    """How the gRPC port is secured: TLS credentials (or none) and the auth guard."""
 
     credentials: grpc.ServerCredentials | None
-    interceptors: tuple[grpc.aio.ServerInterceptor, ...]
+    auth: AuthGuard
     transport: str  # "plaintext", "TLS" or "mutual TLS"
 
     def add_port(self, server: grpc.aio.Server, address: str) -> int:
@@ -64,7 +64,7 @@ def grpc_security(settings: Settings, on_reject: Callable[[str, str], None] | No
     authorizer = Authorizer(load_tokens(settings.tokens_file), settings.allow_remote_admin)
     (log.info if authorizer.enabled else log.warning)("%s", describe(authorizer))
     transport = "plaintext" if tls is None else "mutual TLS" if tls.mutual else "TLS"
-    return GrpcSecurity(credentials, (AuthInterceptor(authorizer, on_reject),), transport)
+    return GrpcSecurity(credentials, AuthGuard(authorizer, on_reject), transport)
 
 
 def metrics_endpoint(settings: Settings) -> MetricsEndpointConfig:

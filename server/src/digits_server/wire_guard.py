@@ -1,7 +1,7 @@
 """Requests whose bytes are not a valid protobuf message get INVALID_ARGUMENT.
 
 Left alone, grpc.aio answers them UNKNOWN with the Python exception's text and logs a
-traceback. This interceptor gives every handler a deserializer that never raises: a message
+traceback. `guard_decoding` gives a handler a deserializer that never raises: a message
 that does not parse becomes an `Undecodable` marker, and the call is aborted with
 INVALID_ARGUMENT before the servicer sees it (for request streams, when the iterator reaches
 the bad message).
@@ -9,7 +9,7 @@ the bad message).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -45,36 +45,27 @@ async def _abort(context: grpc.aio.ServicerContext, method: str, marker: Undecod
     await context.abort(code_of(error), details_of(error))
 
 
-class DecodeGuardInterceptor(grpc.aio.ServerInterceptor):
-    """Turns undecodable request messages into INVALID_ARGUMENT."""
+def guard_decoding(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """`handler` of the full method name `method`, answering undecodable messages INVALID_ARGUMENT."""
+    if handler.request_deserializer is None:
+        return handler
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        """See grpc.aio.ServerInterceptor."""
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.request_deserializer is None:
-            return handler
-        method = handler_call_details.method
+    if handler.request_streaming:
 
-        if handler.request_streaming:
+        async def check(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async def checked() -> AsyncIterator[Any]:
+                async for request in requests:
+                    if isinstance(request, Undecodable):
+                        await _abort(context, method, request)
+                    yield request
 
-            async def check(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                async def checked() -> AsyncIterator[Any]:
-                    async for request in requests:
-                        if isinstance(request, Undecodable):
-                            await _abort(context, method, request)
-                        yield request
+            return checked()
 
-                return checked()
+    else:
 
-        else:
+        async def check(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if isinstance(request, Undecodable):
+                await _abort(context, method, request)
+            return request
 
-            async def check(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                if isinstance(request, Undecodable):
-                    await _abort(context, method, request)
-                return request
-
-        return rebuild(handler, preceded(behavior_of(handler), check), tolerant(handler.request_deserializer))
+    return rebuild(handler, preceded(behavior_of(handler), check), tolerant(handler.request_deserializer))

@@ -15,11 +15,12 @@ from collections.abc import Awaitable, Callable
 import grpc
 
 from ..dataplane import DataPlane
+from ..guarded_handlers import GuardedHandlers
 from ..metrics import ServerMetrics
 from ..settings import Settings
 
 def add_protocols(
-    server: grpc.aio.Server,
+    server: grpc.aio.Server | GuardedHandlers,
     dataplane: DataPlane,
     metrics: ServerMetrics,
     settings: Settings,

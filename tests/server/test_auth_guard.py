@@ -1,5 +1,6 @@
-"""The auth interceptor on a real grpc.aio server: every handler shape, open services, scopes,
-the no-token loopback rule seen from a real non-loopback address, rejection metrics."""
+"""The auth guard on a real grpc.aio server (every service behind GuardedHandlers, as the app
+wires it): every handler shape, open services, scopes, unknown methods, the no-token loopback
+rule seen from a real non-loopback address, rejection metrics."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_g
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
 from digits_server.auth import Authorizer, Scope, TokenTable
-from digits_server.auth_interceptor import AuthInterceptor
+from digits_server.auth_guard import AuthGuard
+from digits_server.guarded_handlers import GuardedHandlers
+from digits_server.wire_guard import guard_decoding
 from tests.echo import EchoClassifier
 
 INFER = "inference-" + "1" * 22
@@ -41,26 +44,30 @@ async def writer_stream(requests: AsyncIterator[bytes], context: grpc.aio.Servic
 
 
 class Rejections(list):
-    """Records what the interceptor reports about refused calls: (method label, code name)."""
+    """Records what the guard reports about refused calls: (method label, code name)."""
 
     def __call__(self, method: str, code: str) -> None:
         self.append((method, code))
 
 
 async def start(authorizer: Authorizer, rejected: Rejections, host: str = "127.0.0.1") -> tuple[grpc.aio.Server, int]:
-    server = grpc.aio.server(interceptors=[AuthInterceptor(authorizer, rejected)])
-    pb_grpc.add_DigitClassifierServicer_to_server(EchoClassifier(), server)
-    pb_grpc.add_DigitsAdminServicer_to_server(Admin(), server)
+    server = grpc.aio.server()
+    guard = AuthGuard(authorizer, rejected)
+    services = GuardedHandlers([guard.wrap, guard_decoding], fallback=guard.refuse_unknown)  # as app.py
+    pb_grpc.add_DigitClassifierServicer_to_server(EchoClassifier(), services)
+    pb_grpc.add_DigitsAdminServicer_to_server(Admin(), services)
     identity = lambda b: b  # noqa: E731
     streams = {
         "Reverse": grpc.stream_stream_rpc_method_handler(generator_stream, identity, identity),
         "Upper": grpc.stream_stream_rpc_method_handler(writer_stream, identity, identity),
     }
-    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(STREAMS, streams)])
+    services.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(STREAMS, streams)])
     health_servicer = health.aio.HealthServicer()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(["digits.v1.DigitClassifier", reflection.SERVICE_NAME], server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, services)
+    reflecting = reflection.aio.ReflectionServicer(["digits.v1.DigitClassifier", reflection.SERVICE_NAME])
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflecting, services)
+    server.add_generic_rpc_handlers([services])
     port = server.add_insecure_port(f"{host}:0")
     await server.start()
     return server, port
@@ -144,6 +151,10 @@ async def test_tokens_gate_every_handler_shape() -> None:
             assert await stream_codes(target, bearer(ADMIN)) == {
                 "ClassifyStream": ["a", "b"], "Reverse": [b"ba", b"dc"], "Upper": [b"AB", b"CD"],
             }
+            # Bytes that are not protobuf: the token is checked first, then the message.
+            garbage = channel.unary_unary("/digits.v1.DigitClassifier/Classify")
+            assert await code_of(garbage(b"\xff\xff\xff")) == grpc.StatusCode.UNAUTHENTICATED
+            assert await code_of(garbage(b"\xff\xff\xff", metadata=bearer(INFER))) == grpc.StatusCode.INVALID_ARGUMENT
             # Methods that do not exist are refused like any other, so no token, no map of the API.
             ghost = channel.unary_unary("/digits.v1.DigitsAdmin/NoSuchMethod")
             assert await code_of(ghost(b"")) == grpc.StatusCode.UNAUTHENTICATED
@@ -158,7 +169,7 @@ async def test_tokens_gate_every_handler_shape() -> None:
             assert "digits.v1.DigitClassifier" in services
     finally:
         await server.stop(None)
-    assert rejected.count(("/digits.v1.DigitClassifier/Classify", "UNAUTHENTICATED")) == 1
+    assert rejected.count(("/digits.v1.DigitClassifier/Classify", "UNAUTHENTICATED")) == 2
     assert rejected.count(("/digits.v1.DigitsAdmin/ReloadModels", "PERMISSION_DENIED")) == 1
     assert rejected.count(("unknown", "UNAUTHENTICATED")) == 1  # not the client-chosen name
 
