@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import platform
 import shutil
+import time
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 
+from digits.v1 import digits_pb2 as pb
+from digits.v1 import digits_pb2_grpc as pb_grpc
 from digits_server.backends import TFLITE_FILE, parse_buckets
-from digits_server.runtime import LoadedModel, check_runtime
+from digits_server.runtime import LoadedModel, check_runtime, return_free_heap
+from tests.serverproc import start_server
 
 CELLS = ("rnn", "lstm", "gru")
 TOLERANCE = 1e-5
@@ -89,3 +95,41 @@ def test_settings_are_checked() -> None:
     assert check_runtime("xla") == "xla"
     with pytest.raises(ValueError, match="runtime: expected one of auto, savedmodel, xla, tflite"):
         check_runtime("onnx")
+
+
+def test_a_request_larger_than_the_largest_bucket_is_answered_by_a_real_server(
+    lite_repo: Path, digits: np.ndarray, tmp_path: Path
+) -> None:
+    """11 images with buckets 1,4 and --max-batch-size 4: cut into chunks of 4 (the last one padded),
+    computed by XLA, every row the SavedModel's."""
+    repo = tmp_path / "models"
+    shutil.copytree(lite_repo / "gru", repo / "gru")
+    server = start_server(repo, "--default-model", "gru", "--xla-buckets", "1,4", "--max-batch-size", "4",
+                          "--poll-seconds", "0", "--metrics-port", "-1")
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            stub = pb_grpc.DigitClassifierStub(channel)
+            for _ in range(600):  # XLA compiles in the background after the version loads
+                runtime = stub.ListModels(pb.ListModelsRequest(), timeout=30).models[0].versions[0].info.runtime
+                if runtime.endswith("+xla"):
+                    break
+                time.sleep(0.5)
+            assert runtime == "savedmodel+tflite+xla"
+            images = digits[:11]
+            reply = stub.ClassifyBatch(
+                pb.ClassifyBatchRequest(images=[pb.Image(pixels=i.tobytes()) for i in images]), timeout=60
+            )
+    finally:
+        server.stop()
+    reference = LoadedModel("gru", 1, repo / "gru" / "1")
+    reference.load()
+    expected = reference.reference(images)
+    got = np.array([p.probabilities for p in reply.predictions], dtype=np.float32)
+    assert got.shape == (11, 10)
+    np.testing.assert_allclose(got, expected, atol=TOLERANCE, rtol=0)
+    assert [p.digit for p in reply.predictions] == expected.argmax(axis=1).tolist()
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
+def test_free_heap_is_returned_to_the_system_on_glibc() -> None:
+    assert return_free_heap() is True
