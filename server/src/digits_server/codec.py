@@ -133,14 +133,26 @@ def classify_response(outcome: BatchOutcome) -> pb.ClassifyResponse:
 
 def batch_response(outcome: BatchOutcome) -> pb.ClassifyBatchResponse:
     """Every prediction of an outcome as a ClassifyBatchResponse."""
-    return pb.ClassifyBatchResponse(
-        predictions=[  # plain lists: one conversion for the batch instead of two per row
-            pb.Prediction(digit=d, probabilities=p)
-            for d, p in zip(outcome.digits.tolist(), outcome.probabilities.tolist())
-        ],
-        served_by=served_by(outcome.served_by),
-        request_id=outcome.request_id,
-    )
+    response = pb.ClassifyBatchResponse(served_by=served_by(outcome.served_by), request_id=outcome.request_id)
+    response.MergeFromString(predictions_wire(outcome.digits, outcome.probabilities))
+    return response
+
+
+PREDICTION_WIRE_BYTES = 46  # field tag + length + Prediction{digit varint, 10 packed floats}
+
+
+def predictions_wire(digits: np.ndarray, probabilities: np.ndarray) -> bytes:
+    """ClassifyBatchResponse.predictions in protobuf wire format, built in one numpy pass: a
+    512-image response otherwise costs 512 Prediction constructions in Python (~4 ms)."""
+    count = len(digits)
+    if probabilities.shape != (count, 10) or (count and not 0 <= int(digits.min()) <= int(digits.max()) <= 9):
+        raise ValueError(f"predictions: expected {count} digits 0-9 and {count}x10 probabilities")
+    rows = np.empty((count, PREDICTION_WIRE_BYTES), np.uint8)
+    rows[:, 0], rows[:, 1] = 0x0A, PREDICTION_WIRE_BYTES - 2  # field 1 (predictions), length-delimited
+    rows[:, 2], rows[:, 3] = 0x08, digits  # Prediction.digit: varint, one byte for 0-9
+    rows[:, 4], rows[:, 5] = 0x12, 40  # Prediction.probabilities: packed, 10 x float32
+    rows[:, 6:] = np.ascontiguousarray(probabilities, dtype="<f4").view(np.uint8).reshape(count, 40)
+    return rows.tobytes()
 
 
 def model_status(
