@@ -17,6 +17,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from .domain import FeedbackEvent, FeedbackObserver, PredictionEvent, ServedBy
 from .errors import AlreadyExists, InvalidInput, NotFound
 from .metrics import ServerMetrics
@@ -72,8 +74,11 @@ class FeedbackStore:
         if count == 0 or count > self.max_predictions:
             return
         labels = event.true_labels if len(event.true_labels) == count else [None] * count
-        states = bytearray(_OPEN if label is None else _LABELLED_IN_REQUEST for label in labels)
-        digits = bytes(int(d) for d in event.digits)
+        if all(label is None for label in labels):
+            states = bytearray(count)  # all _OPEN
+        else:
+            states = bytearray(_OPEN if label is None else _LABELLED_IN_REQUEST for label in labels)
+        digits = np.asarray(event.digits, dtype=np.uint8).tobytes()
         with self._lock:
             now = self._clock()
             replaced = self._entries.pop(event.request_id, None)

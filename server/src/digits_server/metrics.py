@@ -27,6 +27,8 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from .histograms import observe_many
+
 from .domain import CallRecord, Timings
 
 # Sub-millisecond model calls up to multi-second queueing under overload.
@@ -224,8 +226,10 @@ class ServerMetrics:
                 if count:
                     self._child(self.predictions, model, version, traffic, DIGITS[digit]).inc(count)
         confidence = self._child(self.confidence, model, version, traffic)
-        for value in probabilities.max(axis=1).tolist():
-            confidence.observe(value)
+        if len(probabilities) == 1:
+            confidence.observe(float(probabilities[0].max()))
+        else:
+            observe_many(confidence, probabilities.max(axis=1))
 
     def count_labelled(
         self, model: str, version: str, traffic: str, source: str,
@@ -341,3 +345,4 @@ class ExperimentMetrics:
         """Paired outcomes of arms a and b (keys of PAIRED_OUTCOMES)."""
         for outcome in PAIRED_OUTCOMES:
             self.paired_outcomes.labels(experiment, arm_a, arm_b, outcome).inc(outcomes.get(outcome, 0))
+
