@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import shutil
 from pathlib import Path
 
 import grpc
@@ -20,6 +19,7 @@ from digits.v1 import digits_pb2_grpc as pb_grpc
 from digits_server.app import DigitsServer
 from digits_server.domain import ModelSelector, PredictionEvent
 from digits_server.settings import Settings
+from tests.modelrepo import private_repo
 
 pytestmark = pytest.mark.asyncio
 
@@ -36,9 +36,7 @@ class Recorder:
 
 @pytest.fixture(scope="module")
 def repo(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("batching") / "models"
-    shutil.copytree(model_repo / "gru", out / "gru")
-    return out
+    return private_repo(model_repo, tmp_path_factory.mktemp("batching") / "models")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ Either way the answer is the SavedModel's."""
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import threading
 from pathlib import Path
 
@@ -18,15 +17,14 @@ from digits.v1 import digits_pb2_grpc as pb_grpc
 from digits_server.app import DigitsServer
 from digits_server.domain import ModelSelector
 from digits_server.settings import Settings
+from tests.modelrepo import private_repo
 
 pytestmark = pytest.mark.asyncio
 
 
 @pytest.fixture(scope="module")
 def repo(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("fastpath") / "models"
-    shutil.copytree(model_repo / "rnn", out / "rnn")
-    return out
+    return private_repo(model_repo, tmp_path_factory.mktemp("fastpath") / "models", ("rnn",))
 
 
 @pytest.fixture(scope="module")

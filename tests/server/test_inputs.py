@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from PIL import Image
 from digits import DigitsClient, imageprep, imaging
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
+from tests.modelrepo import private_repo
 from tests.serverproc import source_env, start_server
 
 # Measured agreement: 84-85% (PNG and JPEG) with the suite's 1-epoch tiny models, whose shaky
@@ -27,8 +27,7 @@ AGREEMENT_FLOOR = 0.75
 
 @pytest.fixture(scope="module")
 def server(model_repo: Path, tmp_path_factory: pytest.TempPathFactory):
-    repo = tmp_path_factory.mktemp("inputs") / "models"
-    shutil.copytree(model_repo / "lstm", repo / "lstm")
+    repo = private_repo(model_repo, tmp_path_factory.mktemp("inputs") / "models", ("lstm",))
     proc = start_server(
         repo, "--default-model", "lstm", "--max-image-bytes", "200000", "--max-image-pixels", "1000000",
         "--max-batch-images", "8", "--max-message-bytes", "1000000",

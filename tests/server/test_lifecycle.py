@@ -16,6 +16,7 @@ import pytest
 
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
+from tests.modelrepo import private_repo
 from tests.serverproc import ServerProcess, start_server
 
 
@@ -51,10 +52,7 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
 @pytest.fixture()
 def repo(model_repo: Path, tmp_path: Path) -> Path:
     """A private copy of the trainer's repository with the GRU only (fast to load), safe to change."""
-    out = tmp_path / "models"
-    out.mkdir()
-    shutil.copytree(model_repo / "gru", out / "gru")
-    return out
+    return private_repo(model_repo, tmp_path / "models")
 
 
 @pytest.fixture(scope="module")

@@ -15,15 +15,14 @@ from digits_server.domain import ModelSelector
 from digits_server.errors import ModelUnavailable
 from digits_server.manager import AVAILABLE, END, FAILED, LOADING, UNLOADING, ModelManager, savedmodel_loader
 from digits_server.repository import ModelSource
+from tests.modelrepo import private_repo
 
 pytestmark = pytest.mark.asyncio
 
 
 @pytest.fixture()
 def repo(model_repo: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "models"
-    shutil.copytree(model_repo / "rnn", out / "rnn")
-    return out
+    return private_repo(model_repo, tmp_path / "models", ("rnn",))
 
 
 async def test_a_hanging_load_times_out_as_failed_and_the_old_version_keeps_serving(repo: Path) -> None:

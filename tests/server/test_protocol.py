@@ -3,7 +3,6 @@ reflection, and graceful shutdown on SIGTERM."""
 
 from __future__ import annotations
 
-import shutil
 import signal
 import threading
 import time
@@ -17,6 +16,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
+from tests.modelrepo import private_repo
 from tests.serverproc import start_server
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -25,10 +25,7 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 @pytest.fixture(scope="module")
 def repo(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("protocol") / "models"
-    for cell in ("rnn", "gru"):
-        shutil.copytree(model_repo / cell, out / cell)
-    return out
+    return private_repo(model_repo, tmp_path_factory.mktemp("protocol") / "models", ("rnn", "gru"))
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +100,7 @@ def test_reflection_lists_the_services_and_describes_them(channel) -> None:
 
 
 def test_a_model_without_an_available_version_is_not_serving(model_repo: Path, tmp_path: Path) -> None:
-    repo = tmp_path / "models"
-    shutil.copytree(model_repo / "gru", repo / "gru")
+    repo = private_repo(model_repo, tmp_path / "models")
     broken = repo / "rnn" / "1"
     broken.mkdir(parents=True)
     (broken / "saved_model.pb").write_bytes(b"not a model")
