@@ -50,7 +50,6 @@ class XlaBuckets:
         self._compiled: set[int] = set()
         self._keep_alive = keep_alive  # the loaded SavedModel: its variables must outlive a compile
         self._cancelled = False
-        self.done = threading.Event()  # set when compile() finished (even after a failure)
         self._fn = tf.function(lambda images: signature(images=images)[output], jit_compile=True)
 
     @property
@@ -60,14 +59,11 @@ class XlaBuckets:
 
     def compile(self) -> None:
         """Compile every bucket (one call on zeros each); ~0.3-2 s per bucket."""
-        try:
-            for size in self.buckets:
-                if self._cancelled:
-                    return
-                self._call(np.zeros((size, *IMAGE_SHAPE), dtype=np.uint8))
-                self._compiled.add(size)
-        finally:
-            self.done.set()
+        for size in self.buckets:
+            if self._cancelled:
+                return
+            self._call(np.zeros((size, *IMAGE_SHAPE), dtype=np.uint8))
+            self._compiled.add(size)
 
     def cancel(self) -> None:
         """Stop compiling after the bucket in progress (the version is being unloaded)."""

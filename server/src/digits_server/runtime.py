@@ -176,7 +176,7 @@ class LoadedModel:
         self._name_runtime()
         if self._xla is None:
             return_free_heap()  # tracing's scratch memory (with XLA, trimmed once compiled)
-        if self._xla is not None:
+        else:
             # not a daemon (explicitly: the loader thread that starts it is one), so the interpreter waits
             # for it at exit instead of tearing TensorFlow down under a running compile (a crash);
             # unload() cancels it after the bucket in progress
