@@ -57,8 +57,8 @@ def matmul_gflops(seconds: float) -> float:
 
 def measure_cell(version_dir: Path, cell: str, sizes: list[int], digits: np.ndarray, seconds: float) -> dict:
     """images/s per runtime and batch size for one version folder."""
-    from digits_server.backends import TFLITE_FILE, LiteInterpreters, XlaBuckets
-    from digits_server.runtime import OUTPUT_NAME, LoadedModel
+    from digits_server.core.loaded_model import OUTPUT_NAME, LoadedModel
+    from digits_server.core.runtimes import TFLITE_FILE, LiteInterpreters, XlaBuckets
 
     model = LoadedModel(cell, 1, version_dir, runtime="savedmodel")
     model.load()

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from digits import ab_output, cli
-from digits.ab_replay import Replay, Sample
-from digits.cli_ab import parse_arm
-from digits.cli_common import UsageError
+from digits import cli
+from digits.cli import ab_output
+from digits.cli.ab import parse_arm
+from digits.cli.common import UsageError
+from digits.experiments.replay import Replay, Sample
 from digits.v1 import digits_pb2 as pb
 
 

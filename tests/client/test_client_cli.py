@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from digits import cli
-from digits.cli_common import Connection, UsageError, connection
+from digits.cli.common import Connection, UsageError, connection
 
 ENV_VARS = ("DIGITS_TARGET", "DIGITS_TIMEOUT", "DIGITS_TOKEN", "DIGITS_TOKEN_FILE",
             "DIGITS_TLS_CA", "DIGITS_TLS_CERT", "DIGITS_TLS_KEY")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from digits import AsyncDigitsClient, DigitsClient
-from digits import errors
+from digits import AsyncDigitsClient, DigitsClient, errors
 from digits.errors import (
     AlreadyExistsError,
     AuthenticationError,

@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 
-from digits.cli_progress import ProgressBar
+from digits.cli.progress import ProgressBar
 from digits.evaluation import latency_summary, summarize, top_confusions
 from digits.imageprep import ascii_art
 

@@ -49,7 +49,7 @@ def client_venv(tmp_path_factory) -> Path:
 
 def test_imports_without_tensorflow(client_venv, tmp_path):
     code = (
-        "import sys, digits, digits.cli, digits.aio, digits.cli_eval, digits.cli_classify, digits.imageprep\n"
+        "import sys, digits, digits.cli, digits.aio, digits.cli.evaluate, digits.cli.classify, digits.imageprep\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'tensorflow was imported'\n"
         "from digits import DigitsClient, AsyncDigitsClient, ClassifyResult, BatchResult, ModelInfo, FeedbackResult\n"
         "from digits.errors import DigitsError, ModelNotFoundError, InvalidInputError, ResourceExhaustedError\n"

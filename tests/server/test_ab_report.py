@@ -7,12 +7,13 @@ import math
 import pytest
 
 from digits.v1 import digits_pb2 as pb
-from digits_server import codec, stats
-from digits_server.ab_report import build_report, format_p, verdict
-from digits_server.domain import ModelSelector
-from digits_server.errors import InvalidInput
-from digits_server.experiment_observer import ArmTraffic, ExperimentCounts
-from digits_server.experiments import Arm, Experiment
+from digits_server.core.domain import ModelSelector
+from digits_server.core.errors import InvalidInput
+from digits_server.experiments import statistics as stats
+from digits_server.experiments.observer import ArmTraffic, ExperimentCounts
+from digits_server.experiments.report import build_report, format_p, verdict
+from digits_server.experiments.router import Arm, Experiment
+from digits_server.transport import codec
 
 EXPERIMENT = Experiment(
     "cells",

@@ -15,10 +15,10 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_g
 
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
-from digits_server.auth import Authorizer, Scope, TokenTable
-from digits_server.auth_guard import AuthGuard
-from digits_server.guarded_handlers import GuardedHandlers
-from digits_server.wire_guard import guard_decoding
+from digits_server.security.auth import Authorizer, Scope, TokenTable
+from digits_server.security.auth_guard import AuthGuard
+from digits_server.transport.guarded_handlers import GuardedHandlers
+from digits_server.transport.wire_guard import guard_decoding
 from tests.echo import EchoClassifier
 
 INFER = "inference-" + "1" * 22

@@ -17,7 +17,7 @@ import pytest
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
 from digits_server.app import DigitsServer
-from digits_server.domain import ModelSelector, PredictionEvent
+from digits_server.core.domain import ModelSelector, PredictionEvent
 from digits_server.settings import Settings
 from tests.modelrepo import private_repo
 

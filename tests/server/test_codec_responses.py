@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from digits.v1 import digits_pb2 as pb
-from digits_server import codec
-from digits_server.domain import BatchOutcome, ServedBy
+from digits_server.core.domain import BatchOutcome, ServedBy
+from digits_server.transport import codec
 
 
 def constructed(digits: np.ndarray, probabilities: np.ndarray) -> list[pb.Prediction]:

@@ -11,8 +11,8 @@ import pytest
 import pytest_asyncio
 
 from digits_server.app import DigitsServer
-from digits_server.domain import CallRecord, ModelSelector
-from digits_server.experiments import Arm, Experiment
+from digits_server.core.domain import CallRecord, ModelSelector
+from digits_server.experiments.router import Arm, Experiment
 from digits_server.settings import Settings
 
 pytestmark = pytest.mark.asyncio

@@ -28,7 +28,7 @@ def server(model_repo: Path):
 
 
 @pytest.fixture(scope="module")
-def test_digits(tiny_npz: Path) -> tuple[np.ndarray, np.ndarray]:
+def sample_digits(tiny_npz: Path) -> tuple[np.ndarray, np.ndarray]:
     with np.load(tiny_npz) as data:
         return data["x_test"], data["y_test"]
 
@@ -38,8 +38,8 @@ def trainer_metadata(model_repo: Path, cell: str) -> dict:
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_each_cell_answers_with_its_own_model(server, test_digits, cell: str) -> None:
-    images, _ = test_digits
+def test_each_cell_answers_with_its_own_model(server, sample_digits, cell: str) -> None:
+    images, _ = sample_digits
     with DigitsClient(server.target, timeout=30) as client:
         result = client.classify(images[0], model=cell)
     assert result.model == cell and result.version == 1
@@ -50,10 +50,10 @@ def test_each_cell_answers_with_its_own_model(server, test_digits, cell: str) ->
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_served_argmax_equals_the_trainers(server, model_repo: Path, test_digits, cell: str) -> None:
+def test_served_argmax_equals_the_trainers(server, model_repo: Path, sample_digits, cell: str) -> None:
     import tensorflow as tf
 
-    images, _ = test_digits
+    images, _ = sample_digits
     signature = tf.saved_model.load(str(model_repo / cell / "1")).signatures["serving_default"]
     expected = signature(images=tf.constant(images))["probabilities"].numpy()
     with DigitsClient(server.target, timeout=60) as client:
@@ -63,24 +63,24 @@ def test_served_argmax_equals_the_trainers(server, model_repo: Path, test_digits
     np.testing.assert_allclose(served, expected, atol=1e-5)
 
 
-def test_no_model_name_goes_to_the_default_model(server, test_digits) -> None:
+def test_no_model_name_goes_to_the_default_model(server, sample_digits) -> None:
     with DigitsClient(server.target, timeout=30) as client:
-        result = client.classify(test_digits[0][1])
+        result = client.classify(sample_digits[0][1])
     assert result.model == "lstm"
 
 
-def test_selector_by_version(server, test_digits) -> None:
-    image = test_digits[0][2]
+def test_selector_by_version(server, sample_digits) -> None:
+    image = sample_digits[0][2]
     with DigitsClient(server.target, timeout=30) as client:
         assert client.classify(image, model="gru:1").version == 1
         with pytest.raises(ModelNotFoundError, match="version 7"):
             client.classify(image, model="gru:7")
 
 
-def test_unknown_model_is_not_found_and_names_what_exists(server, test_digits) -> None:
+def test_unknown_model_is_not_found_and_names_what_exists(server, sample_digits) -> None:
     with DigitsClient(server.target, timeout=30) as client:
         with pytest.raises(ModelNotFoundError) as error:
-            client.classify(test_digits[0][0], model="transformer")
+            client.classify(sample_digits[0][0], model="transformer")
     assert error.value.code == grpc.StatusCode.NOT_FOUND
     for cell in CELLS:
         assert cell in error.value.details
@@ -106,8 +106,8 @@ def test_empty_requests_are_invalid_argument(server) -> None:
     assert batch.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "images" in batch.value.details()
 
 
-def test_client_raises_invalid_input_for_bad_labels(server, test_digits) -> None:
-    images, _ = test_digits
+def test_client_raises_invalid_input_for_bad_labels(server, sample_digits) -> None:
+    images, _ = sample_digits
     with DigitsClient(server.target, timeout=30) as client:
         with pytest.raises(InvalidInputError, match="true_labels"):
             client.classify_batch(images[:3], model="rnn", true_labels=[1, 2])

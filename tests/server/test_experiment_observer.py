@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from digits_server.domain import BatchOutcome, CallRecord, FeedbackEvent, ModelSelector, PredictionEvent, ServedBy
-from digits_server.experiment_observer import ArmTraffic, ExperimentObserver, arm_traffic
-from digits_server.experiments import Arm, Experiment
-from digits_server.metrics import ExperimentMetrics, ServerMetrics
+from digits_server.core.domain import BatchOutcome, CallRecord, FeedbackEvent, ModelSelector, PredictionEvent, ServedBy
+from digits_server.experiments.observer import ArmTraffic, ExperimentObserver, arm_traffic
+from digits_server.experiments.router import Arm, Experiment
+from digits_server.observability.metrics import ExperimentMetrics, ServerMetrics
 
 CELLS = Experiment("cells", (Arm("rnn", ModelSelector("rnn"), 1), Arm("lstm", ModelSelector("lstm"), 1)))
 

@@ -10,9 +10,9 @@ from dataclasses import replace
 import pytest
 from scipy import stats as scipy_stats
 
-from digits_server.domain import ModelSelector
-from digits_server.errors import AlreadyExists, InvalidInput, ModelNotFound, NotFound
-from digits_server.experiments import Arm, Experiment, ExperimentRouter, check_models, from_config, sticky_arm
+from digits_server.core.domain import ModelSelector
+from digits_server.core.errors import AlreadyExists, InvalidInput, ModelNotFound, NotFound
+from digits_server.experiments.router import Arm, Experiment, ExperimentRouter, check_models, from_config, sticky_arm
 
 KEYS = [f"user-{i}" for i in range(6000)]
 

@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from digits_server.domain import FeedbackEvent, PredictionEvent, ServedBy
-from digits_server.errors import AlreadyExists, InvalidInput, NotFound
-from digits_server.feedback import MAX_REQUEST_ID_CHARS, FeedbackStore
-from digits_server.metrics import ServerMetrics
+from digits_server.core.domain import FeedbackEvent, PredictionEvent, ServedBy
+from digits_server.core.errors import AlreadyExists, InvalidInput, NotFound
+from digits_server.core.feedback import MAX_REQUEST_ID_CHARS, FeedbackStore
+from digits_server.observability.metrics import ServerMetrics
 
 LSTM = ServedBy("lstm", 3)
 GRU = ServedBy("gru", 1, "exp", "b")

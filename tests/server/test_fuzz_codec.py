@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from digits.v1 import digits_pb2 as pb
-from digits_server import codec
-from digits_server.domain import ModelSelector
-from digits_server.errors import InvalidInput
+from digits_server.core.domain import ModelSelector
+from digits_server.core.errors import InvalidInput
+from digits_server.transport import codec
 from tests.fuzzing import batch_requests, classify_requests, images, model_specs
 
 FIELDS = ("model_spec", "image", "images", "true_label", "request_id")

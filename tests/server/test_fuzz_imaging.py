@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from digits import imaging as mnist_imaging
-from digits_server import imaging
-from digits_server.errors import InvalidInput
+from digits_server.core import imaging
+from digits_server.core.errors import InvalidInput
 from tests.fuzzing import VALID_FORMATS, HostileImage, hostile_images, valid_files
 
 QUICK = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
-from digits_server.guarded_handlers import GuardedHandlers
-from digits_server.wire_guard import guard_decoding
+from digits_server.transport.guarded_handlers import GuardedHandlers
+from digits_server.transport.wire_guard import guard_decoding
 from tests.echo import EchoClassifier
 
 QUICK = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -10,8 +10,8 @@ import pytest
 
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
-from digits_server.guarded_handlers import GuardedHandlers
-from digits_server.handler_shapes import behavior_of, preceded, rebuild
+from digits_server.transport.guarded_handlers import GuardedHandlers
+from digits_server.transport.handler_shapes import behavior_of, preceded, rebuild
 from tests.echo import EchoClassifier
 
 pytestmark = pytest.mark.asyncio

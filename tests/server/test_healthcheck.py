@@ -14,7 +14,7 @@ from tests.serverproc import source_env, start_server
 
 
 def healthcheck(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "digits_server.healthcheck", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "digits_server.health_probe", *args], capture_output=True,
                           text=True, env=source_env(), timeout=60)
 
 

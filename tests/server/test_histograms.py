@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram
 
-from digits_server.histograms import observe_many
+from digits_server.observability.histograms import observe_many
 
 BUCKETS = (0.1, 0.5, 0.9, 0.99, 1.0)
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digits_server.domain import ModelSelector
-from digits_server.errors import ModelUnavailable
-from digits_server.manager import AVAILABLE, END, FAILED, LOADING, UNLOADING, ModelManager, savedmodel_loader
-from digits_server.repository import ModelSource
+from digits_server.core.domain import ModelSelector
+from digits_server.core.errors import ModelUnavailable
+from digits_server.core.manager import AVAILABLE, END, FAILED, LOADING, UNLOADING, ModelManager, savedmodel_loader
+from digits_server.core.repository import ModelSource
 from tests.modelrepo import private_repo
 
 pytestmark = pytest.mark.asyncio

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from digits_server.domain import CallRecord, Timings
-from digits_server.metrics import ExperimentMetrics, ServerMetrics
+from digits_server.core.domain import CallRecord, Timings
+from digits_server.observability.metrics import ExperimentMetrics, ServerMetrics
 from tests.serverproc import REPO
 from tests.tools import require_tool
 

@@ -13,12 +13,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from digits_server.app import DigitsServer
-
-from digits_server.domain import FeedbackEvent, PredictionEvent, ServedBy, Timings
-from digits_server.manager import VersionSlot
-from digits_server.metrics import ServerMetrics
-from digits_server.observability import MetricsObserver, ModelStateObserver, build_facts, config_facts
-from digits_server.runtime import VersionInfo
+from digits_server.core.domain import FeedbackEvent, PredictionEvent, ServedBy, Timings
+from digits_server.core.loaded_model import VersionInfo
+from digits_server.core.manager import VersionSlot
+from digits_server.observability.metrics import ServerMetrics
+from digits_server.observability.observers import MetricsObserver, ModelStateObserver, build_facts, config_facts
 from digits_server.settings import Settings
 
 CELL = {"model": "gru", "version": "2"}

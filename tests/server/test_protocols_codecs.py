@@ -10,9 +10,9 @@ from google.protobuf import wrappers_pb2
 
 from digits_server.apis import inference_v2_pb2 as v2
 from digits_server.apis import tensorflow_serving_pb2 as tfs
-from digits_server import imaging
-from digits_server.domain import BatchOutcome, ModelSelector, ServedBy
-from digits_server.errors import InvalidInput
+from digits_server.core import imaging
+from digits_server.core.domain import BatchOutcome, ModelSelector, ServedBy
+from digits_server.core.errors import InvalidInput
 from digits_server.protocols import kserve_v2_codec, kserve_v2_requests, naming, tensors, tfserving_codec
 from tests.ecosystem.ours import png_files
 
@@ -197,7 +197,7 @@ def test_tf_spec_rules() -> None:
 
 
 def test_tf_failed_version_is_end_with_an_error() -> None:
-    from digits_server.manager import VersionSlot
+    from digits_server.core.manager import VersionSlot
 
     slot = VersionSlot("gru", 4, Path("gru/4"), state="FAILED", error="ValueError: bad")
     status = tfserving_codec.version_status(slot)

@@ -14,8 +14,19 @@ from digits_server.apis import inference_v2_pb2 as v2
 from digits_server.apis import inference_v2_pb2_grpc as v2_grpc
 from digits_server.protocols import kserve_v2_requests as requests
 from tests.ecosystem import ours
-from tests.ecosystem.ours import CELLS, COUNT, LABELS, VERSIONS, same_predictions, value
-from tests.ecosystem.ours import digits, expected, pngs, protocol_repo, server  # noqa: F401 (fixtures)
+from tests.ecosystem.ours import (  # noqa: F401 (fixtures)
+    CELLS,
+    COUNT,
+    LABELS,
+    VERSIONS,
+    digits,
+    expected,
+    pngs,
+    protocol_repo,
+    same_predictions,
+    server,
+    value,
+)
 from tests.ecosystem.venv import readme_snippet, run_code, run_script
 
 

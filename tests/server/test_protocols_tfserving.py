@@ -10,8 +10,18 @@ import numpy as np
 import pytest
 
 from tests.ecosystem import ours
-from tests.ecosystem.ours import CELLS, LABELS, VERSIONS, same_predictions, value
-from tests.ecosystem.ours import digits, expected, pngs, protocol_repo, server  # noqa: F401 (fixtures)
+from tests.ecosystem.ours import (  # noqa: F401 (fixtures)
+    CELLS,
+    LABELS,
+    VERSIONS,
+    digits,
+    expected,
+    pngs,
+    protocol_repo,
+    same_predictions,
+    server,
+    value,
+)
 from tests.ecosystem.venv import readme_snippet, run_code, run_script
 
 SIGNATURE_DEF = {

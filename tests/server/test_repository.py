@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from digits_server import repository
+from digits_server.core import repository
 
 
 def make_version(root: Path, model: str, version: str) -> Path:

@@ -13,8 +13,8 @@ import pytest
 
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
-from digits_server.backends import TFLITE_FILE, parse_buckets
-from digits_server.runtime import LoadedModel, check_runtime, return_free_heap
+from digits_server.core.loaded_model import LoadedModel, check_runtime, return_free_heap
+from digits_server.core.runtimes import TFLITE_FILE, parse_buckets
 from tests.serverproc import start_server
 
 CELLS = ("rnn", "lstm", "gru")

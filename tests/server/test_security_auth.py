@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from digits_server.auth import (
+from digits_server.core.errors import ConfigurationError, PermissionDenied, Unauthenticated
+from digits_server.core.model_trust import UntrustedModelFolder, guard_loader, world_writable
+from digits_server.observability.http_endpoint import BasicAuth, MetricsEndpointConfig
+from digits_server.security.auth import (
     TOKEN_ENV,
     Authorizer,
     Scope,
@@ -20,10 +23,7 @@ from digits_server.auth import (
     load_tokens,
     required_scope,
 )
-from digits_server.errors import ConfigurationError, PermissionDenied, Unauthenticated
-from digits_server.metrics_http import BasicAuth, MetricsEndpointConfig
-from digits_server.modeltrust import UntrustedModelFolder, guard_loader, world_writable
-from digits_server.tls import ServerTLS
+from digits_server.security.tls import ServerTLS
 
 INFER = "i" * 8 + "nference-token-1"
 ADMIN = "a" * 8 + "dmin-token-00001"
@@ -69,7 +69,7 @@ def test_tokens_match_exactly_and_admin_implies_inference() -> None:
 
 
 def test_tokens_are_compared_with_hmac_compare_digest(monkeypatch: pytest.MonkeyPatch) -> None:
-    import digits_server.auth as auth
+    import digits_server.security.auth as auth
 
     calls = []
     real = auth.hmac.compare_digest
@@ -266,7 +266,7 @@ def test_no_token_value_can_be_given_as_a_flag() -> None:
 
 
 def test_read_through_reads_every_file_and_refuses_special_ones(tmp_path: Path) -> None:
-    from digits_server.modeltrust import read_through
+    from digits_server.core.model_trust import read_through
 
     root = tmp_path / "models"
     version = make_version(root)

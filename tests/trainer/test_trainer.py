@@ -104,6 +104,7 @@ def test_saved_model_matches_keras_softmax(trained_cells, tiny_npz: Path) -> Non
 def test_metadata_is_complete(trained_cells, tiny_npz: Path) -> None:
     import keras
     import tensorflow as tf
+
     from digits_trainer.data import load_npz
     from digits_trainer.metadata import REQUIRED_KEYS
 

@@ -19,14 +19,7 @@ from digits.errors import (
     ResourceExhaustedError,
     UnavailableError,
 )
-from digits.results import (
-    BatchResult,
-    ClassifyResult,
-    FeedbackResult,
-    ModelInfo,
-    Prediction,
-    VersionInfo,
-)
+from digits.results import BatchResult, ClassifyResult, FeedbackResult, ModelInfo, Prediction, VersionInfo
 
 __version__ = "0.1.0"
 

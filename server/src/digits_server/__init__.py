@@ -1,13 +1,24 @@
 """digits-server: serves the trainer's SavedModels over gRPC (`digits.v1.DigitClassifier`).
 
-Layout: `settings` (configuration), `errors` (domain errors, transport-free),
-`runtime` (one loaded SavedModel version), `repository` (which versions exist on
-disk), `manager` (loads/unloads versions and resolves selectors), `dataplane`
-(transport-free inference logic), `codec` (protobuf <-> domain), `servicer`
-(thin gRPC layer), `status` (domain error -> gRPC status, the only place),
-`metrics` (every Prometheus metric), `app` (wiring and lifecycle), `cli`.
-`protocols` serves the Open Inference Protocol v2 and TensorFlow Serving's API on the same
-port through the same data plane; `apis` holds their generated messages.
+Layers, from the inside out (`tests/server/test_layers.py` keeps the first three free of gRPC):
+- `core`: transport-free serving. `domain` and `errors` (shared types), `repository` (the
+  *source*: which versions should be served) and `model_config` (the `--model-config` file),
+  `manager` (loads, warms up, unloads), `loaded_model` (one SavedModel version) and `runtimes`
+  (its XLA / LiteRT fast paths), `model_trust` (checks before loading), `batching` and
+  `model_runner` (how model calls run), `dataplane` (route, run, observe), `feedback`,
+  `reloader`, `imaging`, `ordered_streams`.
+- `experiments`: A/B `router`, `observer` (per-arm counts), `statistics`, `report`, `service`
+  (the operations behind the RPCs and the config file).
+- `observability`: `metrics` (every Prometheus metric, one injected registry), `observers`
+  (events -> metrics), `histograms`, `http_endpoint` (/metrics).
+- `transport`: the gRPC layer for digits.v1: `classifier_servicer`, `admin_servicer`, `codec`
+  (wire <-> domain), `status_codes` (domain error -> gRPC status, the only place),
+  `health_service`, `guarded_handlers` / `handler_shapes` / `wire_guard` (handler wrapping).
+- `security`: `auth` (token scopes), `auth_guard`, `tls`, `pem`, `credentials` (wiring).
+- `protocols`: Open Inference Protocol v2 and TensorFlow Serving's API on the same port,
+  through the same data plane; `apis` holds their generated messages.
+- Entry points: `settings` (every flag), `app` (wiring and lifecycle), `cli`
+  (`digits-server`), `health_probe` (`digits-server-healthcheck`).
 """
 
 __version__ = "0.1.0"

@@ -12,36 +12,34 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
-
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
-
-from .ab_service import ExperimentService
-from .admin_servicer import DigitsAdminServicer
-from .backends import parse_buckets
-from .batching import BatchingOptions, BatchingRunner
-from .dataplane import DataPlane
-from .experiment_observer import ExperimentObserver
-from .experiments import ExperimentRouter
-from .feedback import FeedbackStore
-from .guarded_handlers import GuardedHandlers
-from .health import HealthReporter
-from .manager import END, ModelManager, VersionSlot, prepare_runtime, savedmodel_loader
-from .metrics import ExperimentMetrics, ServerMetrics
-from .metrics_http import serve_metrics_endpoint
-from .modeltrust import guard_loader
-from .observability import MetricsObserver, ModelStateObserver, describe_server
-from .protocols import add_protocols
-from .reloader import Reloader
-from .repository import ModelSource
-from .runner import DirectRunner, ModelRunner
-from .security import grpc_security, metrics_endpoint
-from .servicer import DigitClassifierServicer
-from .settings import Settings
-from .wire_guard import guard_decoding
+from digits_server.core.batching import BatchingOptions, BatchingRunner
+from digits_server.core.dataplane import DataPlane
+from digits_server.core.feedback import FeedbackStore
+from digits_server.core.manager import END, ModelManager, VersionSlot, prepare_runtime, savedmodel_loader
+from digits_server.core.model_runner import DirectRunner, ModelRunner
+from digits_server.core.model_trust import guard_loader
+from digits_server.core.reloader import Reloader
+from digits_server.core.repository import ModelSource
+from digits_server.core.runtimes import parse_buckets
+from digits_server.experiments.observer import ExperimentObserver
+from digits_server.experiments.router import ExperimentRouter
+from digits_server.experiments.service import ExperimentService
+from digits_server.observability.http_endpoint import serve_metrics_endpoint
+from digits_server.observability.metrics import ExperimentMetrics, ServerMetrics
+from digits_server.observability.observers import MetricsObserver, ModelStateObserver, describe_server
+from digits_server.protocols import add_protocols
+from digits_server.security.credentials import grpc_security, metrics_endpoint
+from digits_server.settings import Settings
+from digits_server.transport.admin_servicer import DigitsAdminServicer
+from digits_server.transport.classifier_servicer import DigitClassifierServicer
+from digits_server.transport.guarded_handlers import GuardedHandlers
+from digits_server.transport.health_service import HealthReporter
+from digits_server.transport.wire_guard import guard_decoding
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .backends import parse_buckets
-from .errors import ConfigurationError
-from .runtime import check_runtime
-from .settings import Settings
+from digits_server.core.errors import ConfigurationError
+from digits_server.core.loaded_model import check_runtime
+from digits_server.core.runtimes import parse_buckets
+from digits_server.settings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from .app import run
+    from digits_server.app import run
 
     try:
         asyncio.run(run(settings))

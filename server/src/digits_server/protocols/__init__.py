@@ -14,10 +14,11 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
-from ..dataplane import DataPlane
-from ..guarded_handlers import GuardedHandlers
-from ..metrics import ServerMetrics
-from ..settings import Settings
+from digits_server.core.dataplane import DataPlane
+from digits_server.observability.metrics import ServerMetrics
+from digits_server.settings import Settings
+from digits_server.transport.guarded_handlers import GuardedHandlers
+
 
 def add_protocols(
     server: grpc.aio.Server | GuardedHandlers,
@@ -29,9 +30,14 @@ def add_protocols(
     """Serve the v2 and TF Serving protocols on `server`; `reload` is the admin API's
     ReloadModels operation. Returns the full names of the services added."""
     # Imported here: the TF Serving messages import tensorflow, which only a serving process needs.
-    from ..apis import inference_v2_pb2, inference_v2_pb2_grpc, tensorflow_serving_pb2, tensorflow_serving_pb2_grpc
-    from .kserve_v2 import InferenceServicer
-    from .tfserving import ModelServicer, PredictionServicer
+    from digits_server.apis import (
+        inference_v2_pb2,
+        inference_v2_pb2_grpc,
+        tensorflow_serving_pb2,
+        tensorflow_serving_pb2_grpc,
+    )
+    from digits_server.protocols.kserve_v2 import InferenceServicer
+    from digits_server.protocols.tfserving import ModelServicer, PredictionServicer
 
     inference_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
         InferenceServicer(dataplane, metrics, settings, reload), server

@@ -11,20 +11,20 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
-from .. import __version__
-from ..apis import inference_v2_pb2 as v2
-from ..apis import inference_v2_pb2_grpc as v2_grpc
-from ..dataplane import DataPlane
-from ..domain import CallRecord, ModelSelector
-from ..errors import InvalidInput, ModelNotFound, ModelUnavailable, NotSupported
-from ..imaging import ImageLimits
-from ..manager import AVAILABLE, VersionSlot
-from ..metrics import ServerMetrics
-from ..servicer import deadline_of
-from ..settings import Settings
-from ..status import unary_rpc
-from . import kserve_v2_codec as codec
-from . import naming, tensors
+from digits_server import __version__
+from digits_server.apis import inference_v2_pb2 as v2
+from digits_server.apis import inference_v2_pb2_grpc as v2_grpc
+from digits_server.core.dataplane import DataPlane
+from digits_server.core.domain import CallRecord, ModelSelector
+from digits_server.core.errors import InvalidInput, ModelNotFound, ModelUnavailable, NotSupported
+from digits_server.core.imaging import ImageLimits
+from digits_server.core.manager import AVAILABLE, VersionSlot
+from digits_server.observability.metrics import ServerMetrics
+from digits_server.protocols import kserve_v2_codec as codec
+from digits_server.protocols import naming, tensors
+from digits_server.settings import Settings
+from digits_server.transport.deadlines import deadline_of
+from digits_server.transport.status_codes import unary_rpc
 
 PROTOCOL = "kserve.v2"
 SERVER_NAME = "digits-server"

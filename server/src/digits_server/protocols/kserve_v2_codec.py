@@ -16,20 +16,19 @@ from collections.abc import Collection, Sequence
 
 import numpy as np
 
-from .. import imaging
-from ..apis import inference_v2_pb2 as v2
-from ..domain import BatchOutcome, ModelSelector
-from ..errors import InvalidInput
-from ..runtime import INPUT_NAME, OUTPUT_NAME
-from . import naming, tensors
+from digits_server.apis import inference_v2_pb2 as v2
+from digits_server.core import imaging
+from digits_server.core.domain import BatchOutcome, ModelSelector
+from digits_server.core.errors import InvalidInput
+from digits_server.protocols import naming, tensors
 
 DIGIT_OUTPUT = "digit"
-OUTPUTS = (OUTPUT_NAME, DIGIT_OUTPUT)
+OUTPUTS = (naming.OUTPUT_TENSOR, DIGIT_OUTPUT)
 PLATFORM = "tensorflow_savedmodel"
 INPUT_DATATYPES = ("UINT8", "FP32", "BYTES")
-INPUT_METADATA = v2.ModelMetadataResponse.TensorMetadata(name=INPUT_NAME, datatype="UINT8", shape=[-1, 28, 28])
+INPUT_METADATA = v2.ModelMetadataResponse.TensorMetadata(name=naming.INPUT_TENSOR, datatype="UINT8", shape=[-1, 28, 28])
 OUTPUT_METADATA = (
-    v2.ModelMetadataResponse.TensorMetadata(name=OUTPUT_NAME, datatype="FP32", shape=[-1, 10]),
+    v2.ModelMetadataResponse.TensorMetadata(name=naming.OUTPUT_TENSOR, datatype="FP32", shape=[-1, 10]),
     v2.ModelMetadataResponse.TensorMetadata(name=DIGIT_OUTPUT, datatype="INT32", shape=[-1]),
 )
 LENGTH_PREFIX = struct.Struct("<I")
@@ -104,11 +103,11 @@ def images(
 ) -> tuple[np.ndarray, bool]:
     """The request's one input as uint8 images [N,28,28], and whether it came raw."""
     if len(request.inputs) != 1:
-        raise InvalidInput(f"inputs: expected exactly one input '{INPUT_NAME}', got {len(request.inputs)}")
+        raise InvalidInput(f"inputs: expected exactly one input '{naming.INPUT_TENSOR}', got {len(request.inputs)}")
     tensor = request.inputs[0]
     field = "inputs[0]"
-    if tensor.name != INPUT_NAME:
-        raise InvalidInput(f"{field}.name: expected '{INPUT_NAME}', got '{tensor.name}'")
+    if tensor.name != naming.INPUT_TENSOR:
+        raise InvalidInput(f"{field}.name: expected '{naming.INPUT_TENSOR}', got '{tensor.name}'")
     if tensor.datatype not in INPUT_DATATYPES:
         raise InvalidInput(
             f"{field}.datatype: {tensor.datatype or 'empty'} is not accepted; send UINT8 or FP32 [N,28,28] "
@@ -146,7 +145,7 @@ def infer_response(outcome: BatchOutcome, request_id: str, outputs: Sequence[str
     count = len(outcome.digits)
     for name in outputs:
         tensor = response.outputs.add(name=name)
-        if name == OUTPUT_NAME:
+        if name == naming.OUTPUT_TENSOR:
             values = np.asarray(outcome.probabilities, dtype="<f4")
             tensor.datatype, tensor.shape[:] = "FP32", [count, values.shape[1]]
         else:
@@ -154,7 +153,7 @@ def infer_response(outcome: BatchOutcome, request_id: str, outputs: Sequence[str
             tensor.datatype, tensor.shape[:] = "INT32", [count]
         if raw:
             response.raw_output_contents.append(values.tobytes())
-        elif name == OUTPUT_NAME:
+        elif name == naming.OUTPUT_TENSOR:
             tensor.contents.fp32_contents.extend(values.ravel().tolist())
         else:
             tensor.contents.int_contents.extend(values.tolist())

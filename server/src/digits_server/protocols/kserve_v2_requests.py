@@ -19,10 +19,10 @@ from collections.abc import Sequence
 import grpc
 import numpy as np
 
-from ..apis import inference_v2_pb2 as v2
-from ..apis import inference_v2_pb2_grpc as v2_grpc
-from ..runtime import INPUT_NAME, OUTPUT_NAME
-from .kserve_v2_codec import DIGIT_OUTPUT, join_bytes
+from digits_server.apis import inference_v2_pb2 as v2
+from digits_server.apis import inference_v2_pb2_grpc as v2_grpc
+from digits_server.protocols import naming
+from digits_server.protocols.kserve_v2_codec import DIGIT_OUTPUT, join_bytes
 
 
 def stub(channel: "grpc.Channel | grpc.aio.Channel") -> v2_grpc.GRPCInferenceServiceStub:
@@ -47,7 +47,7 @@ def infer_request(
     request.outputs.extend(v2.ModelInferRequest.InferRequestedOutputTensor(name=name) for name in outputs)
     if isinstance(images, np.ndarray):
         datatype = "FP32" if images.dtype == np.float32 else "UINT8"
-        tensor = request.inputs.add(name=INPUT_NAME, datatype=datatype, shape=list(images.shape))
+        tensor = request.inputs.add(name=naming.INPUT_TENSOR, datatype=datatype, shape=list(images.shape))
         if raw:
             layout = "<f4" if datatype == "FP32" else np.uint8
             request.raw_input_contents.append(np.ascontiguousarray(images, dtype=layout).tobytes())
@@ -57,7 +57,7 @@ def infer_request(
             tensor.contents.uint_contents.extend(images.ravel().tolist())
         return request
     files = list(images)
-    tensor = request.inputs.add(name=INPUT_NAME, datatype="BYTES", shape=[len(files)])
+    tensor = request.inputs.add(name=naming.INPUT_TENSOR, datatype="BYTES", shape=[len(files)])
     if raw:
         request.raw_input_contents.append(join_bytes(files))
     else:
@@ -82,5 +82,5 @@ def read_infer_response(response: v2.ModelInferResponse) -> tuple[np.ndarray, np
         found[output.name] = values.reshape(list(output.shape))
     return (
         found.get(DIGIT_OUTPUT, np.empty(0, dtype=np.int32)),
-        found.get(OUTPUT_NAME, np.empty((0, 10), dtype=np.float32)),
+        found.get(naming.OUTPUT_TENSOR, np.empty((0, 10), dtype=np.float32)),
     )

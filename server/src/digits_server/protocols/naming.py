@@ -14,9 +14,15 @@ from collections.abc import Collection
 
 import numpy as np
 
-from ..dataplane import DataPlane
-from ..domain import BatchOutcome, CallRecord, ModelSelector
-from ..errors import ModelNotFound
+from digits_server.core.dataplane import DataPlane
+from digits_server.core.domain import BatchOutcome, CallRecord, ModelSelector
+from digits_server.core.errors import ModelNotFound
+
+# The tensor names both protocols expose: the names of the trainer's `serving_default`
+# signature, so a client written against the SavedModel itself works unchanged.
+SIGNATURE = "serving_default"
+INPUT_TENSOR = "images"
+OUTPUT_TENSOR = "probabilities"
 
 
 def selector(

@@ -16,8 +16,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from .. import imaging
-from ..errors import InvalidInput
+from digits_server.core import imaging
+from digits_server.core.errors import InvalidInput
 
 T = TypeVar("T")
 IMAGE_SHAPE = (imaging.SIDE, imaging.SIDE)

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import grpc
 
-from ..apis import tensorflow_serving_pb2 as tfs
-from ..apis import tensorflow_serving_pb2_grpc as tfs_grpc
-from ..dataplane import DataPlane
-from ..domain import CallRecord, ServedBy
-from ..errors import ModelNotFound, NotSupported
-from ..imaging import ImageLimits
-from ..metrics import ServerMetrics
-from ..servicer import deadline_of
-from ..settings import Settings
-from ..status import unary_rpc
-from . import naming, tensors
-from . import tfserving_codec as codec
+from digits_server.apis import tensorflow_serving_pb2 as tfs
+from digits_server.apis import tensorflow_serving_pb2_grpc as tfs_grpc
+from digits_server.core.dataplane import DataPlane
+from digits_server.core.domain import CallRecord, ServedBy
+from digits_server.core.errors import ModelNotFound, NotSupported
+from digits_server.core.imaging import ImageLimits
+from digits_server.observability.metrics import ServerMetrics
+from digits_server.protocols import naming, tensors
+from digits_server.protocols import tfserving_codec as codec
+from digits_server.settings import Settings
+from digits_server.transport.deadlines import deadline_of
+from digits_server.transport.status_codes import unary_rpc
 
 PROTOCOL = "tfserving"
 EXAMPLE_APIS = (

@@ -19,19 +19,18 @@ from google.protobuf import any_pb2, wrappers_pb2
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow.core.protobuf import error_codes_pb2, meta_graph_pb2
 
-from .. import imaging
-from ..apis import tensorflow_serving_pb2 as tfs
-from ..domain import BatchOutcome, ModelSelector, ServedBy
-from ..errors import InvalidInput
-from ..manager import VersionSlot
-from ..runtime import INPUT_NAME, OUTPUT_NAME, SIGNATURE
-from . import naming, tensors
+from digits_server.apis import tensorflow_serving_pb2 as tfs
+from digits_server.core import imaging
+from digits_server.core.domain import BatchOutcome, ModelSelector, ServedBy
+from digits_server.core.errors import InvalidInput
+from digits_server.core.manager import VersionSlot
+from digits_server.protocols import naming, tensors
 
 DIGIT_OUTPUT = "digit"
-OUTPUTS = (OUTPUT_NAME, DIGIT_OUTPUT)
+OUTPUTS = (naming.OUTPUT_TENSOR, DIGIT_OUTPUT)
 PREDICT_METHOD = "tensorflow/serving/predict"
 SIGNATURE_DEF_FIELD = "signature_def"
-INPUT_FIELD = f"inputs['{INPUT_NAME}']"
+INPUT_FIELD = f"inputs['{naming.INPUT_TENSOR}']"
 STATES = {
     "LOADING": tfs.ModelVersionStatus.LOADING,
     "AVAILABLE": tfs.ModelVersionStatus.AVAILABLE,
@@ -46,8 +45,8 @@ def selector(
 ) -> ModelSelector:
     """A ModelSpec as a selector (see naming.py; `experiments`: may the name be an experiment's);
     only the serving_default signature exists."""
-    if spec.signature_name not in ("", SIGNATURE):
-        raise InvalidInput(f"{field}.signature_name: no signature '{spec.signature_name}' (signatures: {SIGNATURE})")
+    if spec.signature_name not in ("", naming.SIGNATURE):
+        raise InvalidInput(f"{field}.signature_name: no signature '{spec.signature_name}' (signatures: {naming.SIGNATURE})")
     version = None
     if spec.HasField("version"):
         version = spec.version.value
@@ -78,9 +77,9 @@ def images(
     inputs: "dict[str, tensor_pb2.TensorProto]", limit: int, limits: imaging.ImageLimits = imaging.ImageLimits()
 ) -> tuple[np.ndarray, bool]:
     """The request's `images` tensor as uint8 images [N,28,28], and whether it was packed."""
-    if set(inputs) != {INPUT_NAME}:
-        raise InvalidInput(f"inputs: expected exactly the input '{INPUT_NAME}', got {sorted(inputs) or 'none'}")
-    tensor = inputs[INPUT_NAME]
+    if set(inputs) != {naming.INPUT_TENSOR}:
+        raise InvalidInput(f"inputs: expected exactly the input '{naming.INPUT_TENSOR}', got {sorted(inputs) or 'none'}")
+    tensor = inputs[naming.INPUT_TENSOR]
     shape = _shape(tensor, INPUT_FIELD)
     packed = bool(tensor.tensor_content)
     values: "np.ndarray | list[bytes]"
@@ -127,7 +126,7 @@ def _tensor(values: np.ndarray, dtype: int, packed: bool) -> tensor_pb2.TensorPr
 def model_spec(served: ServedBy) -> tfs.ModelSpec:
     """The spec of the version that served, as TF Serving echoes it."""
     version = wrappers_pb2.Int64Value(value=served.version)
-    return tfs.ModelSpec(name=served.model, version=version, signature_name=SIGNATURE)
+    return tfs.ModelSpec(name=served.model, version=version, signature_name=naming.SIGNATURE)
 
 
 def predict_response(outcome: BatchOutcome, output_filter: Sequence[str], packed: bool) -> tfs.PredictResponse:
@@ -137,7 +136,7 @@ def predict_response(outcome: BatchOutcome, output_filter: Sequence[str], packed
             raise InvalidInput(f"output_filter[{i}]: no output '{name}' (outputs: {', '.join(OUTPUTS)})")
     response = tfs.PredictResponse(model_spec=model_spec(outcome.served_by))
     for name in output_filter or OUTPUTS:
-        if name == OUTPUT_NAME:
+        if name == naming.OUTPUT_TENSOR:
             response.outputs[name].CopyFrom(
                 _tensor(np.asarray(outcome.probabilities, dtype="<f4"), types_pb2.DT_FLOAT, packed)
             )
@@ -156,9 +155,9 @@ def _tensor_info(name: str, dtype: int, dims: Sequence[int]) -> meta_graph_pb2.T
 def signature_def() -> meta_graph_pb2.SignatureDef:
     """The one signature Predict serves, as TF Serving describes a SavedModel's."""
     return meta_graph_pb2.SignatureDef(
-        inputs={INPUT_NAME: _tensor_info(f"{SIGNATURE}_{INPUT_NAME}:0", types_pb2.DT_UINT8, [-1, 28, 28])},
+        inputs={naming.INPUT_TENSOR: _tensor_info(f"{naming.SIGNATURE}_{naming.INPUT_TENSOR}:0", types_pb2.DT_UINT8, [-1, 28, 28])},
         outputs={
-            OUTPUT_NAME: _tensor_info(f"{OUTPUT_NAME}:0", types_pb2.DT_FLOAT, [-1, 10]),
+            naming.OUTPUT_TENSOR: _tensor_info(f"{naming.OUTPUT_TENSOR}:0", types_pb2.DT_FLOAT, [-1, 10]),
             DIGIT_OUTPUT: _tensor_info(f"{DIGIT_OUTPUT}:0", types_pb2.DT_INT32, [-1]),
         },
         method_name=PREDICT_METHOD,
@@ -173,7 +172,7 @@ def metadata_response(request: tfs.GetModelMetadataRequest, served: ServedBy) ->
         if name != SIGNATURE_DEF_FIELD:
             raise InvalidInput(f"metadata_field[{i}]: '{name}' is not supported (supported: {SIGNATURE_DEF_FIELD})")
     packed = any_pb2.Any()
-    packed.Pack(tfs.SignatureDefMap(signature_def={SIGNATURE: signature_def()}))
+    packed.Pack(tfs.SignatureDefMap(signature_def={naming.SIGNATURE: signature_def()}))
     return tfs.GetModelMetadataResponse(model_spec=model_spec(served), metadata={SIGNATURE_DEF_FIELD: packed})
 
 

@@ -1,0 +1,1 @@
+"""Client-side A/B tools: replaying labelled digits through an experiment."""

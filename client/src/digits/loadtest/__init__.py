@@ -1,0 +1,1 @@
+"""Load generation for `digits bench`: the request driver and its latency statistics."""

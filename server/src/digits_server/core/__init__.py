@@ -1,0 +1,1 @@
+"""The transport-free serving core: models, batching, routing inputs, feedback. Never imports grpc."""

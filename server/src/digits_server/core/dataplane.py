@@ -1,0 +1,161 @@
+"""The transport-free data plane: route the selector, run the model, tell the observers.
+
+The gRPC servicers are thin shells around it; so can any other protocol be. Collaborators:
+the manager (which version serves), the runner (how model calls are made: direct or
+batched), the router (A/B experiments) and the observers (metrics, live accuracy, feedback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from digits_server.core.domain import (
+    BatchOutcome,
+    CallRecord,
+    ModelSelector,
+    PredictionEvent,
+    PredictionObserver,
+    ServedBy,
+)
+from digits_server.core.errors import ModelNotFound
+from digits_server.core.manager import ModelManager
+from digits_server.core.model_runner import ModelRunner
+
+log = logging.getLogger(__name__)
+
+
+_request_ids = itertools.count()
+_request_id_prefix: list[str] = []
+
+
+def new_request_id() -> str:
+    """A fresh server-made request id: 32 hex digits, a random per-process prefix and a counter
+    (unique like a uuid4, without its system call and object per request)."""
+    if not _request_id_prefix:
+        _request_id_prefix.append(os.urandom(8).hex())
+    return f"{_request_id_prefix[0]}{next(_request_ids):016x}"
+
+
+class Router(Protocol):
+    """Turns an experiment selector into a concrete model selector plus its experiment/arm names."""
+
+    def route(self, selector: ModelSelector) -> tuple[ModelSelector, str, str]:
+        """(model selector, experiment name, arm name); raises ModelNotFound for unknown experiments."""
+        ...
+
+    def shadows(self, experiment: str, arm: str) -> Sequence[tuple[ModelSelector, str]]:
+        """(model selector, arm name) of each arm this request is mirrored to; usually none."""
+        ...
+
+
+class NoExperiments:
+    """The router used when no experiments are configured."""
+
+    def route(self, selector: ModelSelector) -> tuple[ModelSelector, str, str]:
+        """Always NOT_FOUND: there are no experiments."""
+        raise ModelNotFound(f"model_spec.experiment: no experiment '{selector.experiment}' (experiments: none)")
+
+    def shadows(self, experiment: str, arm: str) -> Sequence[tuple[ModelSelector, str]]:
+        """Never any: there are no experiments."""
+        return ()
+
+
+class DataPlane:
+    """Classifies images with the version a selector resolves to."""
+
+    def __init__(
+        self,
+        manager: ModelManager,
+        runner: ModelRunner,
+        router: Router | None = None,
+        observers: Sequence[PredictionObserver] = (),
+        max_shadows_in_flight: int = 64,
+    ) -> None:
+        self.manager = manager
+        self.runner = runner
+        self.router: Router = router if router is not None else NoExperiments()
+        self.observers: list[PredictionObserver] = list(observers)
+        self.max_shadows_in_flight = max_shadows_in_flight
+        self.shadows_skipped = 0  # mirrors dropped because max_shadows_in_flight were running
+        self._shadows: set[asyncio.Task[None]] = set()
+
+    async def classify(
+        self,
+        selector: ModelSelector,
+        images: np.ndarray,
+        true_labels: list[int | None],
+        request_id: str,
+        call: CallRecord,
+        deadline: float | None = None,
+    ) -> BatchOutcome:
+        """Predict uint8 images [N,28,28] with the selected model version."""
+        experiment = arm = ""
+        if selector.experiment:
+            selector, experiment, arm = self.router.route(selector)
+            call.experiment, call.arm = experiment, arm
+        with self.manager.lease(selector) as model:  # held: the version is not unloaded mid-call
+            call.model, call.version = model.name, str(model.version)
+            probabilities, timings = await self.runner.run(model, images, deadline)
+        outcome = BatchOutcome(
+            digits=probabilities.argmax(axis=1),
+            probabilities=probabilities,
+            served_by=ServedBy(model.name, model.version, experiment, arm),
+            request_id=request_id or new_request_id(),
+        )
+        self.notify(
+            PredictionEvent(
+                call.method, outcome.served_by, outcome.request_id, outcome.digits, probabilities, true_labels, timings
+            )
+        )
+        if experiment:
+            self._mirror(call.method, images, true_labels, outcome)
+        return outcome
+
+    def _mirror(self, method: str, images: np.ndarray, true_labels: list[int | None], primary: BatchOutcome) -> None:
+        """Start the request's shadow predictions as background tasks: the caller never waits for them."""
+        for selector, arm in self.router.shadows(primary.served_by.experiment, primary.served_by.arm):
+            if len(self._shadows) >= self.max_shadows_in_flight:
+                self.shadows_skipped += 1
+                continue
+            task = asyncio.get_running_loop().create_task(self._shadow(method, selector, arm, images, true_labels, primary))
+            self._shadows.add(task)
+            task.add_done_callback(self._shadows.discard)
+
+    async def _shadow(
+        self, method: str, selector: ModelSelector, arm: str, images: np.ndarray,
+        true_labels: list[int | None], primary: BatchOutcome,
+    ) -> None:
+        """Compute one shadow prediction and tell the observers (shadow=True); failures are only logged."""
+        try:
+            with self.manager.lease(selector) as model:
+                probabilities, timings = await self.runner.run(model, images, None)
+        except Exception as exc:
+            log.warning("shadow prediction on arm %s of %s failed: %s", arm, primary.served_by.experiment, exc)
+            return
+        served_by = ServedBy(model.name, model.version, primary.served_by.experiment, arm)
+        digits = probabilities.argmax(axis=1)
+        self.notify(
+            PredictionEvent(method, served_by, primary.request_id, digits, probabilities, true_labels, timings,
+                            shadow=True, mirrors=primary)
+        )
+
+    async def close(self) -> None:
+        """Cancel the shadow predictions still running (at shutdown)."""
+        for task in list(self._shadows):
+            task.cancel()
+        await asyncio.gather(*self._shadows, return_exceptions=True)
+
+    def notify(self, event: PredictionEvent) -> None:
+        """Hand an event to every observer; an observer's failure is logged, never raised."""
+        for observer in self.observers:
+            try:
+                observer.observe(event)
+            except Exception:
+                log.exception("observer %s failed", type(observer).__name__)

@@ -1,0 +1,129 @@
+"""Transport-free request and result types shared by the data plane and its collaborators."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from digits_server.core.loaded_model import VersionInfo
+
+
+@dataclass(frozen=True)
+class ModelSelector:
+    """Which model should serve: name (empty = default), version or label, or an experiment."""
+
+    name: str = ""
+    version: int | None = None
+    version_label: str = ""
+    experiment: str = ""
+    routing_key: str = ""
+
+
+@dataclass(frozen=True)
+class ServedBy:
+    """The model version (and experiment arm) that actually computed a prediction."""
+
+    model: str
+    version: int
+    experiment: str = ""
+    arm: str = ""
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """Predictions for a request's images, in order."""
+
+    digits: np.ndarray  # int [N]
+    probabilities: np.ndarray  # float32 [N,10]
+    served_by: ServedBy
+    request_id: str
+
+
+@dataclass
+class CallRecord:
+    """What a call learned while running that its request metrics need (filled as it goes)."""
+
+    method: str
+    protocol: str = "digits.v1"
+    model: str = ""
+    version: str = ""
+    experiment: str = ""
+    arm: str = ""
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Where a request's time went inside the server, in seconds."""
+
+    queue_seconds: float = 0.0
+    compute_seconds: float = 0.0
+    batch_size: int = 0
+
+
+@dataclass(frozen=True)
+class PredictionEvent:
+    """One request's predictions, handed to every observer after the model answered."""
+
+    method: str
+    served_by: ServedBy
+    request_id: str
+    digits: np.ndarray
+    probabilities: np.ndarray
+    true_labels: list[int | None]
+    timings: Timings = field(default_factory=Timings)
+    shadow: bool = False  # True for a mirrored (shadow) prediction never returned to a caller
+    mirrors: BatchOutcome | None = None  # for a shadow event: the primary outcome it mirrors
+
+
+class PredictionObserver(Protocol):
+    """Learns about every prediction: metrics, live accuracy, feedback store, experiment stats."""
+
+    def observe(self, event: PredictionEvent) -> None:
+        """Called on the event loop once per request; must be quick and never raise."""
+
+
+@dataclass(frozen=True)
+class FeedbackEvent:
+    """A true digit learned after the fact (Feedback RPC) for one earlier, remembered prediction."""
+
+    served_by: ServedBy
+    request_id: str
+    index: int
+    predicted: int
+    true_label: int
+
+    @property
+    def correct(self) -> bool:
+        """Whether the earlier prediction was right."""
+        return self.predicted == self.true_label
+
+
+class FeedbackObserver(Protocol):
+    """Learns about every accepted feedback: live accuracy metrics, experiment statistics."""
+
+    def observe_feedback(self, event: FeedbackEvent) -> None:
+        """Called once per accepted feedback; must be quick and never raise."""
+
+
+@dataclass(frozen=True)
+class VersionStatusView:
+    """One version of a model as clients see it: lifecycle state, labels, trainer metadata."""
+
+    version: int
+    state: str
+    error: str
+    labels: list[str]
+    info: VersionInfo
+    runtime: str
+
+
+@dataclass(frozen=True)
+class ModelStatusView:
+    """A model and its versions, newest first; `is_default` when it serves requests naming no model."""
+
+    name: str
+    versions: list[VersionStatusView]
+    is_default: bool

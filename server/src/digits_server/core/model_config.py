@@ -1,0 +1,139 @@
+"""The model config file (`--model-config`, YAML or JSON): version policies, labels, experiments.
+
+    models:
+      lstm:
+        version_policy: {latest: 2}      # or: all, or {specific: [1, 3]}; default latest 1
+        labels: {stable: 1, canary: 2}   # label -> version; labelled versions are loaded too
+      gru:
+        version_policy: all
+    experiments: [...]                   # passed through untouched for the experiment engine
+
+Parsing is strict: an unknown key or a bad value raises ConfigError naming its path
+(`models.lstm.version_policy.latest`), so typos are caught at startup or on reload.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from digits_server.core.errors import ConfigurationError, InvalidConfig
+from digits_server.core.repository import VersionPolicy
+
+TOP_LEVEL_KEYS = ("models", "experiments")
+MODEL_KEYS = ("version_policy", "labels")
+
+
+class ConfigError(InvalidConfig, ConfigurationError):
+    """The model config file cannot be read or says something invalid; the message names the key.
+
+    At startup it stops the server (a ConfigurationError); on ReloadModels it is the call's
+    FAILED_PRECONDITION (an InvalidConfig) and the previous config stays in force."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One model's serving config: which versions to serve and which labels point where."""
+
+    policy: VersionPolicy = field(default_factory=VersionPolicy)
+    labels: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """The whole config file: per-model configs plus the raw `experiments` list (not interpreted here)."""
+
+    models: dict[str, ModelConfig] = field(default_factory=dict)
+    experiments: list[Any] = field(default_factory=list)
+
+    def policies(self) -> dict[str, VersionPolicy]:
+        """{model: version policy} for the models the file names."""
+        return {name: model.policy for name, model in self.models.items()}
+
+    def labels(self) -> dict[str, dict[str, int]]:
+        """{model: {label: version}}."""
+        return {name: dict(model.labels) for name, model in self.models.items() if model.labels}
+
+
+def load_config(path: Path | None) -> ServingConfig:
+    """Read and validate a config file (YAML, or JSON by the `.json` suffix); None gives the defaults."""
+    if path is None:
+        return ServingConfig()
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the model config ({exc.strerror or exc})") from None
+    return parse_config(text, json_syntax=Path(path).suffix.lower() == ".json", origin=str(path))
+
+
+def parse_config(text: str, json_syntax: bool = False, origin: str = "model config") -> ServingConfig:
+    """Parse config text; raises ConfigError with the offending key's path."""
+    try:
+        if json_syntax:
+            raw = json.loads(text) if text.strip() else {}
+        else:
+            import yaml
+
+            raw = yaml.safe_load(text)
+    except Exception as exc:  # yaml.YAMLError / json.JSONDecodeError: report, never crash
+        raise ConfigError(f"{origin}: not valid {'JSON' if json_syntax else 'YAML'}: {exc}") from None
+    raw = {} if raw is None else raw
+    _expect(isinstance(raw, dict), origin, "must be a mapping with keys " + ", ".join(TOP_LEVEL_KEYS))
+    _no_unknown_keys(raw, TOP_LEVEL_KEYS, "")
+    models_raw = raw.get("models") or {}
+    _expect(isinstance(models_raw, dict), "models", "must be a mapping of model name -> settings")
+    models = {str(name): _model(str(name), value) for name, value in models_raw.items()}
+    experiments = raw.get("experiments") or []
+    _expect(isinstance(experiments, list), "experiments", "must be a list")
+    return ServingConfig(models=models, experiments=list(experiments))
+
+
+def _model(name: str, raw: Any) -> ModelConfig:
+    where = f"models.{name}"
+    raw = {} if raw is None else raw
+    _expect(isinstance(raw, dict), where, "must be a mapping with keys " + ", ".join(MODEL_KEYS))
+    _no_unknown_keys(raw, MODEL_KEYS, where + ".")
+    policy = _policy(raw.get("version_policy"), where + ".version_policy")
+    labels_raw = raw.get("labels") or {}
+    _expect(isinstance(labels_raw, dict), where + ".labels", "must be a mapping of label -> version")
+    labels = {str(label): _version(v, f"{where}.labels.{label}") for label, v in labels_raw.items()}
+    return ModelConfig(policy=policy, labels=labels)
+
+
+def _policy(raw: Any, where: str) -> VersionPolicy:
+    if raw is None:
+        return VersionPolicy()
+    if raw == "all" or raw == {"all": None} or raw == {"all": {}}:
+        return VersionPolicy("all")
+    hint = "must be 'all', {latest: N} or {specific: [versions]}"
+    _expect(isinstance(raw, dict) and len(raw) == 1, where, hint)
+    (kind, value), = raw.items()
+    if kind == "latest":
+        count = value if value is not None else 1
+        _expect(isinstance(count, int) and not isinstance(count, bool) and count > 0,
+                f"{where}.latest", f"must be a positive integer, got {count!r}")
+        return VersionPolicy("latest", count=count)
+    if kind == "specific":
+        _expect(isinstance(value, list) and value, f"{where}.specific", "must be a non-empty list of versions")
+        versions = tuple(sorted({_version(v, f"{where}.specific[{i}]") for i, v in enumerate(value)}))
+        return VersionPolicy("specific", versions=versions)
+    raise ConfigError(f"{where}: unknown policy {kind!r}; {hint}")
+
+
+def _version(value: Any, where: str) -> int:
+    _expect(isinstance(value, int) and not isinstance(value, bool) and value > 0,
+            where, f"must be a positive integer version, got {value!r}")
+    return int(value)
+
+
+def _no_unknown_keys(raw: dict, allowed: tuple[str, ...], prefix: str) -> None:
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(f"{prefix}{key}: unknown key (allowed: {', '.join(allowed)})")
+
+
+def _expect(condition: bool, where: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"{where}: {message}")

@@ -1,0 +1,1 @@
+"""Metrics: every Prometheus metric, the observers that update them, and the /metrics endpoint. Never imports grpc."""

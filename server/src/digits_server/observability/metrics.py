@@ -1,0 +1,340 @@
+"""Every Prometheus metric the server exports, declared in one place on an injected registry.
+
+Names follow Prometheus conventions: a `digits_` prefix, base units (seconds), `_total`
+counters, `_info` metrics with value 1 that carry facts as labels. The `_created` series are
+switched off. The README's metrics table documents each one; keep the two in step.
+Callers (observers, servicers, the batcher) use the methods, never the metric objects.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from digits_server.core.domain import CallRecord, Timings
+from digits_server.observability.histograms import observe_many
+
+# Sub-millisecond model calls up to multi-second queueing under overload.
+LATENCY_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.0025, 0.005, 0.0075,
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)
+# Images per model call: powers of two up to the largest ClassifyBatch request.
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+# The winning probability: a well-trained model puts most of its mass above 0.9.
+CONFIDENCE_BUCKETS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999)
+# A SavedModel load plus warm-up: a second or two here, minutes on a cold disk.
+LOAD_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+MODEL_STATES = ("LOADING", "AVAILABLE", "UNLOADING", "FAILED")
+TRAFFIC = ("live", "shadow")  # shadow: a mirrored prediction no caller received
+LABEL_SOURCES = ("request", "feedback")  # where the true digit came from
+DIGITS = tuple(str(d) for d in range(10))
+# Request series that exist (at 0) from the moment a version is AVAILABLE, so that rate() and
+# histogram_quantile() see its very first requests (a series born at 5 looks like no increase).
+INFERENCE_METHODS = ("Classify", "ClassifyBatch", "ClassifyStream")
+
+
+class ServerMetrics:
+    """The server's metrics; pass a fresh CollectorRegistry per server (tests run several)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        disable_created_metrics()  # process-wide switch in prometheus_client; idempotent
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}  # see _child
+        r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        call = ["protocol", "method", "model", "version", "experiment", "arm"]
+        cell = ["model", "version"]
+        self.requests = Counter(
+            "digits_requests_total",
+            "RPCs finished, by method, serving model/version and gRPC status code.",
+            [*call, "code"], registry=r,
+        )
+        self.request_latency = Histogram(
+            "digits_request_duration_seconds",
+            "End-to-end RPC latency inside the server, by method and serving model/version.",
+            call, buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.in_flight = Gauge(
+            "digits_requests_in_flight", "RPCs being served right now.", ["protocol", "method"], registry=r
+        )
+        self.queue_wait = Histogram(
+            "digits_queue_wait_seconds",
+            "Time a request waited for its model call to start (batching queue).",
+            cell, buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.compute = Histogram(
+            "digits_compute_duration_seconds",
+            "Duration of the model call that computed a request (shared by a batch).",
+            cell, buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.batch_size = Histogram(
+            "digits_batch_size",
+            "Images in the model call each request rode in (observed once per request).",
+            cell, buckets=BATCH_SIZE_BUCKETS, registry=r,
+        )
+        self.queue_depth = Gauge(
+            "digits_queue_depth", "Images waiting in a model version's batching queue.", cell, registry=r
+        )
+        self.rejected = Counter(
+            "digits_rejected_total", "Requests rejected because the batching queue was full.", cell, registry=r
+        )
+        self.auth_rejections = Counter(
+            "digits_auth_rejections_total",
+            "Calls refused before any servicer ran: UNAUTHENTICATED (no or unknown token) or PERMISSION_DENIED.",
+            ["method", "code"], registry=r,
+        )
+        self.predictions = Counter(
+            "digits_predictions_total",
+            "Images classified, by predicted digit; traffic=shadow for mirrored predictions.",
+            [*cell, "traffic", "digit"], registry=r,
+        )
+        self.confidence = Histogram(
+            "digits_prediction_confidence",
+            "The winning probability (max of the ten) of each prediction.",
+            [*cell, "traffic"], buckets=CONFIDENCE_BUCKETS, registry=r,
+        )
+        self.labelled = Counter(
+            "digits_labelled_predictions_total",
+            "Predictions whose true digit is known; source=request (sent with it) or feedback (Feedback RPC).",
+            [*cell, "traffic", "source"], registry=r,
+        )
+        self.correct = Counter(
+            "digits_correct_predictions_total",
+            "Labelled predictions that were right; divide by digits_labelled_predictions_total for live accuracy.",
+            [*cell, "traffic", "source"], registry=r,
+        )
+        self.confusion = Counter(
+            "digits_confusion_total",
+            "Labelled predictions by true and predicted digit (the live confusion matrix).",
+            [*cell, "traffic", "true_digit", "predicted_digit"], registry=r,
+        )
+        self.feedback_held = Gauge(
+            "digits_feedback_store_predictions", "Predictions remembered for the Feedback RPC.", registry=r
+        )
+        self.feedback_evicted = Counter(
+            "digits_feedback_store_evictions_total",
+            "Predictions forgotten by the feedback store, by reason (capacity or age).",
+            ["reason"], registry=r,
+        )
+        self.model_state = Gauge(
+            "digits_model_state", "1 for the state a model version is in, 0 for the others.", [*cell, "state"],
+            registry=r,
+        )
+        self.load_duration = Histogram(
+            "digits_model_load_duration_seconds",
+            "Time from LOADING to AVAILABLE or FAILED (load and warm-up) per model.",
+            ["model"], buckets=LOAD_BUCKETS, registry=r,
+        )
+        self.load_failures = Counter(
+            "digits_model_load_failures_total", "Model versions that failed to load.", cell, registry=r
+        )
+        self.model_info = Info(
+            "digits_model", "Facts about a loaded model version from its metadata.json.", cell, registry=r
+        )
+        self.model_test_accuracy = Gauge(
+            "digits_model_test_accuracy_ratio",
+            "Offline test accuracy the trainer measured for a model version (metadata.json).",
+            cell, registry=r,
+        )
+        self.model_parameters = Gauge(
+            "digits_model_parameters", "Trainable and non-trainable parameters of a model version.", cell,
+            registry=r,
+        )
+        self.build_info = Info("digits_build", "Versions of the server and the libraries it runs on.", registry=r)
+        self.server_info = Info("digits_server", "How this server is configured.", registry=r)
+
+    def _child(self, metric: MetricWrapperBase, *values: str) -> Any:
+        """`metric.labels(*values)`, cached: prometheus_client's labels() (label checks, a lock,
+        a dict) cost several microseconds and the request path calls it ~10 times per request.
+        Only for series that are never removed (the lifecycle gauges call labels() themselves)."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
+    # Requests -------------------------------------------------------------------------------
+
+    def observe_request(self, call: CallRecord, code: str, seconds: float) -> None:
+        """Count one finished RPC and its latency."""
+        labels = (call.protocol, call.method, call.model, call.version, call.experiment, call.arm)
+        self._child(self.requests, *labels, code).inc()
+        self._child(self.request_latency, *labels).observe(seconds)
+
+    @contextlib.contextmanager
+    def track_in_flight(self, call: CallRecord) -> Iterator[None]:
+        """Count an RPC as in flight while the block runs."""
+        gauge = self._child(self.in_flight, call.protocol, call.method)
+        gauge.inc()
+        try:
+            yield
+        finally:
+            gauge.dec()
+
+    # Batching -------------------------------------------------------------------------------
+
+    def observe_timings(self, model: str, version: str, timings: Timings) -> None:
+        """Record where one request's time went (queue wait, model call) and its batch size."""
+        self._child(self.queue_wait, model, version).observe(timings.queue_seconds)
+        self._child(self.compute, model, version).observe(timings.compute_seconds)
+        if timings.batch_size > 0:
+            self._child(self.batch_size, model, version).observe(timings.batch_size)
+
+    def set_queue_depth(self, model: str, version: str, depth: int) -> None:
+        """Images now waiting in a model version's batching queue."""
+        self._child(self.queue_depth, model, version).set(depth)
+
+    def count_rejected(self, model: str, version: str) -> None:
+        """One request turned away because its queue was full."""
+        self.rejected.labels(model, version).inc()
+
+    def count_auth_rejection(self, method: str, code: str) -> None:
+        """One call refused by the auth guard (`method` is "unknown" for methods that do not exist)."""
+        self.auth_rejections.labels(method, code).inc()
+
+    # Predictions and live accuracy ----------------------------------------------------------
+
+    def count_predictions(
+        self, model: str, version: str, traffic: str, digits: np.ndarray, probabilities: np.ndarray
+    ) -> None:
+        """Count a request's predicted digits and observe each prediction's confidence."""
+        if len(digits) == 1:  # the common case, without bincount's ten-way loop
+            self._child(self.predictions, model, version, traffic, DIGITS[int(digits[0])]).inc()
+        else:
+            for digit, count in enumerate(np.bincount(digits, minlength=10).tolist()):
+                if count:
+                    self._child(self.predictions, model, version, traffic, DIGITS[digit]).inc(count)
+        confidence = self._child(self.confidence, model, version, traffic)
+        if len(probabilities) == 1:
+            confidence.observe(float(probabilities[0].max()))
+        else:
+            observe_many(confidence, probabilities.max(axis=1))
+
+    def count_labelled(
+        self, model: str, version: str, traffic: str, source: str,
+        true_digits: Sequence[int], predicted_digits: Sequence[int],
+    ) -> None:
+        """Predictions whose true digits are now known (pairwise): live accuracy and confusion."""
+        pairs = collections.Counter(zip(true_digits, predicted_digits))
+        if not pairs:
+            return
+        self._child(self.labelled, model, version, traffic, source).inc(sum(pairs.values()))
+        correct = self._child(self.correct, model, version, traffic, source)  # present even while 0
+        correct.inc(sum(count for (truth, predicted), count in pairs.items() if truth == predicted))
+        for (truth, predicted), count in pairs.items():
+            self._child(self.confusion, model, version, traffic, DIGITS[truth], DIGITS[predicted]).inc(count)
+
+    def set_feedback_held(self, predictions: int) -> None:
+        """How many predictions the feedback store remembers now."""
+        self.feedback_held.set(predictions)
+
+    def count_feedback_evicted(self, reason: str, predictions: int) -> None:
+        """Predictions the feedback store forgot (reason: capacity or age)."""
+        self.feedback_evicted.labels(reason).inc(predictions)
+
+    # Model lifecycle ------------------------------------------------------------------------
+
+    def set_model_state(self, model: str, version: str, state: str) -> None:
+        """Mark the state a version is in; accuracy counters start at 0 once it is AVAILABLE."""
+        for known in MODEL_STATES:
+            self.model_state.labels(model, version, known).set(1 if known == state else 0)
+        self.load_failures.labels(model, version)  # 0 from the start, so increase() sees a first failure
+        if state == "AVAILABLE":  # present series from the start make rate() and ratios exact
+            self._child(self.queue_depth, model, version)  # 0 until a request queues (lone ones may never)
+            for method in INFERENCE_METHODS:
+                self.requests.labels("digits.v1", method, model, version, "", "", "OK")
+                self.request_latency.labels("digits.v1", method, model, version, "", "")
+            for traffic in TRAFFIC:
+                for source in LABEL_SOURCES:
+                    self.labelled.labels(model, version, traffic, source)
+                    self.correct.labels(model, version, traffic, source)
+
+    def forget_model_version(self, model: str, version: str) -> None:
+        """Drop the state, info and queue series of a version that was unloaded."""
+        for known in MODEL_STATES:
+            self.model_state.remove(model, version, known)
+        for gauge in (self.model_info, self.model_test_accuracy, self.model_parameters, self.queue_depth):
+            gauge.remove(model, version)
+        self._children.pop((id(self.queue_depth), (model, version)), None)  # a reloaded version starts afresh
+
+    def observe_model_load(self, model: str, seconds: float) -> None:
+        """How long a version took from LOADING to AVAILABLE or FAILED."""
+        self.load_duration.labels(model).observe(seconds)
+
+    def count_load_failure(self, model: str, version: str) -> None:
+        """A version failed to load."""
+        self.load_failures.labels(model, version).inc()
+
+    def set_model_info(self, model: str, version: str, info: Mapping[str, str], test_accuracy: float, parameters: int) -> None:
+        """A loaded version's metadata.json facts (info labels) and its numbers (gauges)."""
+        self.model_info.labels(model, version).info(dict(info))
+        self.model_test_accuracy.labels(model, version).set(test_accuracy)
+        self.model_parameters.labels(model, version).set(parameters)
+
+    # Server ---------------------------------------------------------------------------------
+
+    def set_server_info(self, build: Mapping[str, str], config: Mapping[str, str]) -> None:
+        """Build versions and configuration (process_start_time_seconds tells when it started)."""
+        self.build_info.info(dict(build))
+        self.server_info.info(dict(config))
+
+
+# --- A/B experiments: per-arm accuracy, shadow agreement, paired outcomes (experiment_observer.py) ---
+
+PAIRED_OUTCOMES = ("both_right", "only_a_right", "only_b_right", "both_wrong")
+
+
+class ExperimentMetrics:
+    """Counters of experiment arms; request counts and latencies are ServerMetrics' (by arm label)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        arm = ["experiment", "arm"]
+        self.labelled = Counter(
+            "digits_experiment_labelled_predictions_total",
+            "Predictions an experiment arm returned whose true digit is known (live traffic, request or feedback).",
+            arm, registry=registry,
+        )
+        self.correct = Counter(
+            "digits_experiment_correct_predictions_total",
+            "Labelled predictions an experiment arm returned that were right.",
+            arm, registry=registry,
+        )
+        self.shadow_agreement = Counter(
+            "digits_shadow_agreement_total",
+            "Shadow predictions by whether they agree with the primary prediction they mirror.",
+            ["experiment", "primary_arm", "shadow_arm", "agreement"], registry=registry,
+        )
+        self.paired_outcomes = Counter(
+            "digits_paired_outcomes_total",
+            "Labelled images both arms of a pair predicted (primary + shadow), by outcome: McNemar's table.",
+            ["experiment", "arm_a", "arm_b", "outcome"], registry=registry,
+        )
+
+    def count_labelled(self, experiment: str, arm: str, labelled: int, correct: int) -> None:
+        """Labelled predictions an arm returned, and how many were right."""
+        self.labelled.labels(experiment, arm).inc(labelled)
+        self.correct.labels(experiment, arm).inc(correct)
+
+    def count_agreement(self, experiment: str, primary_arm: str, shadow_arm: str, agree: int, disagree: int) -> None:
+        """Shadow predictions that agreed / disagreed with their primary."""
+        self.shadow_agreement.labels(experiment, primary_arm, shadow_arm, "agree").inc(agree)
+        self.shadow_agreement.labels(experiment, primary_arm, shadow_arm, "disagree").inc(disagree)
+
+    def count_paired(self, experiment: str, arm_a: str, arm_b: str, outcomes: Mapping[str, int]) -> None:
+        """Paired outcomes of arms a and b (keys of PAIRED_OUTCOMES)."""
+        for outcome in PAIRED_OUTCOMES:
+            self.paired_outcomes.labels(experiment, arm_a, arm_b, outcome).inc(outcomes.get(outcome, 0))
+

@@ -1,0 +1,1 @@
+"""Who may call: bearer-token scopes, their guard on every handler, TLS material and credentials."""

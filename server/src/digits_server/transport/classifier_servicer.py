@@ -1,0 +1,144 @@
+"""The gRPC servicer for digits.v1.DigitClassifier: a thin shell over the data plane.
+
+Each method converts the request (codec), delegates (data plane / manager), converts the
+result back. Status codes come only from `status.unary_rpc`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+import numpy as np
+
+from digits.v1 import digits_pb2 as pb
+from digits.v1 import digits_pb2_grpc as pb_grpc
+from digits_server.core import ordered_streams as streaming
+from digits_server.core.dataplane import DataPlane
+from digits_server.core.domain import CallRecord
+from digits_server.core.errors import ModelNotFound, NotFound, ServingError
+from digits_server.core.feedback import FeedbackStore
+from digits_server.core.imaging import ImageLimits
+from digits_server.experiments.service import ExperimentService
+from digits_server.observability.metrics import ServerMetrics
+from digits_server.settings import Settings
+from digits_server.transport import codec
+from digits_server.transport.deadlines import deadline_of
+from digits_server.transport.status_codes import counted, stream_rpc, unary_rpc
+
+
+async def converted(images: list[pb.Image], convert: Callable[[], np.ndarray]) -> np.ndarray:
+    """Run an image conversion; image files are decoded in a worker thread, off the event loop."""
+    if any(image.WhichOneof("data") == "encoded" for image in images):
+        return await asyncio.to_thread(convert)
+    return convert()
+
+
+class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
+    """Classify, ClassifyBatch, ClassifyStream, ListModels, GetModelStatus, Feedback, ListExperiments,
+    GetExperimentReport."""
+
+    def __init__(
+        self, dataplane: DataPlane, metrics: ServerMetrics, settings: Settings, *,
+        feedback: FeedbackStore | None = None, experiments: ExperimentService | None = None,
+    ) -> None:
+        self.dataplane = dataplane
+        self.metrics = metrics
+        self.settings = settings
+        self.image_limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
+        self.feedback = feedback
+        self.experiments = experiments
+
+    @unary_rpc("Classify")
+    async def Classify(
+        self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext, call: CallRecord
+    ) -> pb.ClassifyResponse:
+        return await self._classify_one(request, call, deadline_of(context))
+
+    async def _classify_one(
+        self, request: pb.ClassifyRequest, call: CallRecord, deadline: float | None
+    ) -> pb.ClassifyResponse:
+        selector = codec.selector(request.model_spec)
+        codec.short_text(request.request_id, "request_id")
+        image = await converted([request.image], lambda: codec.image(request.image, "image", self.image_limits))
+        labels = [codec.true_label(request)]
+        outcome = await self.dataplane.classify(selector, image[None], labels, request.request_id, call, deadline)
+        return codec.classify_response(outcome)
+
+    @stream_rpc("ClassifyStream")
+    async def ClassifyStream(
+        self, request_iterator: AsyncIterator[pb.ClassifyRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ClassifyResponse]:
+        """One response per request, in order; up to max_batch_size requests are in flight at once."""
+        deadline = deadline_of(context)
+
+        async def classify_message(index: int, request: pb.ClassifyRequest) -> pb.ClassifyResponse:
+            try:
+                call = CallRecord("ClassifyStream")  # each message is counted like a request of its own
+                return await counted(self.metrics, call, self._classify_one(request, call, deadline))
+            except ServingError as exc:
+                raise type(exc)(f"stream message {index}: {exc}") from None
+
+        async for response in streaming.ordered(request_iterator, classify_message, self.settings.max_batch_size):
+            yield response
+
+    @unary_rpc("ClassifyBatch")
+    async def ClassifyBatch(
+        self, request: pb.ClassifyBatchRequest, context: grpc.aio.ServicerContext, call: CallRecord
+    ) -> pb.ClassifyBatchResponse:
+        selector = codec.selector(request.model_spec)
+        codec.short_text(request.request_id, "request_id")
+        images = await converted(
+            list(request.images),
+            lambda: codec.images(request.images, "images", self.settings.max_batch_images, self.image_limits),
+        )
+        labels = codec.true_labels(request.true_labels, len(images))
+        outcome = await self.dataplane.classify(
+            selector, images, labels, request.request_id, call, deadline_of(context)
+        )
+        return codec.batch_response(outcome)
+
+    @unary_rpc("ListModels")
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext, call: CallRecord
+    ) -> pb.ListModelsResponse:
+        return pb.ListModelsResponse(models=[codec.model_status(model) for model in self.dataplane.manager.statuses()])
+
+    @unary_rpc("GetModelStatus")
+    async def GetModelStatus(
+        self, request: pb.GetModelStatusRequest, context: grpc.aio.ServicerContext, call: CallRecord
+    ) -> pb.ModelStatus:
+        manager = self.dataplane.manager
+        models = {model.name: model for model in manager.statuses()}
+        name = request.name or manager.default_model
+        if name not in models:
+            raise ModelNotFound(f"name: no model '{name}' (models: {', '.join(models) or 'none'})")
+        return codec.model_status(models[name])
+
+    @unary_rpc("Feedback")
+    async def Feedback(
+        self, request: pb.FeedbackRequest, context: grpc.aio.ServicerContext, call: CallRecord
+    ) -> pb.FeedbackResponse:
+        request_id, index, true_label = codec.feedback_request(request)
+        if self.feedback is None:
+            raise NotFound("request_id: this server remembers no predictions (no feedback store)")
+        event = self.feedback.give(request_id, index, true_label)
+        call.model, call.version = event.served_by.model, str(event.served_by.version)
+        call.experiment, call.arm = event.served_by.experiment, event.served_by.arm
+        return codec.feedback_response(event)
+
+    @unary_rpc("ListExperiments")
+    async def ListExperiments(
+        self, request: pb.ListExperimentsRequest, context: grpc.aio.ServicerContext, call: CallRecord
+    ) -> pb.ListExperimentsResponse:
+        found = self.experiments.list() if self.experiments is not None else []
+        return pb.ListExperimentsResponse(experiments=[codec.experiment_message(e) for e in found])
+
+    @unary_rpc("GetExperimentReport")
+    async def GetExperimentReport(
+        self, request: pb.GetExperimentReportRequest, context: grpc.aio.ServicerContext, call: CallRecord
+    ) -> pb.ExperimentReport:
+        if self.experiments is None:
+            raise NotFound(f"name: no experiment '{request.name}' (experiments: none)")
+        return codec.experiment_report(self.experiments.report(request.name))
