@@ -15,7 +15,6 @@ from digits import convert, imageprep
 from digits.cli.common import (
     Subparsers,
     UsageError,
-    global_options,
     load_npz,
     make_client,
     positive_int,
@@ -54,7 +53,6 @@ def add_parser(subparsers: Subparsers) -> None:
     """Register ``classify``."""
     parser = subparsers.add_parser(
         "classify",
-        parents=[global_options()],
         help="classify digits from .npy, image or .npz files",
         description=(
             "Classify each FILE: a 28x28 .npy array (sent as raw pixels), an image file "

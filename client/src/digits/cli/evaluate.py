@@ -13,7 +13,6 @@ from digits import convert
 from digits.cli.common import (
     Subparsers,
     UsageError,
-    global_options,
     load_npz,
     make_async_client,
     positive_int,
@@ -33,7 +32,6 @@ def add_parser(subparsers: Subparsers) -> None:
     """Register ``eval``."""
     parser = subparsers.add_parser(
         "eval",
-        parents=[global_options()],
         help="accuracy, per-class accuracy and latency on a labelled .npz",
         description=(
             "Send every x_test digit of a Keras-layout .npz as its own Classify call, with "
