@@ -232,12 +232,13 @@ class DigitsClient:
         experiment: digits_pb2.Experiment | str,
         arms: Iterable[ArmLike] | None = None,
         *,
-        shadow_percent: float = 0.0,
-        paused: bool = False,
+        shadow_percent: float | None = None,
+        paused: bool | None = None,
         timeout: float | None = None,
     ) -> digits_pb2.Experiment:
-        """Admin: replace weights, shadow percentage and paused flag of an experiment."""
-        request = convert.experiment_to_proto(experiment, arms, shadow_percent, paused)
+        """Admin: change an experiment: the weights of the arms given, ``shadow_percent`` and
+        ``paused`` unless None; what is not given keeps its value on the server."""
+        request = convert.experiment_change(experiment, arms, shadow_percent, paused)
         return self._call(self._admin.UpdateExperiment, request, timeout)
 
     def delete_experiment(self, name: str, *, timeout: float | None = None) -> None:
