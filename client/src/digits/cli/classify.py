@@ -12,15 +12,7 @@ from typing import Any
 import numpy as np
 
 from digits import convert, imageprep
-from digits.cli.common import (
-    Subparsers,
-    UsageError,
-    load_npz,
-    make_client,
-    positive_int,
-    print_json,
-    served_name,
-)
+from digits.cli.common import Subparsers, UsageError, load_npz, make_client, positive_int, print_json, served_name
 from digits.client import DigitsClient
 from digits.errors import DigitsError, InvalidInputError
 from digits.results import ClassifyResult

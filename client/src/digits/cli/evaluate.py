@@ -10,15 +10,7 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 
 from digits import convert
-from digits.cli.common import (
-    Subparsers,
-    UsageError,
-    load_npz,
-    make_async_client,
-    positive_int,
-    print_json,
-    served_name,
-)
+from digits.cli.common import Subparsers, UsageError, load_npz, make_async_client, positive_int, print_json, served_name
 from digits.cli.progress import ProgressBar
 from digits.errors import InvalidInputError
 from digits.evaluation import EvalReport, summarize, top_confusions

@@ -15,13 +15,7 @@ from digits_server.core.manager import ModelManager
 from digits_server.core.model_config import ConfigError
 from digits_server.experiments.observer import ExperimentObserver
 from digits_server.experiments.report import Report, build_report
-from digits_server.experiments.router import (
-    Experiment,
-    ExperimentChange,
-    ExperimentRouter,
-    check_models,
-    from_config,
-)
+from digits_server.experiments.router import Experiment, ExperimentChange, ExperimentRouter, check_models, from_config
 
 log = logging.getLogger(__name__)
 
