@@ -15,13 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from digits import DigitsClient
-from digits.errors import (
-    AlreadyExistsError,
-    InvalidInputError,
-    ModelNotFoundError,
-    NotFoundError,
-    RequestNotFoundError,
-)
+from digits.errors import AlreadyExistsError, InvalidInputError, ModelNotFoundError, NotFoundError, RequestNotFoundError
 from digits.v1 import digits_pb2 as pb
 from tests.serverproc import source_env, start_server
 

@@ -14,8 +14,7 @@ import pytest
 
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
-from digits_server.core.loaded_model import LoadedModel, check_runtime, return_free_heap
-from digits_server.core.loaded_model import OUTPUT_NAME
+from digits_server.core.loaded_model import OUTPUT_NAME, LoadedModel, check_runtime, return_free_heap
 from digits_server.core.runtimes import TFLITE_FILE, XlaBuckets, parse_buckets
 from tests.serverproc import start_server
 
