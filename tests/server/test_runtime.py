@@ -98,6 +98,17 @@ def test_settings_are_checked() -> None:
         check_runtime("onnx")
 
 
+def served_runtime_once_compiled(stub: pb_grpc.DigitClassifierStub) -> str:
+    """The runtime the server's one version reports, once XLA has compiled (it does so in the
+    background after the version loads), or the last one seen after 5 minutes."""
+    for _ in range(600):
+        runtime = stub.ListModels(pb.ListModelsRequest(), timeout=30).models[0].versions[0].info.runtime
+        if runtime.endswith("+xla"):
+            break
+        time.sleep(0.5)
+    return runtime
+
+
 def test_a_request_larger_than_the_largest_bucket_is_answered_by_a_real_server(
     lite_repo: Path, digits: np.ndarray, tmp_path: Path
 ) -> None:
@@ -110,12 +121,7 @@ def test_a_request_larger_than_the_largest_bucket_is_answered_by_a_real_server(
     try:
         with grpc.insecure_channel(server.target) as channel:
             stub = pb_grpc.DigitClassifierStub(channel)
-            for _ in range(600):  # XLA compiles in the background after the version loads
-                runtime = stub.ListModels(pb.ListModelsRequest(), timeout=30).models[0].versions[0].info.runtime
-                if runtime.endswith("+xla"):
-                    break
-                time.sleep(0.5)
-            assert runtime == "savedmodel+tflite+xla"
+            assert served_runtime_once_compiled(stub) == "savedmodel+tflite+xla"
             images = digits[:11]
             reply = stub.ClassifyBatch(
                 pb.ClassifyBatchRequest(images=[pb.Image(pixels=i.tobytes()) for i in images]), timeout=60
@@ -185,12 +191,7 @@ def test_the_server_log_has_no_retracing_warning(lite_repo: Path, digits: np.nda
     try:
         with grpc.insecure_channel(server.target) as channel:
             stub = pb_grpc.DigitClassifierStub(channel)
-            for _ in range(600):  # XLA compiles in the background after the version loads
-                runtime = stub.ListModels(pb.ListModelsRequest(), timeout=30).models[0].versions[0].info.runtime
-                if runtime.endswith("+xla"):
-                    break
-                time.sleep(0.5)
-            assert runtime == "savedmodel+tflite+xla"
+            assert served_runtime_once_compiled(stub) == "savedmodel+tflite+xla"
             for size in (*DEFAULT_BUCKETS, 3, 100, 256, 16):
                 request = pb.ClassifyBatchRequest(images=[pb.Image(pixels=i.tobytes()) for i in digits[:size]])
                 assert len(stub.ClassifyBatch(request, timeout=60).predictions) == size
