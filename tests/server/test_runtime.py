@@ -200,6 +200,8 @@ def test_the_server_log_has_no_retracing_warning(lite_repo: Path, digits: np.nda
     log = server.log()
     assert "XLA buckets 1,4,16,64,256 compiled" in log
     assert "retracing" not in log, [line for line in log.splitlines() if "retracing" in line]
+    noise = [line for line in log.splitlines() if "absl::InitializeLog" in line or "cpu_feature_guard" in line]
+    assert not noise, noise  # TensorFlow's native start-up notices are dropped
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from .data import MNIST_SOURCE, DataError
 from .model import CELLS
 from .recipes import RECIPES
+from .tensorflow_startup import import_tensorflow_quietly
 
 log = logging.getLogger("digits_trainer")
 
@@ -78,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # TensorFlow's C++ INFO chatter (oneDNN notices...) is noise here; warnings still show.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     _configure_logging(args.quiet)
+    import_tensorflow_quietly()
 
     from .api import parse_cells, train
     from .report import format_table

@@ -26,6 +26,7 @@ from digits_server.core.domain import ModelSelector, ModelStatusView, VersionSta
 from digits_server.core.errors import ModelNotFound, ModelUnavailable
 from digits_server.core.loaded_model import LoadedModel, VersionInfo
 from digits_server.core.repository import ModelSource, VersionPolicy, fingerprint, scan
+from digits_server.core.tensorflow_startup import import_tensorflow_quietly
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ load_savedmodel: Loader = savedmodel_loader()
 def prepare_runtime() -> None:
     """Start TensorFlow from a normal-priority thread: its compute threads inherit the niceness of
     the thread that creates them, and they must not inherit the loader thread's low priority."""
+    import_tensorflow_quietly()
     import tensorflow as tf
 
     tf.constant(0) + 1  # the first eager op creates the CPU device and its thread pools
