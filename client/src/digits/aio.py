@@ -252,10 +252,11 @@ class AsyncDigitsClient:
         await self._call(self.admin_stub.DeleteExperiment, request, timeout)
 
     async def experiment_report(
-        self, name: str, *, timeout: float | None = None
+        self, name: str, *, verdict_basis: str = "", timeout: float | None = None
     ) -> digits_pb2.ExperimentReport:
-        """The statistical comparison report of an experiment's arms."""
-        request = digits_pb2.GetExperimentReportRequest(name=name)
+        """The statistical comparison report of an experiment's arms; verdicts rest on the
+        always-valid tests unless ``verdict_basis="fixed-horizon"``."""
+        request = digits_pb2.GetExperimentReportRequest(name=name, verdict_basis=verdict_basis)
         return await self._call(self.stub.GetExperimentReport, request, timeout)
 
 

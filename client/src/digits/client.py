@@ -244,10 +244,24 @@ class DigitsClient:
         """Admin: delete an experiment."""
         self._call(self._admin.DeleteExperiment, digits_pb2.DeleteExperimentRequest(name=name), timeout)
 
-    def experiment_report(self, name: str, *, timeout: float | None = None) -> digits_pb2.ExperimentReport:
-        """The statistical comparison report of an experiment's arms."""
-        request = digits_pb2.GetExperimentReportRequest(name=name)
+    def experiment_report(
+        self, name: str, *, verdict_basis: str = "", timeout: float | None = None
+    ) -> digits_pb2.ExperimentReport:
+        """The statistical comparison report of an experiment's arms; verdicts rest on the
+        always-valid tests unless ``verdict_basis="fixed-horizon"``."""
+        request = digits_pb2.GetExperimentReportRequest(name=name, verdict_basis=verdict_basis)
         return self._call(self._stub.GetExperimentReport, request, timeout)
+
+    def set_version_label(self, model: str, label: str, version: int, *, timeout: float | None = None) -> ModelInfo:
+        """Admin: point a version label (e.g. ``stable``) of a model at a version."""
+        request = digits_pb2.SetVersionLabelRequest(model=model, label=label, version=version)
+        return convert.model_info(self._call(self._admin.SetVersionLabel, request, timeout))
+
+    def record_rollout_decision(
+        self, decision: digits_pb2.RolloutDecision, *, timeout: float | None = None
+    ) -> digits_pb2.RolloutDecision:
+        """Admin: record a rollout step or decision (logged, counted, listed in the report)."""
+        return self._call(self._admin.RecordRolloutDecision, decision, timeout)
 
 
 def _stream_requests(
