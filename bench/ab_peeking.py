@@ -160,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  fixed-horizon z-test at 80% power needs {power.fixed_n:,} per arm (Fleiss); simulated power "
           f"at that n, looked at once: {power.fixed_power:.1%}")
     print(f"  ratio always-valid / fixed-horizon at 80% power: {power.n_80 / power.fixed_n:.2f}")
+    print("robustness of the plug-in variance: A/A false-positive rate at other accuracies (always-valid vs z-test, every look)")
+    for accuracy in (0.5, 0.8, 0.99):
+        other = simulate_aa(rng, args.experiments, args.step, args.horizon, p=accuracy)
+        print(_rate(f"always-valid at {accuracy:.0%} (z-test: {other.z_peeking / other.experiments:.1%})",
+                    other.always_valid, other.experiments))
     print(f"({time.perf_counter() - started:.1f} s)")
     return 0
 

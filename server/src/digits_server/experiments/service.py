@@ -36,10 +36,21 @@ class ExperimentService:
         router.on_change.append(self._experiment_changed)
 
     def _experiment_changed(self, name: str, experiment: Experiment | None) -> None:
+        metrics = self.observer.metrics
         if experiment is None:
             self.decisions.pop(name, None)
-            if self.observer.metrics is not None:
-                self.observer.metrics.forget_experiment(name)
+            if metrics is not None:
+                metrics.forget_experiment(name)
+        elif metrics is not None and name not in self.decisions:  # created: nothing known yet
+            self.decisions[name] = []
+            arms = [arm.name for arm in experiment.arms]
+            for i, arm_a in enumerate(arms):
+                for arm_b in arms[i + 1:]:
+                    metrics.set_comparison(name, arm_a, arm_b, -1.0, 1.0, 1.0)
+            for arm in arms[1:]:
+                for metric in ("latency", "errors"):
+                    metrics.set_guardrail(name, arm, metric, False)
+            metrics.start_rollout_series(name, ROLLOUT_DECISIONS)  # at 0, so increase() sees the first decision
 
     def list(self) -> list[Experiment]:
         """Every live experiment, by name."""

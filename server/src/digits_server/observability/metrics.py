@@ -374,6 +374,11 @@ class ExperimentMetrics:
         """One recorded rollout step or decision."""
         self.rollout_decisions.labels(experiment, decision).inc()
 
+    def start_rollout_series(self, experiment: str, decisions: Sequence[str]) -> None:
+        """The decision counters of a new experiment, at 0."""
+        for decision in decisions:
+            self.rollout_decisions.labels(experiment, decision)
+
     def forget_experiment(self, experiment: str) -> None:
         """Drop the gauges of a deleted experiment (its counters stay, as counters do)."""
         for gauge, labels in self._looked.pop(experiment, set()):
