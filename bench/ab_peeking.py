@@ -114,7 +114,8 @@ def simulate_power(rng: np.random.Generator, experiments: int, step: int = 50, h
     """Arms at p_a and p_b, looked at every `step` labelled requests per arm."""
     looks = horizon // step
     n = np.arange(1, looks + 1) * step
-    ca, cb = cumulative_counts(rng, experiments, looks, step, p_a), cumulative_counts(rng, experiments, looks, step, p_b)
+    ca = cumulative_counts(rng, experiments, looks, step, p_a)
+    cb = cumulative_counts(rng, experiments, looks, step, p_b)
     rejects = np.minimum.accumulate(sequential.independent_p_value(ca, n, cb, n), axis=1) <= sequential.ALPHA
     first = np.where(rejects.any(axis=1), rejects.argmax(axis=1), -1)
     rows = np.arange(experiments)
@@ -145,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     power = simulate_power(rng, args.experiments, args.step, args.horizon)
     looks = args.horizon // args.step
     print(f"A/A: {aa.experiments} experiments at 95% accuracy, {looks} looks (every {args.step} labelled "
-          f"requests per arm up to {args.horizon}); tau = {sequential.TAU}, paired prior Beta({sequential.PAIRED_PRIOR:g}, "
-          f"{sequential.PAIRED_PRIOR:g})")
+          f"requests per arm up to {args.horizon}); tau = {sequential.TAU}, "
+          f"paired prior Beta({sequential.PAIRED_PRIOR:g}, {sequential.PAIRED_PRIOR:g})")
     print("false-positive rate (some look said 'different'):")
     print(_rate("always-valid mSPRT, independent traffic, every look", aa.always_valid, aa.experiments))
     print(_rate("fixed-horizon z-test, independent traffic, every look", aa.z_peeking, aa.experiments))
@@ -160,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  fixed-horizon z-test at 80% power needs {power.fixed_n:,} per arm (Fleiss); simulated power "
           f"at that n, looked at once: {power.fixed_power:.1%}")
     print(f"  ratio always-valid / fixed-horizon at 80% power: {power.n_80 / power.fixed_n:.2f}")
-    print("robustness of the plug-in variance: A/A false-positive rate at other accuracies (always-valid vs z-test, every look)")
+    print("robustness of the plug-in variance: A/A false-positive rate at other accuracies "
+          "(always-valid vs z-test, every look)")
     for accuracy in (0.5, 0.8, 0.99):
         other = simulate_aa(rng, args.experiments, args.step, args.horizon, p=accuracy)
         print(_rate(f"always-valid at {accuracy:.0%} (z-test: {other.z_peeking / other.experiments:.1%})",

@@ -17,7 +17,8 @@ def report(low: float, high: float, p: float, labelled: int = 300, guardrail: st
     return pb.ExperimentReport(
         arms=[pb.ArmReport(arm="stable", labelled=5000), pb.ArmReport(arm="canary", labelled=labelled)],
         pairs=[pb.PairReport(arm_a=order[0], arm_b=order[1], sequence_low=low, sequence_high=high,
-                             always_valid_p_value=p, always_valid_p_holm=p, always_valid_test="mSPRT (independent traffic)",
+                             always_valid_p_value=p, always_valid_p_holm=p,
+                             always_valid_test="mSPRT (independent traffic)",
                              sequence_confidence=0.95, verdict_basis="always-valid")],
         guardrails=[pb.GuardrailReport(arm="canary", baseline_arm="stable", metric=m,
                                        status="breached" if m == guardrail else "undecided")

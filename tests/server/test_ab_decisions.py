@@ -72,7 +72,8 @@ def test_fixed_horizon_and_always_valid_side_by_side() -> None:
     fixed = build_report(TWO, counts(TWO, stable=(930, 1000), canary=(902, 1000)), {}, serving, "fixed-horizon")
     assert fixed.pairs[0].verdict == fixed.pairs[0].fixed_horizon_verdict
     message = codec.experiment_report(report)
-    assert message.pairs[0].always_valid_test == decisions.INDEPENDENT and message.pairs[0].verdict_basis == "always-valid"
+    assert message.pairs[0].always_valid_test == decisions.INDEPENDENT
+    assert message.pairs[0].verdict_basis == "always-valid"
     assert message.pairs[0].sequence_low == pytest.approx(pair.always_valid.low) and "Johari" in message.method
 
 

@@ -5,7 +5,10 @@ with the tuned recipe) is rolled back; the reverse is promoted and the `stable` 
 config file too); an A/A rollout (two copies of the LSTM) ends "no difference" at its horizon.
 
 Each case is one model name with two versions, the stable arm `MODEL@stable`, the candidate
-`MODEL:2`, so promotion can move the label.
+`MODEL:2`, so promotion can move the label. `weak` and `strong` split the traffic (independent
+design); `same` mirrors every request to the other arm (paired design), so the A/A verdict rests
+on discordant pairs, which two copies of one model do not produce: its outcome is deterministic
+(independent A/A traffic would falsely decide in ~2% of runs: see docs/ab-decisions.md).
 """
 
 from __future__ import annotations
@@ -22,9 +25,12 @@ import yaml
 
 from digits import AsyncDigitsClient, DigitsClient
 from digits.cli import main as digits_cli
+from digits.errors import DigitsError
+from digits.v1 import digits_pb2 as pb
 from tests.serverproc import start_server
 
-CASES = {"weak": ("lstm", "gru"), "strong": ("gru", "lstm"), "same": ("lstm", "lstm")}  # name: (v1 stable, v2 candidate)
+# model name: (the cell of version 1, the stable one; the cell of version 2, the candidate)
+CASES = {"weak": ("lstm", "gru"), "strong": ("gru", "lstm"), "same": ("lstm", "lstm")}
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +55,9 @@ def server(rollout_repo: Path, tmp_path_factory: pytest.TempPathFactory):
     config.write_text(yaml.safe_dump({
         "models": {name: {"version_policy": "all", "labels": {"stable": 1}} for name in CASES},
         "experiments": [
-            {"name": name, "arms": [{"name": "stable", "model": name, "version_label": "stable", "weight": 100},
-                                    {"name": "candidate", "model": name, "version": 2, "weight": 0}]}
+            {"name": name, "shadow_percent": 100 if name == "same" else 0,
+             "arms": [{"name": "stable", "model": name, "version_label": "stable", "weight": 100},
+                      {"name": "candidate", "model": name, "version": 2, "weight": 0}]}
             for name in CASES
         ],
     }))
@@ -94,7 +101,9 @@ def rollout(server, digits, name: str, *flags: str, capsys: pytest.CaptureFixtur
     thread.start()
     asyncio.run(traffic())
     thread.join()
-    return result[0], capsys.readouterr().out
+    out = capsys.readouterr().out
+    print(out)  # shown with pytest -rA: every step and decision
+    return result[0], out
 
 
 def decisions_counted(server, name: str) -> dict[str, float]:
@@ -113,6 +122,7 @@ def test_models_are_clearly_separated(server, digits) -> None:
     with DigitsClient(server.target, timeout=30) as client:
         gru = np.mean([client.classify(x, model="weak", version=2).digit == y for x, y in zip(images[:300], labels)])
         lstm = np.mean([client.classify(x, model="weak", version=1).digit == y for x, y in zip(images[:300], labels)])
+    print(f"accuracy on 300 test digits: tuned LSTM {lstm:.3f}, seed GRU {gru:.3f}")
     assert lstm - gru > 0.1, (lstm, gru)
 
 
@@ -160,4 +170,27 @@ def test_a_a_rollout_ends_with_no_difference_at_its_horizon(server, digits, caps
     counted = decisions_counted(server, "same")
     assert counted == {"start": 1, "step": 1, "no-difference": 1}
     text = urllib.request.urlopen(server.metrics_url, timeout=10).read().decode()
-    assert 'digits_experiment_accuracy_difference_bound{arm_a="stable",arm_b="candidate",bound="low",experiment="same"}' in text
+    series = 'digits_experiment_accuracy_difference_bound{arm_a="stable",arm_b="candidate",bound="low",experiment="same"}'
+    assert series in text
+
+
+@pytest.mark.parametrize(
+    ("call", "code", "message"),
+    [
+        (lambda c: c.set_version_label("weak", "stable", 9), "NOT_FOUND", "version"),
+        (lambda c: c.set_version_label("nope", "stable", 1), "NOT_FOUND", "nope"),
+        (lambda c: c.set_version_label("weak", "", 1), "INVALID_ARGUMENT", "label"),
+        (lambda c: c.record_rollout_decision(pb.RolloutDecision(experiment="nope", candidate_arm="x", decision="step")),
+         "NOT_FOUND", "experiment: no experiment 'nope'"),
+        (lambda c: c.record_rollout_decision(pb.RolloutDecision(experiment="weak", candidate_arm="x", decision="step")),
+         "NOT_FOUND", "has no arm 'x'"),
+        (lambda c: c.record_rollout_decision(pb.RolloutDecision(experiment="weak", candidate_arm="candidate",
+                                                                decision="win")),
+         "INVALID_ARGUMENT", "decision: must be one of"),
+        (lambda c: c.experiment_report("weak", verdict_basis="vibes"), "INVALID_ARGUMENT", "verdict_basis"),
+    ],
+)
+def test_bad_rollout_calls_get_clear_status_codes(server, call, code: str, message: str) -> None:
+    with DigitsClient(server.target, timeout=30) as client, pytest.raises(DigitsError) as caught:
+        call(client)
+    assert caught.value.code.name == code and message in caught.value.details, caught.value.details

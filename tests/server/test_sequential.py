@@ -27,14 +27,17 @@ def mixture_lr_by_integration(estimate: float, variance: float, tau: float) -> f
 
 
 @pytest.mark.parametrize(("estimate", "variance", "tau"),
-                         [(0.0, 1e-4, 0.03), (0.02, 1e-4, 0.03), (-0.05, 4e-4, 0.03), (0.01, 2e-5, 0.01), (0.1, 1e-3, 0.05)])
+                         [(0.0, 1e-4, 0.03), (0.02, 1e-4, 0.03), (-0.05, 4e-4, 0.03), (0.01, 2e-5, 0.01),
+                          (0.1, 1e-3, 0.05)])
 def test_normal_mixture_ratio_matches_numerical_integration(estimate: float, variance: float, tau: float) -> None:
     expected = mixture_lr_by_integration(estimate, variance, tau)
     assert math.exp(seq.log_mixture_ratio(estimate, variance, tau)) == pytest.approx(expected, rel=1e-6)
 
 
 @pytest.mark.parametrize(("variance", "tau", "alpha"), [(1e-4, 0.03, 0.05), (5e-5, 0.02, 0.01), (2e-3, 0.05, 0.1)])
-def test_confidence_sequence_edge_is_where_the_ratio_reaches_one_over_alpha(variance: float, tau: float, alpha: float) -> None:
+def test_confidence_sequence_edge_is_where_the_ratio_reaches_one_over_alpha(
+    variance: float, tau: float, alpha: float
+) -> None:
     radius = seq.mixture_radius(variance, tau, alpha)
     assert mixture_lr_by_integration(radius, variance, tau) == pytest.approx(1 / alpha, rel=1e-6)
     assert mixture_lr_by_integration(0.99 * radius, variance, tau) < 1 / alpha

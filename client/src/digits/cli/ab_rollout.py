@@ -35,7 +35,8 @@ def add_parser(commands: Any) -> None:
         "rollout", help="step a candidate's weight up; promote or roll back on always-valid statistics",
         description=__doc__.split("\n\n")[0])
     rollout.add_argument("name", help="the experiment (its first arm is the stable one)")
-    rollout.add_argument("--candidate", default=None, metavar="ARM", help="the arm to roll out (default: the second arm)")
+    rollout.add_argument("--candidate", default=None, metavar="ARM",
+                         help="the arm to roll out (default: the second arm)")
     rollout.add_argument("--steps", type=_weights, default=[5.0, 10.0, 25.0, 50.0], metavar="W,W,...",
                          help="the candidate's weights in percent, in order (default 5,10,25,50)")
     rollout.add_argument("--step-labelled", type=positive_int, default=200, metavar="N",

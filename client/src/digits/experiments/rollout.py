@@ -103,7 +103,8 @@ class Rollout:
                              f"arms are {', '.join(a.name for a in current.arms)}")
         step, started = 0, time.monotonic()
         labelled_at_step = self._labelled(self.client.experiment_report(self.experiment))
-        self._act(Decision("start", f"rollout of {self.candidate} against {stable}", float(self.policy.steps[0])), stable)
+        first = float(self.policy.steps[0])
+        self._act(Decision("start", f"rollout of {self.candidate} against {stable}", first), stable)
         while True:
             time.sleep(self.interval)
             report = self.client.experiment_report(self.experiment)
@@ -139,7 +140,8 @@ class Rollout:
         self.client.record_rollout_decision(digits_pb2.RolloutDecision(
             experiment=self.experiment, candidate_arm=self.candidate, decision=decision.decision,
             reason=decision.reason, weight=decision.weight))
-        self.log(f"{self.experiment}: {decision.decision} {self.candidate} (weight {decision.weight:g}%): {decision.reason}")
+        self.log(f"{self.experiment}: {decision.decision} {self.candidate} "
+                 f"(weight {decision.weight:g}%): {decision.reason}")
         return decision
 
     def _weights(self, stable: str, stable_weight: float, candidate_weight: float, paused: bool) -> None:

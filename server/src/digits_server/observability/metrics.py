@@ -340,7 +340,8 @@ class ExperimentMetrics:
         )
         self.rollout_decisions = Counter(
             "digits_rollout_decisions_total",
-            "Rollout steps and decisions recorded for an experiment (start, step, hold, promote, rollback, no-difference).",
+            "Rollout steps and decisions recorded for an experiment "
+            "(start, step, hold, promote, rollback, no-difference).",
             ["experiment", "decision"], registry=registry,
         )
         self._looked: dict[str, set[tuple[Any, tuple[str, ...]]]] = {}  # series to drop with the experiment
