@@ -89,6 +89,18 @@ def simulate_aa(rng: np.random.Generator, experiments: int, step: int = 50, hori
                    int(paired.any(axis=1).sum()), int(mcnemar_rejects(b, c).any(axis=1).sum()))
 
 
+def simulate_rollout_aa(rng: np.random.Generator, experiments: int, p: float = 0.95) -> int:
+    """A/A under a rollout's changing allocation: the candidate gets 5% of 100 requests per look for
+    20 looks, then 20% for 20, then 50% for 60 (10,000 requests); how many runs falsely decide."""
+    share = np.r_[np.full(20, 0.05), np.full(20, 0.2), np.full(60, 0.5)]
+    candidate = (100 * share).astype(int)
+    stable = 100 - candidate
+    ca = rng.binomial(stable, p, size=(experiments, len(share))).cumsum(axis=1)
+    cb = rng.binomial(candidate, p, size=(experiments, len(share))).cumsum(axis=1)
+    p_values = sequential.independent_p_value(ca, stable.cumsum(), cb, candidate.cumsum())
+    return int((np.minimum.accumulate(p_values, axis=1)[:, -1] <= sequential.ALPHA).sum())
+
+
 @dataclass(frozen=True)
 class Power:
     """How often and how soon a real difference is found."""
@@ -167,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         other = simulate_aa(rng, args.experiments, args.step, args.horizon, p=accuracy)
         print(_rate(f"always-valid at {accuracy:.0%} (z-test: {other.z_peeking / other.experiments:.1%})",
                     other.always_valid, other.experiments))
+    print(_rate("always-valid at 95%, rollout allocation 5% -> 20% -> 50%, every 100 requests",
+                simulate_rollout_aa(rng, args.experiments), args.experiments))
     print(f"({time.perf_counter() - started:.1f} s)")
     return 0
 

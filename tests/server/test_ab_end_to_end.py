@@ -31,14 +31,11 @@ experiments:
 
 
 @pytest.fixture(scope="module")
-def ab_repo(tmp_path_factory: pytest.TempPathFactory, model_repo: Path, mnist_npz: Path) -> Path:
+def ab_repo(tmp_path_factory: pytest.TempPathFactory, model_repo: Path, tuned_lstm: Path) -> Path:
     """gru: seed recipe, 1 epoch (weak); lstm: tuned recipe, 4 epochs on 4000 digits; lstm-copy."""
-    from digits_trainer import train
-
     repo = tmp_path_factory.mktemp("ab-models")
     shutil.copytree(model_repo / "gru", repo / "gru")
-    train("lstm", "tuned", epochs=4, data=mnist_npz, out=repo, seed=0, train_limit=4000, test_limit=500,
-          plot=False, quiet=True)
+    shutil.copytree(tuned_lstm / "lstm", repo / "lstm")
     shutil.copytree(repo / "lstm", repo / "lstm-copy")
     return repo
 

@@ -34,14 +34,9 @@ CASES = {"weak": ("lstm", "gru"), "strong": ("gru", "lstm"), "same": ("lstm", "l
 
 
 @pytest.fixture(scope="module")
-def rollout_repo(tmp_path_factory: pytest.TempPathFactory, model_repo: Path, mnist_npz: Path) -> Path:
+def rollout_repo(tmp_path_factory: pytest.TempPathFactory, model_repo: Path, tuned_lstm: Path) -> Path:
     """gru: the seed recipe, 1 epoch (model_repo); lstm: the tuned recipe, 4 epochs on 4000 digits."""
-    from digits_trainer import train
-
-    trained = tmp_path_factory.mktemp("tuned")
-    train("lstm", "tuned", epochs=4, data=mnist_npz, out=trained, seed=0, train_limit=4000, test_limit=500,
-          plot=False, quiet=True)
-    cells = {"gru": model_repo / "gru" / "1", "lstm": trained / "lstm" / "1"}
+    cells = {"gru": model_repo / "gru" / "1", "lstm": tuned_lstm / "lstm" / "1"}
     repo = tmp_path_factory.mktemp("rollout-models")
     for name, (first, second) in CASES.items():
         shutil.copytree(cells[first], repo / name / "1")

@@ -77,7 +77,7 @@ def decide(report: digits_pb2.ExperimentReport, stable: str, candidate: str, pol
         return Decision(NO_DIFFERENCE, f"no difference within {labelled} labelled requests (horizon "
                                        f"{policy.horizon}): {p}, {interval}", 0.0)
     if step + 1 < len(policy.steps) and labelled - labelled_at_step >= policy.step_labelled:
-        return Decision(STEP, f"guardrails hold after {labelled - labelled_at_step} labelled requests at "
+        return Decision(STEP, f"no guardrail breached after {labelled - labelled_at_step} labelled requests at "
                               f"{weight:g}%", float(policy.steps[step + 1]))
     return Decision(HOLD, f"waiting: {p}, {interval}", weight)
 
