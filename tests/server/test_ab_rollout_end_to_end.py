@@ -189,3 +189,22 @@ def test_bad_rollout_calls_get_clear_status_codes(server, call, code: str, messa
     with DigitsClient(server.target, timeout=30) as client, pytest.raises(DigitsError) as caught:
         call(client)
     assert caught.value.code.name == code and message in caught.value.details, caught.value.details
+
+
+def test_dashboard_draws_the_decisions(server) -> None:
+    """The A/B dashboard's decision row and markers query series this server exports."""
+    import json
+    import re
+
+    from tests.serverproc import REPO
+
+    dashboard = json.loads((REPO / "server/monitoring/grafana/dashboards/ab.json").read_text())
+    (markers,) = [a for a in dashboard["annotations"]["list"] if a.get("name") == "Rollout decisions"]
+    exprs = [markers["expr"]] + [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    text = urllib.request.urlopen(server.metrics_url, timeout=10).read().decode()
+    exported = set(re.findall(r"^(digits_\w+)[{ ]", text, re.M))
+    used = {name for expr in exprs for name in re.findall(r"\bdigits_\w+", expr)}
+    assert {"digits_rollout_decisions_total", "digits_experiment_accuracy_difference_bound",
+            "digits_experiment_always_valid_p_value", "digits_experiment_guardrail_breached"} <= used
+    assert used <= exported, used - exported
+    assert "digits_rollout_decisions_total" in markers["expr"] and 'experiment=~"$experiment"' in markers["expr"]
