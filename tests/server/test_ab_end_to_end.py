@@ -106,7 +106,8 @@ def test_two_copies_of_one_model_are_not_declared_different(server, tiny_npz: Pa
         (pair,) = client.experiment_report("same").pairs
     # Every request is paired, so McNemar decides; the independent-traffic z-test may dip below
     # 0.05 by chance (it did in a 600-request run: p = 0.038), which is why heavy shadowing is the better design.
-    assert pair.fixed_horizon_verdict.startswith("no significant difference yet") and "McNemar" in pair.fixed_horizon_verdict
+    fixed = pair.fixed_horizon_verdict
+    assert fixed.startswith("no significant difference yet") and "McNemar" in fixed
     assert pair.verdict.startswith("no difference shown yet") and "paired" in pair.always_valid_test
     assert pair.mcnemar_p_value > 0.05 and pair.more_needed_per_arm > 0
     assert pair.only_a_right + pair.only_b_right <= 2
