@@ -127,3 +127,19 @@ def test_guardrails_are_undecided_without_traffic() -> None:
     report = build_report(TWO, counts(TWO), {}, serving)
     assert {g.status for g in report.guardrails} == {"undecided"}
     assert report.pairs[0].verdict.startswith("no labelled traffic yet")
+
+
+def test_latency_variance_counts_the_spread_inside_buckets() -> None:
+    count, mean, variance = decisions.latency_moments(latency(0.0015, 100))  # all in the (1 ms, 2 ms] bucket
+    assert (count, mean) == (100, pytest.approx(0.0015))
+    assert variance == pytest.approx(0.001**2 / 12)  # uniform over one 1 ms bucket, never 0
+
+
+def test_a_handful_of_requests_never_decides_a_latency_guardrail() -> None:
+    data = counts(TWO, stable=(9, 10), canary=(9, 10))
+    traffic = {"stable": latency(0.0015, 29), "canary": latency(0.0095, 29)}  # 6x slower, but 29 requests
+    lat, _ = build_report(TWO, data, traffic, serving).guardrails
+    assert lat.status == "undecided" and lat.excess > 0
+    traffic = {"stable": latency(0.0015, 30), "canary": latency(0.0095, 30)}
+    lat, _ = build_report(TWO, counts(TWO, stable=(9, 10), canary=(9, 10)), traffic, serving).guardrails
+    assert lat.status == "breached"

@@ -19,6 +19,7 @@ from digits_server.experiments.statistics import PairedOutcomes
 LATENCY_TOLERANCE = 0.5  # candidate mean latency <= 1.5 x the baseline's
 ERROR_TOLERANCE = 0.01  # candidate error rate <= the baseline's + 1 point
 LATENCY_TAU = 0.001  # seconds: the latency mixture is tuned for excesses of about a millisecond
+MIN_LATENCY_REQUESTS = 30  # per arm, before the latency guardrail can decide
 INDEPENDENT = "mSPRT (independent traffic)"
 PAIRED = "mSPRT (paired, discordant pairs)"
 METHOD = (
@@ -28,8 +29,9 @@ METHOD = (
     "on paired traffic; p-values are running minima over the report's looks, Holm-adjusted over the pairs; "
     "confidence sequences (Howard et al. 2021 normal mixture) are running intersections at 1 - alpha/pairs. "
     f"Guardrails vs the first arm: mean latency <= (1 + {LATENCY_TOLERANCE:g}) x baseline (tau = "
-    f"{LATENCY_TAU * 1e3:g} ms, variance from histogram bucket midpoints), error rate <= baseline + "
-    f"{ERROR_TOLERANCE:g}; breached when the excess's confidence sequence is above 0"
+    f"{LATENCY_TAU * 1e3:g} ms, variance from the histogram's buckets, from {MIN_LATENCY_REQUESTS} requests "
+    f"per arm), error rate <= baseline + {ERROR_TOLERANCE:g}; breached when the excess's confidence sequence "
+    "is above 0"
 )
 
 
@@ -107,17 +109,20 @@ def compare_pairs(
 
 def latency_moments(traffic: ArmTraffic) -> tuple[float, float, float]:
     """(count, mean, variance) of an arm's in-server latency: the mean from the histogram's sum,
-    the variance from bucket midpoints (the +Inf bucket at the highest finite bound)."""
+    the variance from bucket midpoints plus each bucket's own spread (width^2 / 12, as if uniform
+    inside it; Sheppard), so requests that all fall in one bucket never give a variance of 0.
+    The +Inf bucket counts at the highest finite bound, with that bound as its width."""
     if not traffic.buckets or traffic.buckets[-1][1] <= 0:
         return 0.0, 0.0, 0.0
     count = traffic.buckets[-1][1]
-    lower, before, mids, weights = 0.0, 0.0, [], []
+    lower, before, mids, widths, weights = 0.0, 0.0, [], [], []
     for bound, cumulative in traffic.buckets:
         mids.append(lower if math.isinf(bound) else (lower + bound) / 2)
+        widths.append(lower if math.isinf(bound) else bound - lower)
         weights.append(cumulative - before)
         lower, before = (lower if math.isinf(bound) else bound), cumulative
     mid_mean = sum(m * w for m, w in zip(mids, weights)) / count
-    variance = sum(w * (m - mid_mean) ** 2 for m, w in zip(mids, weights)) / count
+    variance = sum(w * ((m - mid_mean) ** 2 + h * h / 12) for m, h, w in zip(mids, widths, weights)) / count
     return count, traffic.latency_sum / count, variance
 
 
@@ -138,6 +143,8 @@ def guardrails(
         nc, mean_c, var_c = latency_moments(flow)
         excess, low, high = seq.mean_excess_interval(mean_c, var_c, nc, mean_b, var_b, nb, latency_tolerance,
                                                      LATENCY_TAU, alpha)
+        if min(nc, nb) < MIN_LATENCY_REQUESTS:  # too few for the normal approximation of a skewed mean
+            low, high = -math.inf, math.inf
         state = counts.running("latency", name).update(1.0, low, high)
         found.append(Guardrail(name, base_name, "latency", mean_c, mean_b, latency_tolerance, excess,
                                state.low, state.high))
