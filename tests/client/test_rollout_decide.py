@@ -65,3 +65,9 @@ def test_steps_wait_for_their_quota_and_stop_at_the_last_weight() -> None:
 def test_horizon_ends_with_no_difference() -> None:
     decision = decide(report(-0.01, 0.01, 0.7, labelled=1000), "stable", "canary", POLICY, 2, 0)
     assert decision.decision == "no-difference" and "horizon 1000" in decision.reason and decision.weight == 0
+
+
+def test_no_decision_while_the_sequence_still_contains_zero() -> None:
+    # p = 0.028 with the sequence at [-2.5, +100] points (seen on a tiny sample): not yet "worse".
+    decision = decide(report(-0.025, 1.0, 0.028), "stable", "canary", POLICY, 0, 250)
+    assert decision.decision == "hold", decision

@@ -143,3 +143,10 @@ def test_a_handful_of_requests_never_decides_a_latency_guardrail() -> None:
     traffic = {"stable": latency(0.0015, 30), "canary": latency(0.0095, 30)}
     lat, _ = build_report(TWO, counts(TWO, stable=(9, 10), canary=(9, 10)), traffic, serving).guardrails
     assert lat.status == "breached"
+
+
+def test_a_difference_needs_the_p_value_and_the_sequence_to_agree() -> None:
+    both = decisions.AlwaysValid(decisions.INDEPENDENT, 0.01, 0.01, 0.02, 0.2, 0.95, 0.05)
+    p_only = decisions.AlwaysValid(decisions.INDEPENDENT, 0.01, 0.01, -0.025, 1.0, 0.95, 0.05)
+    sequence_only = decisions.AlwaysValid(decisions.INDEPENDENT, 0.06, 0.06, 0.02, 0.2, 0.95, 0.05)
+    assert both.significant and not p_only.significant and not sequence_only.significant

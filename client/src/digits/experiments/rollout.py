@@ -65,12 +65,13 @@ def decide(report: digits_pb2.ExperimentReport, stable: str, candidate: str, pol
     low, high = sorted((sign * pair.sequence_low, sign * pair.sequence_high))  # of candidate - stable
     interval = f"candidate - stable in [{low * 100:+.1f}, {high * 100:+.1f}] points"
     p = f"always-valid p = {pair.always_valid_p_holm:.3g}"
-    significant = bool(pair.always_valid_test) and pair.always_valid_p_holm <= policy.alpha
-    if significant and (low + high) > 0:
+    # As the server's verdict: the Holm-adjusted always-valid p at most alpha and the sequence excluding 0.
+    significant = bool(pair.always_valid_test) and pair.always_valid_p_holm <= policy.alpha and (low > 0 or high < 0)
+    if significant and low > 0:
         return Decision(PROMOTE, f"better: {p}, {interval}", 100.0)
     if policy.margin > 0 and pair.always_valid_test and low > -policy.margin:
         return Decision(PROMOTE, f"not worse than the {policy.margin * 100:g}-point margin: {interval}", 100.0)
-    if significant and (low + high) < 0:
+    if significant and high < 0:
         return Decision(ROLLBACK, f"worse: {p}, {interval}", 0.0)
     labelled = {a.arm: a.labelled for a in report.arms}.get(candidate, 0)
     if labelled >= policy.horizon:

@@ -165,8 +165,7 @@ def always_valid_verdict(
         return "no labelled traffic yet: send true labels (or Feedback) to compare accuracy"
     interval = f"[{valid.low * 100:+.1f}, {valid.high * 100:+.1f}] points"
     if valid.significant:
-        centre = (valid.low + valid.high) / 2
-        winner, loser = (arm_a, arm_b) if centre > 0 else (arm_b, arm_a)
+        winner, loser = (arm_a, arm_b) if valid.low > 0 else (arm_b, arm_a)
         return (f"{winner} beats {loser}: a - b in {interval}, always-valid {format_p(valid.p_holm)} "
                 f"(Holm-adjusted, {valid.test})")
     return f"no difference shown yet (always-valid {format_p(valid.p_holm)}, {valid.test}); a - b in {interval}"
