@@ -21,3 +21,15 @@ def test_digit(tiny_npz: Path) -> np.ndarray:
 def gru_repo(model_repo: Path, tmp_path: Path) -> Path:
     """A private model repository with the trainer's GRU version 1 only (fast to load), safe to change."""
     return private_repo(model_repo, tmp_path / "models")
+
+
+@pytest.fixture(scope="session")
+def tuned_lstm(tmp_path_factory: pytest.TempPathFactory, mnist_npz: Path) -> Path:
+    """An LSTM trained with the tuned recipe (4 epochs on 4000 digits): ``<repo>/lstm/1``, clearly
+    stronger than the seed-recipe 1-epoch cells of ``model_repo``. Returns the repository."""
+    from digits_trainer import train
+
+    repo = tmp_path_factory.mktemp("tuned")
+    train("lstm", "tuned", epochs=4, data=mnist_npz, out=repo, seed=0, train_limit=4000, test_limit=500,
+          plot=False, quiet=True)
+    return repo

@@ -31,14 +31,11 @@ experiments:
 
 
 @pytest.fixture(scope="module")
-def ab_repo(tmp_path_factory: pytest.TempPathFactory, model_repo: Path, mnist_npz: Path) -> Path:
+def ab_repo(tmp_path_factory: pytest.TempPathFactory, model_repo: Path, tuned_lstm: Path) -> Path:
     """gru: seed recipe, 1 epoch (weak); lstm: tuned recipe, 4 epochs on 4000 digits; lstm-copy."""
-    from digits_trainer import train
-
     repo = tmp_path_factory.mktemp("ab-models")
     shutil.copytree(model_repo / "gru", repo / "gru")
-    train("lstm", "tuned", epochs=4, data=mnist_npz, out=repo, seed=0, train_limit=4000, test_limit=500,
-          plot=False, quiet=True)
+    shutil.copytree(tuned_lstm / "lstm", repo / "lstm")
     shutil.copytree(repo / "lstm", repo / "lstm-copy")
     return repo
 
@@ -88,7 +85,9 @@ def test_ab_run_finds_the_better_cell(server, digits, tiny_npz: Path, tmp_path: 
     assert gru.requests + lstm.requests >= 600 and gru.errors == lstm.errors == 0
     assert 0 < lstm.latency_p50_seconds <= lstm.latency_p99_seconds
     (pair,) = report.pairs
-    assert pair.verdict.startswith("lstm beats gru by") and pair.z_test_p_value < 0.001
+    assert pair.fixed_horizon_verdict.startswith("lstm beats gru by") and pair.z_test_p_value < 0.001
+    assert pair.verdict_basis == "always-valid" and pair.verdict.startswith("lstm beats gru: a - b in [-")
+    assert pair.always_valid_p_holm < 0.001 and pair.sequence_high < 0
     assert pair.accuracy_difference < 0 and pair.difference_high < 0
     paired = pair.both_right + pair.only_a_right + pair.only_b_right + pair.both_wrong
     assert paired > 50 and pair.only_b_right > pair.only_a_right  # the 20% shadowed, labelled requests
@@ -107,7 +106,9 @@ def test_two_copies_of_one_model_are_not_declared_different(server, tiny_npz: Pa
         (pair,) = client.experiment_report("same").pairs
     # Every request is paired, so McNemar decides; the independent-traffic z-test may dip below
     # 0.05 by chance (it did in a 600-request run: p = 0.038), which is why heavy shadowing is the better design.
-    assert pair.verdict.startswith("no significant difference yet") and "McNemar" in pair.verdict
+    fixed = pair.fixed_horizon_verdict
+    assert fixed.startswith("no significant difference yet") and "McNemar" in fixed
+    assert pair.verdict.startswith("no difference shown yet") and "paired" in pair.always_valid_test
     assert pair.mcnemar_p_value > 0.05 and pair.more_needed_per_arm > 0
     assert pair.only_a_right + pair.only_b_right <= 2
     # Identical weights: the shadow copy agrees with the primary (up to float ties between batch shapes).

@@ -53,7 +53,7 @@ def test_report_per_arm_numbers() -> None:
 
 
 def test_significant_pair_has_a_verdict_in_the_right_direction() -> None:
-    report = build_report(EXPERIMENT, counts((800, 1000), (950, 1000)), {}, serving)
+    report = build_report(EXPERIMENT, counts((800, 1000), (950, 1000)), {}, serving, verdict_basis="fixed-horizon")
     pair = report.pairs[0]
     assert pair.comparison.significant and pair.comparison.difference == pytest.approx(-0.15)
     assert pair.verdict == "lstm beats rnn by 15.0 points, p < 0.001 (z-test)"
@@ -61,7 +61,7 @@ def test_significant_pair_has_a_verdict_in_the_right_direction() -> None:
 
 
 def test_insignificant_pair_says_how_many_more_are_needed() -> None:
-    report = build_report(EXPERIMENT, counts((90, 100), (92, 100)), {}, serving)
+    report = build_report(EXPERIMENT, counts((90, 100), (92, 100)), {}, serving, verdict_basis="fixed-horizon")
     pair = report.pairs[0]
     more = pair.comparison.more_needed_per_arm
     assert more == stats.sample_size_per_arm(0.90, 0.92) - 100
@@ -75,7 +75,7 @@ def test_shadow_only_arm_is_judged_on_paired_outcomes() -> None:
     data = counts((0, 0), (300, 320))
     data.pairs[("lstm", "gru")].outcomes.update(both_right=280, only_a_right=30, only_b_right=5, both_wrong=5)
     data.pairs[("lstm", "gru")].agree, data.pairs[("lstm", "gru")].disagree = 290, 30
-    report = build_report(EXPERIMENT, data, {}, serving)
+    report = build_report(EXPERIMENT, data, {}, serving, verdict_basis="fixed-horizon")
     pair = report.pairs[2]
     assert pair.paired == stats.PairedOutcomes(280, 30, 5, 5)
     assert pair.comparison.test == "McNemar"

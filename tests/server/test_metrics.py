@@ -41,6 +41,9 @@ def exercise(metrics: ServerMetrics) -> None:
     experiments.count_labelled("cells", "lstm", 2, 1)
     experiments.count_agreement("cells", "lstm", "gru", 3, 1)
     experiments.count_paired("cells", "gru", "lstm", {"only_b_right": 1})
+    experiments.set_comparison("cells", "gru", "lstm", -0.1, -0.02, 0.01)
+    experiments.set_guardrail("cells", "lstm", "latency", False)
+    experiments.count_rollout_decision("cells", "step")
 
 
 def test_each_server_gets_its_own_registry() -> None:

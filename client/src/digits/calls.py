@@ -30,7 +30,9 @@ __all__ = [
     "list_experiments",
     "list_models",
     "model_status",
+    "record_rollout_decision",
     "reload_models",
+    "set_version_label",
     "update_experiment",
 ]
 
@@ -142,6 +144,19 @@ def delete_experiment(name: str) -> Call[None]:
     return Call("admin", "DeleteExperiment", digits_pb2.DeleteExperimentRequest(name=name), lambda _: None)
 
 
-def experiment_report(name: str) -> Call[digits_pb2.ExperimentReport]:
-    """The comparison report of an experiment's arms."""
-    return Call("classifier", "GetExperimentReport", digits_pb2.GetExperimentReportRequest(name=name), _same)
+def experiment_report(name: str, verdict_basis: str = "") -> Call[digits_pb2.ExperimentReport]:
+    """The comparison report of an experiment's arms; verdicts rest on the always-valid tests
+    unless ``verdict_basis="fixed-horizon"``."""
+    request = digits_pb2.GetExperimentReportRequest(name=name, verdict_basis=verdict_basis)
+    return Call("classifier", "GetExperimentReport", request, _same)
+
+
+def set_version_label(model: str, label: str, version: int) -> Call[ModelInfo]:
+    """Admin: point a version label (e.g. ``stable``) of a model at a version."""
+    request = digits_pb2.SetVersionLabelRequest(model=model, label=label, version=version)
+    return Call("admin", "SetVersionLabel", request, convert.model_info)
+
+
+def record_rollout_decision(decision: digits_pb2.RolloutDecision) -> Call[digits_pb2.RolloutDecision]:
+    """Admin: record a rollout step or decision (logged, counted, listed in the report)."""
+    return Call("admin", "RecordRolloutDecision", decision, _same)

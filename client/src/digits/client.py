@@ -235,9 +235,22 @@ class DigitsClient:
         """Admin: delete an experiment."""
         return self._run(calls.delete_experiment(name), timeout)
 
-    def experiment_report(self, name: str, *, timeout: float | None = None) -> digits_pb2.ExperimentReport:
-        """The statistical comparison report of an experiment's arms."""
-        return self._run(calls.experiment_report(name), timeout)
+    def experiment_report(
+        self, name: str, *, verdict_basis: str = "", timeout: float | None = None
+    ) -> digits_pb2.ExperimentReport:
+        """The statistical comparison report of an experiment's arms; verdicts rest on the
+        always-valid tests unless ``verdict_basis="fixed-horizon"``."""
+        return self._run(calls.experiment_report(name, verdict_basis), timeout)
+
+    def set_version_label(self, model: str, label: str, version: int, *, timeout: float | None = None) -> ModelInfo:
+        """Admin: point a version label (e.g. ``stable``) of a model at a version."""
+        return self._run(calls.set_version_label(model, label, version), timeout)
+
+    def record_rollout_decision(
+        self, decision: digits_pb2.RolloutDecision, *, timeout: float | None = None
+    ) -> digits_pb2.RolloutDecision:
+        """Admin: record a rollout step or decision (logged, counted, listed in the report)."""
+        return self._run(calls.record_rollout_decision(decision), timeout)
 
 
 def _stream_requests(

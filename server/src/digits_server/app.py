@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -93,6 +94,7 @@ class DigitsServer:
         self._grpc: grpc.aio.Server | None = None
         self._metrics_http: object | None = None
         self._background: set[asyncio.Task] = set()
+        self._looks: asyncio.Task | None = None
 
     async def start(self) -> None:
         """Load the models, then open the gRPC and metrics ports."""
@@ -130,6 +132,8 @@ class DigitsServer:
             self._metrics_http, self.metrics_port = serve_metrics_endpoint(self.metrics.registry, metrics_config)
         await self._grpc.start()
         self.reloader.start()
+        if s.poll_seconds > 0:  # an always-valid look at every experiment, for the dashboard's gauges
+            self._looks = asyncio.get_running_loop().create_task(self.experiments.look_every(s.poll_seconds))
         log.info(
             "serving gRPC (%s) on %s:%d, metrics on %s:%d",
             security.transport, s.host, self.port, s.metrics_host, self.metrics_port,
@@ -139,6 +143,10 @@ class DigitsServer:
         """Health NOT_SERVING, refuse new calls, let in-flight ones finish within `grace` seconds, release all."""
         await self.health.shut_down()
         await self.reloader.stop()
+        if self._looks is not None:
+            self._looks.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._looks
         if self._grpc is not None:
             await self._grpc.stop(self.settings.grace_seconds if grace is None else grace)
         if self._metrics_http is not None:

@@ -5,6 +5,7 @@
     digits ab list | delete NAME
     digits ab report NAME [--json]
     digits ab run --data FILE.npz --experiment NAME [--rate 200] [--duration 60 | --count N] [--keys 100]
+    digits ab rollout NAME [--candidate ARM] [--steps 5,10,25,50] [--margin 0] [--horizon 5000]
 
 An ``--arm`` is ``[ARM=]MODEL[:VERSION|@LABEL][=WEIGHT]``; the arm name defaults to the model
 text (``lstm:2``), the weight to 1.
@@ -20,7 +21,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from digits.cli import ab_output
+from digits.cli import ab_output, ab_rollout
 from digits.cli.common import (
     UsageError,
     load_npz,
@@ -69,6 +70,8 @@ def add_parser(subparsers: Any) -> None:
     report = commands.add_parser("report", help="the statistical comparison of an experiment's arms")
     report.add_argument("name")
     report.add_argument("--json", action="store_true", help="print the ExperimentReport as JSON")
+    report.add_argument("--fixed-horizon", action="store_true",
+                        help="verdicts from the fixed-horizon tests (valid for one look at a planned size only)")
     report.set_defaults(handler=_report)
 
     run = commands.add_parser("run", help="replay labelled digits as live traffic, then report",
@@ -86,6 +89,7 @@ def add_parser(subparsers: Any) -> None:
     run.add_argument("--out-dir", type=Path, default=Path("."), help="where ab-report.md/.png go (default .)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(handler=_run)
+    ab_rollout.add_parser(commands)
 
 
 def parse_arm(text: str) -> tuple[str, str, float]:
@@ -144,7 +148,7 @@ def _delete(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     with make_client(args) as client:
-        report = client.experiment_report(args.name)
+        report = client.experiment_report(args.name, verdict_basis="fixed-horizon" if args.fixed_horizon else "")
     if args.json:
         print_json(json_format.MessageToDict(report, preserving_proto_field_name=True))
     else:

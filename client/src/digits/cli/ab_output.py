@@ -6,6 +6,7 @@ imported only when a chart is drawn.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,11 +16,14 @@ import numpy as np
 from digits.experiments.replay import Replay, Sample
 from digits.v1 import digits_pb2
 
-__all__ = ["arm_rows", "pair_rows", "format_table", "render_text", "render_markdown", "draw_png",
-           "client_latencies"]
+__all__ = ["arm_rows", "pair_rows", "always_valid_rows", "guardrail_rows", "decision_rows", "format_table",
+           "render_text", "render_markdown", "draw_png", "client_latencies"]
 
 ARM_HEADER = ("arm", "model", "requests", "errors", "labelled", "accuracy", "95% CI", "p50 ms", "p95 ms", "p99 ms")
 PAIR_HEADER = ("pair (a vs b)", "a - b", "95% CI", "z-test p", "paired n", "McNemar p", "agree", "verdict")
+ALWAYS_VALID_HEADER = ("pair (a vs b)", "test", "a - b conf. sequence", "p", "Holm p", "verdict")
+GUARDRAIL_HEADER = ("arm", "vs", "guardrail", "value", "baseline", "allowed", "excess conf. sequence", "status")
+DECISION_HEADER = ("time (UTC)", "decision", "arm", "weight", "reason")
 
 
 def _pct(value: float) -> str:
@@ -58,9 +62,58 @@ def pair_rows(report: digits_pb2.ExperimentReport) -> list[tuple[str, ...]]:
             f"{p.arm_a} vs {p.arm_b}", _points(p.accuracy_difference),
             f"[{_points(p.difference_low)}, {_points(p.difference_high)}]", _p(p.z_test_p_value),
             str(paired), _p(p.mcnemar_p_value) if paired else "-",
-            _pct(p.shadow_agree / agreement) if agreement else "-", p.verdict,
+            _pct(p.shadow_agree / agreement) if agreement else "-", p.fixed_horizon_verdict or p.verdict,
         ))
     return rows
+
+
+def always_valid_rows(report: digits_pb2.ExperimentReport) -> list[tuple[str, ...]]:
+    """One row per pair: the always-valid test, confidence sequence, p-values and the verdict."""
+    return [
+        (f"{p.arm_a} vs {p.arm_b}", p.always_valid_test or "-",
+         f"[{_points(p.sequence_low)}, {_points(p.sequence_high)}] ({p.sequence_confidence:.1%})",
+         _p(p.always_valid_p_value), _p(p.always_valid_p_holm), p.verdict)
+        for p in report.pairs if p.verdict_basis
+    ]
+
+
+def _guard_value(metric: str, value: float) -> str:
+    return f"{value * 1e3:.2f} ms" if metric == "latency" else _pct(value)
+
+
+def guardrail_rows(report: digits_pb2.ExperimentReport) -> list[tuple[str, ...]]:
+    """One row per guardrail of a candidate arm."""
+    rows = []
+    for g in report.guardrails:
+        allowed = f"<= {1 + g.tolerance:g}x" if g.metric == "latency" else f"<= +{g.tolerance * 100:g} pt"
+        scale = 1e3 if g.metric == "latency" else 100
+        unit = " ms" if g.metric == "latency" else " pt"
+        rows.append((g.arm, g.baseline_arm, g.metric, _guard_value(g.metric, g.value),
+                     _guard_value(g.metric, g.baseline_value), allowed,
+                     f"[{g.excess_low * scale:+.2f}, {g.excess_high * scale:+.2f}]{unit}", g.status))
+    return rows
+
+
+def decision_rows(report: digits_pb2.ExperimentReport) -> list[tuple[str, ...]]:
+    """One row per recorded rollout step or decision."""
+    return [(time.strftime("%H:%M:%S", time.gmtime(d.unix_time)), d.decision, d.candidate_arm, f"{d.weight:g}%",
+             d.reason) for d in report.decisions]
+
+
+def _decision_parts(report: digits_pb2.ExperimentReport) -> list[str]:
+    parts = []
+    if any(p.verdict_basis for p in report.pairs):
+        basis = report.pairs[0].verdict_basis
+        parts += ["", f"always-valid (valid at every look; the verdicts rest on the {basis} tests):",
+                  format_table(ALWAYS_VALID_HEADER, always_valid_rows(report))]
+    if report.guardrails:
+        parts += ["", "guardrails (candidate vs the first arm; breached when the excess is surely > 0):",
+                  format_table(GUARDRAIL_HEADER, guardrail_rows(report))]
+    if report.decisions:
+        parts += ["", "rollout:", format_table(DECISION_HEADER, decision_rows(report))]
+    if report.method:
+        parts += ["", f"method: {report.method}"]
+    return parts
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -102,7 +155,10 @@ def render_text(report: digits_pb2.ExperimentReport, run: Replay | None = None) 
     if run is not None:
         parts += [*_replay_lines(run), ""]
     parts += [format_table(ARM_HEADER, arm_rows(report)), f"latency: {report.latency_source}", ""]
+    if any(p.verdict_basis for p in report.pairs):
+        parts += ["fixed-horizon (valid for one look at a planned sample size):"]
     parts += [format_table(PAIR_HEADER, pair_rows(report))]
+    parts += _decision_parts(report)
     return "\n".join(parts)
 
 
@@ -135,6 +191,13 @@ def render_markdown(report: digits_pb2.ExperimentReport, run: Replay | None = No
     parts += ["## Pairs", "", _markdown_table(PAIR_HEADER, pair_rows(report)), "",
               "Difference a - b in accuracy points with Newcombe's 95% interval; the z-test compares the "
               "arms' own (independent) traffic; McNemar's test uses paired outcomes of shadowed requests.", ""]
+    if any(p.verdict_basis for p in report.pairs):
+        parts += ["## Always-valid", "", _markdown_table(ALWAYS_VALID_HEADER, always_valid_rows(report)), "",
+                  f"Method: {report.method}", ""]
+    if report.guardrails:
+        parts += ["## Guardrails", "", _markdown_table(GUARDRAIL_HEADER, guardrail_rows(report)), ""]
+    if report.decisions:
+        parts += ["## Rollout", "", _markdown_table(DECISION_HEADER, decision_rows(report)), ""]
     if png:
         parts += [f"![accuracy and latency per arm]({png})", ""]
     return "\n".join(parts)

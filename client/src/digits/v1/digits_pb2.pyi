@@ -251,13 +251,65 @@ class DeleteExperimentResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class GetExperimentReportRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "verdict_basis")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_BASIS_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    verdict_basis: str
+    def __init__(self, name: _Optional[str] = ..., verdict_basis: _Optional[str] = ...) -> None: ...
+
+class SetVersionLabelRequest(_message.Message):
+    __slots__ = ("model", "label", "version")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    label: str
+    version: int
+    def __init__(self, model: _Optional[str] = ..., label: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class RolloutDecision(_message.Message):
+    __slots__ = ("experiment", "candidate_arm", "decision", "reason", "weight", "unix_time")
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_ARM_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    UNIX_TIME_FIELD_NUMBER: _ClassVar[int]
+    experiment: str
+    candidate_arm: str
+    decision: str
+    reason: str
+    weight: float
+    unix_time: float
+    def __init__(self, experiment: _Optional[str] = ..., candidate_arm: _Optional[str] = ..., decision: _Optional[str] = ..., reason: _Optional[str] = ..., weight: _Optional[float] = ..., unix_time: _Optional[float] = ...) -> None: ...
+
+class GuardrailReport(_message.Message):
+    __slots__ = ("arm", "baseline_arm", "metric", "value", "baseline_value", "tolerance", "excess", "excess_low", "excess_high", "status")
+    ARM_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_ARM_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_VALUE_FIELD_NUMBER: _ClassVar[int]
+    TOLERANCE_FIELD_NUMBER: _ClassVar[int]
+    EXCESS_FIELD_NUMBER: _ClassVar[int]
+    EXCESS_LOW_FIELD_NUMBER: _ClassVar[int]
+    EXCESS_HIGH_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    arm: str
+    baseline_arm: str
+    metric: str
+    value: float
+    baseline_value: float
+    tolerance: float
+    excess: float
+    excess_low: float
+    excess_high: float
+    status: str
+    def __init__(self, arm: _Optional[str] = ..., baseline_arm: _Optional[str] = ..., metric: _Optional[str] = ..., value: _Optional[float] = ..., baseline_value: _Optional[float] = ..., tolerance: _Optional[float] = ..., excess: _Optional[float] = ..., excess_low: _Optional[float] = ..., excess_high: _Optional[float] = ..., status: _Optional[str] = ...) -> None: ...
 
 class ArmReport(_message.Message):
-    __slots__ = ("arm", "model", "version", "requests", "errors", "error_rate", "labelled", "correct", "accuracy", "accuracy_low", "accuracy_high", "latency_p50_seconds", "latency_p95_seconds", "latency_p99_seconds")
+    __slots__ = ("arm", "model", "version", "requests", "errors", "error_rate", "labelled", "correct", "accuracy", "accuracy_low", "accuracy_high", "latency_p50_seconds", "latency_p95_seconds", "latency_p99_seconds", "latency_mean_seconds")
     ARM_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -272,6 +324,7 @@ class ArmReport(_message.Message):
     LATENCY_P50_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LATENCY_P95_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LATENCY_P99_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MEAN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     arm: str
     model: str
     version: int
@@ -286,10 +339,11 @@ class ArmReport(_message.Message):
     latency_p50_seconds: float
     latency_p95_seconds: float
     latency_p99_seconds: float
-    def __init__(self, arm: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[int] = ..., requests: _Optional[int] = ..., errors: _Optional[int] = ..., error_rate: _Optional[float] = ..., labelled: _Optional[int] = ..., correct: _Optional[int] = ..., accuracy: _Optional[float] = ..., accuracy_low: _Optional[float] = ..., accuracy_high: _Optional[float] = ..., latency_p50_seconds: _Optional[float] = ..., latency_p95_seconds: _Optional[float] = ..., latency_p99_seconds: _Optional[float] = ...) -> None: ...
+    latency_mean_seconds: float
+    def __init__(self, arm: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[int] = ..., requests: _Optional[int] = ..., errors: _Optional[int] = ..., error_rate: _Optional[float] = ..., labelled: _Optional[int] = ..., correct: _Optional[int] = ..., accuracy: _Optional[float] = ..., accuracy_low: _Optional[float] = ..., accuracy_high: _Optional[float] = ..., latency_p50_seconds: _Optional[float] = ..., latency_p95_seconds: _Optional[float] = ..., latency_p99_seconds: _Optional[float] = ..., latency_mean_seconds: _Optional[float] = ...) -> None: ...
 
 class PairReport(_message.Message):
-    __slots__ = ("arm_a", "arm_b", "accuracy_difference", "difference_low", "difference_high", "z_test_p_value", "both_right", "only_a_right", "only_b_right", "both_wrong", "mcnemar_p_value", "shadow_agree", "shadow_disagree", "verdict", "more_needed_per_arm")
+    __slots__ = ("arm_a", "arm_b", "accuracy_difference", "difference_low", "difference_high", "z_test_p_value", "both_right", "only_a_right", "only_b_right", "both_wrong", "mcnemar_p_value", "shadow_agree", "shadow_disagree", "verdict", "more_needed_per_arm", "always_valid_p_value", "always_valid_p_holm", "sequence_low", "sequence_high", "sequence_confidence", "always_valid_test", "fixed_horizon_verdict", "verdict_basis")
     ARM_A_FIELD_NUMBER: _ClassVar[int]
     ARM_B_FIELD_NUMBER: _ClassVar[int]
     ACCURACY_DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
@@ -305,6 +359,14 @@ class PairReport(_message.Message):
     SHADOW_DISAGREE_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     MORE_NEEDED_PER_ARM_FIELD_NUMBER: _ClassVar[int]
+    ALWAYS_VALID_P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    ALWAYS_VALID_P_HOLM_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_LOW_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_HIGH_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    ALWAYS_VALID_TEST_FIELD_NUMBER: _ClassVar[int]
+    FIXED_HORIZON_VERDICT_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_BASIS_FIELD_NUMBER: _ClassVar[int]
     arm_a: str
     arm_b: str
     accuracy_difference: float
@@ -320,16 +382,30 @@ class PairReport(_message.Message):
     shadow_disagree: int
     verdict: str
     more_needed_per_arm: int
-    def __init__(self, arm_a: _Optional[str] = ..., arm_b: _Optional[str] = ..., accuracy_difference: _Optional[float] = ..., difference_low: _Optional[float] = ..., difference_high: _Optional[float] = ..., z_test_p_value: _Optional[float] = ..., both_right: _Optional[int] = ..., only_a_right: _Optional[int] = ..., only_b_right: _Optional[int] = ..., both_wrong: _Optional[int] = ..., mcnemar_p_value: _Optional[float] = ..., shadow_agree: _Optional[int] = ..., shadow_disagree: _Optional[int] = ..., verdict: _Optional[str] = ..., more_needed_per_arm: _Optional[int] = ...) -> None: ...
+    always_valid_p_value: float
+    always_valid_p_holm: float
+    sequence_low: float
+    sequence_high: float
+    sequence_confidence: float
+    always_valid_test: str
+    fixed_horizon_verdict: str
+    verdict_basis: str
+    def __init__(self, arm_a: _Optional[str] = ..., arm_b: _Optional[str] = ..., accuracy_difference: _Optional[float] = ..., difference_low: _Optional[float] = ..., difference_high: _Optional[float] = ..., z_test_p_value: _Optional[float] = ..., both_right: _Optional[int] = ..., only_a_right: _Optional[int] = ..., only_b_right: _Optional[int] = ..., both_wrong: _Optional[int] = ..., mcnemar_p_value: _Optional[float] = ..., shadow_agree: _Optional[int] = ..., shadow_disagree: _Optional[int] = ..., verdict: _Optional[str] = ..., more_needed_per_arm: _Optional[int] = ..., always_valid_p_value: _Optional[float] = ..., always_valid_p_holm: _Optional[float] = ..., sequence_low: _Optional[float] = ..., sequence_high: _Optional[float] = ..., sequence_confidence: _Optional[float] = ..., always_valid_test: _Optional[str] = ..., fixed_horizon_verdict: _Optional[str] = ..., verdict_basis: _Optional[str] = ...) -> None: ...
 
 class ExperimentReport(_message.Message):
-    __slots__ = ("experiment", "arms", "pairs", "latency_source")
+    __slots__ = ("experiment", "arms", "pairs", "latency_source", "guardrails", "method", "decisions")
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
     ARMS_FIELD_NUMBER: _ClassVar[int]
     PAIRS_FIELD_NUMBER: _ClassVar[int]
     LATENCY_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    GUARDRAILS_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    DECISIONS_FIELD_NUMBER: _ClassVar[int]
     experiment: Experiment
     arms: _containers.RepeatedCompositeFieldContainer[ArmReport]
     pairs: _containers.RepeatedCompositeFieldContainer[PairReport]
     latency_source: str
-    def __init__(self, experiment: _Optional[_Union[Experiment, _Mapping]] = ..., arms: _Optional[_Iterable[_Union[ArmReport, _Mapping]]] = ..., pairs: _Optional[_Iterable[_Union[PairReport, _Mapping]]] = ..., latency_source: _Optional[str] = ...) -> None: ...
+    guardrails: _containers.RepeatedCompositeFieldContainer[GuardrailReport]
+    method: str
+    decisions: _containers.RepeatedCompositeFieldContainer[RolloutDecision]
+    def __init__(self, experiment: _Optional[_Union[Experiment, _Mapping]] = ..., arms: _Optional[_Iterable[_Union[ArmReport, _Mapping]]] = ..., pairs: _Optional[_Iterable[_Union[PairReport, _Mapping]]] = ..., latency_source: _Optional[str] = ..., guardrails: _Optional[_Iterable[_Union[GuardrailReport, _Mapping]]] = ..., method: _Optional[str] = ..., decisions: _Optional[_Iterable[_Union[RolloutDecision, _Mapping]]] = ...) -> None: ...

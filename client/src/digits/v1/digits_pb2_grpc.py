@@ -438,6 +438,16 @@ class DigitsAdminStub:
                 request_serializer=digits_dot_v1_dot_digits__pb2.DeleteExperimentRequest.SerializeToString,
                 response_deserializer=digits_dot_v1_dot_digits__pb2.DeleteExperimentResponse.FromString,
                 _registered_method=True)
+        self.SetVersionLabel = channel.unary_unary(
+                '/digits.v1.DigitsAdmin/SetVersionLabel',
+                request_serializer=digits_dot_v1_dot_digits__pb2.SetVersionLabelRequest.SerializeToString,
+                response_deserializer=digits_dot_v1_dot_digits__pb2.ModelStatus.FromString,
+                _registered_method=True)
+        self.RecordRolloutDecision = channel.unary_unary(
+                '/digits.v1.DigitsAdmin/RecordRolloutDecision',
+                request_serializer=digits_dot_v1_dot_digits__pb2.RolloutDecision.SerializeToString,
+                response_deserializer=digits_dot_v1_dot_digits__pb2.RolloutDecision.FromString,
+                _registered_method=True)
 
 
 class DigitsAdminServicer:
@@ -471,6 +481,22 @@ class DigitsAdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetVersionLabel(self, request, context):
+        """Points a version label (e.g. "stable") of a model at a version; written to the --model-config
+        file (atomically) when the server has one, so every replica reading it follows.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordRolloutDecision(self, request, context):
+        """Records a rollout controller's step or decision: logged, counted in
+        digits_rollout_decisions_total{experiment,decision} and listed in the experiment's report.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DigitsAdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -493,6 +519,16 @@ def add_DigitsAdminServicer_to_server(servicer, server):
                     servicer.DeleteExperiment,
                     request_deserializer=digits_dot_v1_dot_digits__pb2.DeleteExperimentRequest.FromString,
                     response_serializer=digits_dot_v1_dot_digits__pb2.DeleteExperimentResponse.SerializeToString,
+            ),
+            'SetVersionLabel': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetVersionLabel,
+                    request_deserializer=digits_dot_v1_dot_digits__pb2.SetVersionLabelRequest.FromString,
+                    response_serializer=digits_dot_v1_dot_digits__pb2.ModelStatus.SerializeToString,
+            ),
+            'RecordRolloutDecision': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordRolloutDecision,
+                    request_deserializer=digits_dot_v1_dot_digits__pb2.RolloutDecision.FromString,
+                    response_serializer=digits_dot_v1_dot_digits__pb2.RolloutDecision.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -604,6 +640,60 @@ class DigitsAdmin:
             '/digits.v1.DigitsAdmin/DeleteExperiment',
             digits_dot_v1_dot_digits__pb2.DeleteExperimentRequest.SerializeToString,
             digits_dot_v1_dot_digits__pb2.DeleteExperimentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetVersionLabel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/digits.v1.DigitsAdmin/SetVersionLabel',
+            digits_dot_v1_dot_digits__pb2.SetVersionLabelRequest.SerializeToString,
+            digits_dot_v1_dot_digits__pb2.ModelStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordRolloutDecision(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/digits.v1.DigitsAdmin/RecordRolloutDecision',
+            digits_dot_v1_dot_digits__pb2.RolloutDecision.SerializeToString,
+            digits_dot_v1_dot_digits__pb2.RolloutDecision.FromString,
             options,
             channel_credentials,
             insecure,

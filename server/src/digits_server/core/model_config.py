@@ -15,7 +15,9 @@ Parsing is strict: an unknown key or a bad value raises ConfigError naming its p
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,56 @@ def load_config(path: Path | None) -> ServingConfig:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the model config ({exc.strerror or exc})") from None
     return parse_config(text, json_syntax=Path(path).suffix.lower() == ".json", origin=str(path))
+
+
+def config_document(config: ServingConfig) -> dict[str, Any]:
+    """The config as the plain mapping the file holds (parse_config reads it back unchanged)."""
+    models: dict[str, Any] = {}
+    for name, model in config.models.items():
+        entry: dict[str, Any] = {}
+        policy = model.policy
+        if policy != VersionPolicy():
+            entry["version_policy"] = (
+                "all" if policy.kind == "all"
+                else {"latest": policy.count} if policy.kind == "latest"
+                else {"specific": list(policy.versions)}
+            )
+        if model.labels:
+            entry["labels"] = dict(model.labels)
+        models[name] = entry
+    return {"models": models, "experiments": list(config.experiments)}
+
+
+def save_config(path: Path, config: ServingConfig) -> None:
+    """Write the config file atomically (a temporary file in the same folder, then os.replace), so
+    a replica polling it reads the old file or the new one, never half of one. YAML, or JSON by
+    the `.json` suffix."""
+    path = Path(path)
+    document = config_document(config)
+    if path.suffix.lower() == ".json":
+        text = json.dumps(document, indent=2) + "\n"
+    else:
+        import yaml
+
+        text = yaml.safe_dump(document, sort_keys=False)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def with_label(config: ServingConfig, model: str, label: str, version: int) -> ServingConfig:
+    """The config with `label` of `model` pointing at `version` (other labels and keys unchanged)."""
+    models = dict(config.models)
+    current = models.get(model, ModelConfig())
+    models[model] = replace(current, labels={**current.labels, label: version})
+    return replace(config, models=models)
 
 
 def parse_config(text: str, json_syntax: bool = False, origin: str = "model config") -> ServingConfig:

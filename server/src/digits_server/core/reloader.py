@@ -12,8 +12,10 @@ import contextlib
 import logging
 from pathlib import Path
 
+from digits_server.core.domain import ModelSelector
+from digits_server.core.errors import InvalidConfig, InvalidInput
 from digits_server.core.manager import ModelManager
-from digits_server.core.model_config import ConfigError, ServingConfig, load_config
+from digits_server.core.model_config import ConfigError, ServingConfig, load_config, save_config, with_label
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,20 @@ class Reloader:
         if self.config_path is not None:
             await asyncio.to_thread(self.read_config)
         await self.manager.reload()
+
+    async def set_version_label(self, model: str, label: str, version: int) -> None:
+        """Point a label of a model at a version: written to the config file (atomically, re-read
+        first so a replica's concurrent change to other keys is kept), then reloaded here; other
+        replicas follow at their next poll. FAILED_PRECONDITION without a --model-config file."""
+        if not model or not label or version <= 0:
+            raise InvalidInput("model, label and a positive version are required")
+        self.manager.resolve(ModelSelector(model, version))  # NOT_FOUND for a version the server lacks
+        if self.config_path is None:
+            raise InvalidConfig("the server has no --model-config file to keep labels in")
+        config = await asyncio.to_thread(load_config, self.config_path)
+        await asyncio.to_thread(save_config, self.config_path, with_label(config, model, label, version))
+        log.info("label %s of model %s -> version %d (written to %s)", label, model, version, self.config_path)
+        await self.reload_now()
 
     def start(self) -> None:
         """Start polling (no-op when poll_seconds <= 0)."""

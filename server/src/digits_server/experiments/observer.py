@@ -17,17 +17,19 @@ import numpy as np
 
 from digits_server.core.domain import FeedbackEvent, PredictionEvent
 from digits_server.experiments.router import Experiment
+from digits_server.experiments.sequential import Running
 from digits_server.experiments.statistics import PairedOutcomes
 from digits_server.observability.metrics import PAIRED_OUTCOMES, ExperimentMetrics, ServerMetrics
 
 
 @dataclass(frozen=True)
 class ArmTraffic:
-    """An arm's RPCs from the request metrics: count, errors, cumulative latency buckets."""
+    """An arm's RPCs from the request metrics: count, errors, cumulative latency buckets and sum."""
 
     requests: float = 0.0
     errors: float = 0.0
     buckets: tuple[tuple[float, float], ...] = ()  # (upper bound, cumulative count), +Inf last
+    latency_sum: float = 0.0  # seconds, the histogram's _sum
 
     def minus(self, earlier: "ArmTraffic") -> "ArmTraffic":
         """The traffic since an earlier snapshot."""
@@ -36,6 +38,7 @@ class ArmTraffic:
             self.requests - earlier.requests,
             self.errors - earlier.errors,
             tuple((bound, count - before.get(bound, 0.0)) for bound, count in self.buckets),
+            self.latency_sum - earlier.latency_sum,
         )
 
 
@@ -44,6 +47,7 @@ def arm_traffic(metrics: ServerMetrics, experiment: str) -> dict[str, ArmTraffic
     requests: dict[str, float] = {}
     errors: dict[str, float] = {}
     buckets: dict[str, dict[float, float]] = {}
+    sums: dict[str, float] = {}
     for family in metrics.requests.collect():
         for sample in family.samples:
             if sample.name.endswith("_total") and sample.labels.get("experiment") == experiment:
@@ -57,8 +61,10 @@ def arm_traffic(metrics: ServerMetrics, experiment: str) -> dict[str, ArmTraffic
                 arm_buckets = buckets.setdefault(sample.labels["arm"], {})
                 bound = float(sample.labels["le"])
                 arm_buckets[bound] = arm_buckets.get(bound, 0.0) + sample.value
+            elif sample.name.endswith("_sum") and sample.labels.get("experiment") == experiment:
+                sums[sample.labels["arm"]] = sums.get(sample.labels["arm"], 0.0) + sample.value
     return {
-        arm: ArmTraffic(count, errors.get(arm, 0.0), tuple(sorted(buckets.get(arm, {}).items())))
+        arm: ArmTraffic(count, errors.get(arm, 0.0), tuple(sorted(buckets.get(arm, {}).items())), sums.get(arm, 0.0))
         for arm, count in requests.items()
     }
 
@@ -93,6 +99,13 @@ class ExperimentCounts:
     arms: dict[str, ArmCounts]
     pairs: dict[tuple[str, str], PairCounts]
     baseline: dict[str, ArmTraffic] = field(default_factory=dict)  # request metrics at creation
+    # Always-valid state across the report's looks (running minimum p, running intersection),
+    # by statistic: ("accuracy", a, b, design), ("latency", arm), ("errors", arm).
+    sequential: dict[tuple[str, ...], Running] = field(default_factory=dict)
+
+    def running(self, *key: str) -> Running:
+        """The running always-valid state of one statistic (created at the first look)."""
+        return self.sequential.setdefault(key, Running())
 
     @classmethod
     def start(cls, experiment: Experiment, baseline: dict[str, ArmTraffic] | None = None) -> "ExperimentCounts":

@@ -1,15 +1,19 @@
 """The comparison report of an experiment: per arm requests, accuracy with its Wilson interval,
-latency percentiles and error rate; per pair of arms the statistical tests and a verdict in
-plain words. Built from the experiment observer's counts; transport-free (codec converts it).
+latency percentiles and error rate; per pair of arms the fixed-horizon tests and the always-valid
+ones (decisions.py) side by side, and a verdict in plain words resting on one of them (the
+always-valid one unless asked otherwise); the candidates' guardrails; the rollout decisions.
+Built from the experiment observer's counts; transport-free (codec converts it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import combinations
 
 from digits_server.core.domain import ModelSelector
+from digits_server.core.errors import InvalidInput
+from digits_server.experiments import decisions
 from digits_server.experiments import statistics as stats
 from digits_server.experiments.observer import ArmTraffic, ExperimentCounts
 from digits_server.experiments.router import Experiment
@@ -20,6 +24,8 @@ LATENCY_SOURCE = (
 )
 ALPHA = 0.05
 POWER = 0.8
+ALWAYS_VALID = "always-valid"
+FIXED_HORIZON = "fixed-horizon"
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class ArmResult:
     latency_p50: float
     latency_p95: float
     latency_p99: float
+    latency_mean: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,21 @@ class PairResult:
     shadow_agree: int
     shadow_disagree: int
     verdict: str
+    always_valid: decisions.AlwaysValid | None = None
+    fixed_horizon_verdict: str = ""
+    verdict_basis: str = FIXED_HORIZON
+
+
+@dataclass(frozen=True)
+class RolloutDecision:
+    """One recorded rollout step or decision."""
+
+    experiment: str
+    candidate_arm: str
+    decision: str
+    reason: str
+    weight: float
+    unix_time: float
 
 
 @dataclass(frozen=True)
@@ -63,6 +85,9 @@ class Report:
     arms: tuple[ArmResult, ...]
     pairs: tuple[PairResult, ...]
     latency_source: str = LATENCY_SOURCE
+    guardrails: tuple[decisions.Guardrail, ...] = ()
+    method: str = decisions.METHOD
+    decisions: tuple[RolloutDecision, ...] = field(default_factory=tuple)
 
 
 def build_report(
@@ -70,9 +95,15 @@ def build_report(
     counts: ExperimentCounts,
     traffic: Mapping[str, ArmTraffic],
     serving: Callable[[ModelSelector], tuple[str, int]],
+    verdict_basis: str = ALWAYS_VALID,
+    recorded: Sequence[RolloutDecision] = (),
 ) -> Report:
     """The report from the counts and the arms' traffic since creation; `serving(selector)`
-    names the (model, version) an arm's selector resolves to now (version 0 if none)."""
+    names the (model, version) an arm's selector resolves to now (version 0 if none). Each call
+    is a look of the always-valid statistics. `verdict_basis`: ALWAYS_VALID or FIXED_HORIZON."""
+    basis = verdict_basis or ALWAYS_VALID
+    if basis not in (ALWAYS_VALID, FIXED_HORIZON):
+        raise InvalidInput(f"verdict_basis: must be '{ALWAYS_VALID}' or '{FIXED_HORIZON}', got {verdict_basis!r}")
     arms = []
     for arm in experiment.arms:
         seen = counts.arms[arm.name]
@@ -96,24 +127,48 @@ def build_report(
                 latency_p50=stats.histogram_quantile(0.50, flow.buckets),
                 latency_p95=stats.histogram_quantile(0.95, flow.buckets),
                 latency_p99=stats.histogram_quantile(0.99, flow.buckets),
+                latency_mean=decisions.latency_moments(flow)[1],
             )
         )
     by_name = {arm.arm: arm for arm in arms}
+    names = list(combinations(counts.arm_order, 2))
+    paired = {pair: counts.pairs[pair].paired() for pair in names}
+    always = decisions.compare_pairs(counts, {a.arm: (a.correct, a.labelled) for a in arms}, paired, ALPHA)
+    guards = decisions.guardrails(counts, dict(traffic), alpha=ALPHA)
     pairs = []
-    for name_a, name_b in combinations(counts.arm_order, 2):
+    for (name_a, name_b), valid in zip(names, always):
         a, b = by_name[name_a], by_name[name_b]
         pair = counts.pairs[(name_a, name_b)]
-        paired = pair.paired()
-        comparison = stats.compare(a.correct, a.labelled, b.correct, b.labelled, paired, alpha=ALPHA, power=POWER)
-        pairs.append(
-            PairResult(name_a, name_b, comparison, paired, pair.agree, pair.disagree, verdict(name_a, name_b, comparison))
-        )
-    return Report(experiment, tuple(arms), tuple(pairs))
+        comparison = stats.compare(a.correct, a.labelled, b.correct, b.labelled, paired[(name_a, name_b)],
+                                   alpha=ALPHA, power=POWER)
+        fixed = verdict(name_a, name_b, comparison)
+        breached = decisions.breaches(guards, name_b) if name_a == counts.arm_order[0] else []
+        chosen = always_valid_verdict(name_a, name_b, valid, breached) if basis == ALWAYS_VALID else fixed
+        pairs.append(PairResult(name_a, name_b, comparison, paired[(name_a, name_b)], pair.agree, pair.disagree,
+                                chosen, valid, fixed, basis))
+    return Report(experiment, tuple(arms), tuple(pairs), guardrails=tuple(guards), decisions=tuple(recorded))
 
 
 def format_p(p: float) -> str:
     """'p < 0.001' or 'p = 0.042'."""
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def always_valid_verdict(
+    arm_a: str, arm_b: str, valid: decisions.AlwaysValid, breached: Sequence[decisions.Guardrail]
+) -> str:
+    """The always-valid verdict: a guardrail breach first (never reported as an accuracy loss),
+    then a difference at family-wise level alpha (Holm), else 'no difference shown yet'."""
+    if breached:
+        return f"guardrail breached: {', '.join(g.metric for g in breached)} ({arm_b} vs {arm_a})"
+    if not valid.test:
+        return "no labelled traffic yet: send true labels (or Feedback) to compare accuracy"
+    interval = f"[{valid.low * 100:+.1f}, {valid.high * 100:+.1f}] points"
+    if valid.significant:
+        winner, loser = (arm_a, arm_b) if valid.low > 0 else (arm_b, arm_a)
+        return (f"{winner} beats {loser}: a - b in {interval}, always-valid {format_p(valid.p_holm)} "
+                f"(Holm-adjusted, {valid.test})")
+    return f"no difference shown yet (always-valid {format_p(valid.p_holm)}, {valid.test}); a - b in {interval}"
 
 
 def verdict(arm_a: str, arm_b: str, comparison: stats.Comparison) -> str:

@@ -19,7 +19,7 @@ from digits_server.transport.status_codes import unary_rpc
 
 
 class DigitsAdminServicer(pb_grpc.DigitsAdminServicer):
-    """ReloadModels; CreateExperiment, UpdateExperiment, DeleteExperiment."""
+    """ReloadModels, SetVersionLabel; CreateExperiment, UpdateExperiment, DeleteExperiment; RecordRolloutDecision."""
 
     def __init__(self, reloader: Reloader, metrics: ServerMetrics, experiments: ExperimentService) -> None:
         self.reloader = reloader
@@ -51,3 +51,17 @@ class DigitsAdminServicer(pb_grpc.DigitsAdminServicer):
     ) -> pb.DeleteExperimentResponse:
         self.experiments.delete(request.name)
         return pb.DeleteExperimentResponse()
+
+    @unary_rpc("SetVersionLabel")
+    async def SetVersionLabel(
+        self, request: pb.SetVersionLabelRequest, context: grpc.aio.ServicerContext, call: CallRecord
+    ) -> pb.ModelStatus:
+        await self.reloader.set_version_label(request.model, request.label, request.version)
+        (status,) = [m for m in self.reloader.manager.statuses() if m.name == request.model]
+        return codec.model_status(status)
+
+    @unary_rpc("RecordRolloutDecision")
+    async def RecordRolloutDecision(
+        self, request: pb.RolloutDecision, context: grpc.aio.ServicerContext, call: CallRecord
+    ) -> pb.RolloutDecision:
+        return codec.rollout_decision_message(self.experiments.record_decision(codec.rollout_decision(request)))

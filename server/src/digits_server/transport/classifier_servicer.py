@@ -141,4 +141,4 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     ) -> pb.ExperimentReport:
         if self.experiments is None:
             raise NotFound(f"name: no experiment '{request.name}' (experiments: none)")
-        return codec.experiment_report(self.experiments.report(request.name))
+        return codec.experiment_report(self.experiments.report(request.name, request.verdict_basis))

@@ -4,6 +4,7 @@ field-level validation (with messages that name the field)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -11,7 +12,8 @@ from digits.v1 import digits_pb2 as pb
 from digits_server.core import imaging
 from digits_server.core.domain import BatchOutcome, FeedbackEvent, ModelSelector, ModelStatusView, ServedBy
 from digits_server.core.errors import InvalidInput
-from digits_server.experiments.report import Report
+from digits_server.experiments.decisions import AlwaysValid
+from digits_server.experiments.report import Report, RolloutDecision
 from digits_server.experiments.router import Arm, Experiment, ExperimentChange
 
 # Longest name, label, experiment, routing key or request id accepted (they are echoed in
@@ -232,6 +234,7 @@ def experiment_report(report: Report) -> pb.ExperimentReport:
                 error_rate=a.error_rate, labelled=a.labelled, correct=a.correct, accuracy=a.accuracy,
                 accuracy_low=a.accuracy_low, accuracy_high=a.accuracy_high, latency_p50_seconds=a.latency_p50,
                 latency_p95_seconds=a.latency_p95, latency_p99_seconds=a.latency_p99,
+                latency_mean_seconds=a.latency_mean,
             )
             for a in report.arms
         ],
@@ -243,9 +246,37 @@ def experiment_report(report: Report) -> pb.ExperimentReport:
                 only_a_right=p.paired.only_a_right, only_b_right=p.paired.only_b_right,
                 both_wrong=p.paired.both_wrong, mcnemar_p_value=p.comparison.mcnemar_p,
                 shadow_agree=p.shadow_agree, shadow_disagree=p.shadow_disagree, verdict=p.verdict,
-                more_needed_per_arm=p.comparison.more_needed_per_arm,
+                more_needed_per_arm=p.comparison.more_needed_per_arm, fixed_horizon_verdict=p.fixed_horizon_verdict,
+                verdict_basis=p.verdict_basis, **_always_valid(p.always_valid),
             )
             for p in report.pairs
         ],
         latency_source=report.latency_source,
+        guardrails=[
+            pb.GuardrailReport(arm=g.arm, baseline_arm=g.baseline_arm, metric=g.metric, value=g.value,
+                               baseline_value=g.baseline_value, tolerance=g.tolerance, excess=g.excess,
+                               excess_low=g.low, excess_high=g.high, status=g.status)
+            for g in report.guardrails
+        ],
+        method=report.method,
+        decisions=[rollout_decision_message(d) for d in report.decisions],
     )
+
+
+def _always_valid(valid: AlwaysValid | None) -> dict[str, Any]:
+    if valid is None:
+        return {}
+    return {"always_valid_p_value": valid.p_value, "always_valid_p_holm": valid.p_holm, "sequence_low": valid.low,
+            "sequence_high": valid.high, "sequence_confidence": valid.confidence, "always_valid_test": valid.test}
+
+
+def rollout_decision(message: pb.RolloutDecision) -> RolloutDecision:
+    """A RolloutDecision message as the domain value (the server sets the time)."""
+    return RolloutDecision(message.experiment, message.candidate_arm, message.decision, message.reason,
+                           message.weight, 0.0)
+
+
+def rollout_decision_message(value: RolloutDecision) -> pb.RolloutDecision:
+    """A recorded rollout decision as a RolloutDecision message."""
+    return pb.RolloutDecision(experiment=value.experiment, candidate_arm=value.candidate_arm, decision=value.decision,
+                              reason=value.reason, weight=value.weight, unix_time=value.unix_time)

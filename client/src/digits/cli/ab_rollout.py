@@ -1,0 +1,72 @@
+"""``digits ab rollout``: a progressive rollout of a candidate arm that decides and acts on its own.
+
+    digits ab rollout NAME [--candidate ARM] [--steps 5,10,25,50] [--step-labelled 200]
+                           [--margin 0] [--horizon 5000] [--interval 2] [--max-seconds S]
+
+The experiment's first arm is the stable one (best as ``MODEL@stable``: promoting a version of the
+same model moves the label). Exit status: 0 promoted, 3 rolled back, 4 no difference at the
+horizon, 5 stopped by --max-seconds without a decision.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from digits.cli.common import UsageError, make_client, positive_float, positive_int
+from digits.experiments.rollout import NO_DIFFERENCE, PROMOTE, ROLLBACK, Policy, Rollout
+
+EXIT = {PROMOTE: 0, ROLLBACK: 3, NO_DIFFERENCE: 4}
+
+
+def _weights(text: str) -> list[float]:
+    try:
+        weights = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated percentages, e.g. 5,10,25,50") from None
+    if not weights or any(not 0 < w < 100 for w in weights) or weights != sorted(weights):
+        raise argparse.ArgumentTypeError(f"{text!r}: increasing percentages between 0 and 100")
+    return weights
+
+
+def add_parser(commands: Any) -> None:
+    """Register ``digits ab rollout``."""
+    rollout = commands.add_parser(
+        "rollout", help="step a candidate's weight up; promote or roll back on always-valid statistics",
+        description=__doc__.split("\n\n")[0])
+    rollout.add_argument("name", help="the experiment (its first arm is the stable one)")
+    rollout.add_argument("--candidate", default=None, metavar="ARM",
+                         help="the arm to roll out (default: the second arm)")
+    rollout.add_argument("--steps", type=_weights, default=[5.0, 10.0, 25.0, 50.0], metavar="W,W,...",
+                         help="the candidate's weights in percent, in order (default 5,10,25,50)")
+    rollout.add_argument("--step-labelled", type=positive_int, default=200, metavar="N",
+                         help="labelled candidate requests at a weight before the next step (default 200)")
+    rollout.add_argument("--margin", type=float, default=0.0, metavar="POINTS",
+                         help="non-inferiority margin in accuracy points (e.g. 1): promote when the candidate is "
+                              "surely not worse by more; default 0: it must be better")
+    rollout.add_argument("--horizon", type=positive_int, default=5000, metavar="N",
+                         help="labelled candidate requests after which it ends 'no difference' (default 5000)")
+    rollout.add_argument("--interval", type=positive_float, default=2.0, metavar="S", help="seconds between looks")
+    rollout.add_argument("--max-seconds", type=positive_float, default=None, metavar="S",
+                         help="give up (exit 5) after this long without a decision")
+    rollout.set_defaults(handler=_rollout)
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    if args.margin < 0:
+        raise UsageError("--margin must be >= 0")
+    policy = Policy(steps=args.steps, step_labelled=args.step_labelled, margin=args.margin / 100,
+                    horizon=args.horizon)
+    with make_client(args) as client:
+        candidate = args.candidate
+        if candidate is None:
+            experiment = next((e for e in client.list_experiments() if e.name == args.name), None)
+            if experiment is None or len(experiment.arms) < 2:
+                raise UsageError(f"no experiment {args.name!r} with two arms on the server (digits ab list)")
+            candidate = experiment.arms[1].name
+        try:
+            decision = Rollout(client, args.name, candidate, policy, args.interval, args.max_seconds or 0.0,
+                               log=lambda line: print(line, flush=True)).run()
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return EXIT.get(decision.decision, 5)
