@@ -86,11 +86,17 @@ def test_unknown_and_forgotten_ids_are_not_found(server, digits) -> None:
     with DigitsClient(server.target, timeout=30) as client:
         with pytest.raises(NotFoundError, match="no remembered prediction 'never-sent'"):
             client.feedback("never-sent", 3)
-        first = client.classify(images[2], model="lstm")
-        for image in images[3:3 + CAPACITY]:  # push it out of the store
-            client.classify(image, model="lstm")
+        first = client.classify(images[2], model="lstm", request_id="client-chosen-first")
+        for i, image in enumerate(images[3:3 + CAPACITY]):  # push it out of the store (client ids are held here)
+            client.classify(image, model="lstm", request_id=f"client-chosen-{i}")
         with pytest.raises(NotFoundError):
             client.feedback(first.request_id, first.digit)
+        signed = client.classify(images[2], model="lstm")  # a server-made id carries its prediction: never pushed out
+        for image in images[3:3 + CAPACITY]:
+            client.classify(image, model="lstm")
+        assert client.feedback(signed.request_id, signed.digit).correct
+        with pytest.raises(InvalidInputError, match="request_id: signature does not verify"):
+            client.feedback(signed.request_id[:-3] + ("AAA" if not signed.request_id.endswith("AAA") else "BBB"), 1)
         with pytest.raises(grpc.RpcError) as bad_label:  # past the client's own check
             client.stub.Feedback(pb.FeedbackRequest(request_id=first.request_id, true_label=12))
         assert bad_label.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "true_label" in bad_label.value.details()

@@ -31,6 +31,8 @@ def exercise(metrics: ServerMetrics) -> None:
     metrics.count_labelled("lstm", "3", "live", "feedback", [2], [1])
     metrics.set_feedback_held(3)
     metrics.count_feedback_evicted("age", 2)
+    metrics.count_feedback_rejected("forged")
+    metrics.set_config_hash("0123456789abcdef")
     metrics.set_model_state("lstm", "3", "LOADING")
     metrics.set_model_state("lstm", "3", "AVAILABLE")
     metrics.observe_model_load("lstm", 1.25)
@@ -117,12 +119,18 @@ def test_promtool_finds_nothing_to_lint() -> None:
     assert result.stdout.decode().strip() == "" and result.stderr.decode().strip() == ""
 
 
+METRICS_TABLES = ("README.md", "docs/scaling.md")  # the fleet's metrics are documented with the fleet
+
+
 def readme_metrics() -> dict[str, set[str]]:
-    """The README's metrics table: {metric name: label names}."""
-    text = (REPO / "README.md").read_text()
-    table = text.split("### Metrics", 1)[1].split("\n### ", 1)[0]
-    rows = re.findall(r"^\| `(digits_\w+)` \|[^|]+\|([^|]*)\|", table, flags=re.MULTILINE)
-    return {name: {label.strip() for label in labels.split(",") if label.strip()} for name, labels in rows}
+    """The metrics tables (README's and docs/scaling.md's `### Metrics`): {metric name: label names}."""
+    found: dict[str, set[str]] = {}
+    for page in METRICS_TABLES:
+        text = (REPO / page).read_text()
+        table = text.split("### Metrics", 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
+        rows = re.findall(r"^\| `(digits_\w+)` \|[^|]+\|([^|]*)\|", table, flags=re.MULTILINE)
+        found.update({name: {label.strip() for label in labels.split(",") if label.strip()} for name, labels in rows})
+    return found
 
 
 def test_the_readme_documents_every_metric_with_its_labels() -> None:

@@ -24,6 +24,7 @@ from digits_server.core.manager import END, ModelManager, VersionSlot, prepare_r
 from digits_server.core.model_runner import DirectRunner, ModelRunner
 from digits_server.core.model_trust import guard_loader
 from digits_server.core.reloader import Reloader
+from digits_server.core.request_ids import RequestIds, feedback_key
 from digits_server.core.repository import ModelSource
 from digits_server.core.runtimes import parse_buckets
 from digits_server.experiments.observer import ExperimentObserver
@@ -78,12 +79,14 @@ class DigitsServer:
         router = ExperimentRouter()
         experiment_observer = ExperimentObserver(ExperimentMetrics(self.metrics.registry), self.metrics)
         self.experiments = ExperimentService(router, experiment_observer, self.manager)
+        request_ids = RequestIds(feedback_key(settings.feedback_key_file))  # shared key: any replica takes feedback
         self.feedback = FeedbackStore(
             settings.feedback_max_predictions, settings.feedback_max_age_seconds, [observer, experiment_observer],
-            self.metrics,
+            self.metrics, request_ids=request_ids,
         )
         self.dataplane = DataPlane(
-            self.manager, self.runner, router, observers=[observer, self.feedback, experiment_observer]
+            self.manager, self.runner, router, observers=[observer, self.feedback, experiment_observer],
+            request_ids=request_ids,
         )
         self.health = HealthReporter(self.manager, list(SERVICE_NAMES))
         self.manager.on_change.append(self.health.on_change)

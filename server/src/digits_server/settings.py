@@ -51,6 +51,10 @@ class Settings:
     compute_threads: int = _setting(2, "threads that run model calls off the event loop")
     feedback_max_predictions: int = _setting(100_000, "most recent predictions remembered for the Feedback RPC (0 = none)")
     feedback_max_age_seconds: float = _setting(3600.0, "how long a prediction can still receive feedback")
+    feedback_key_file: Path | None = _setting(
+        None, "file holding the HMAC key that signs request ids (>= 16 bytes), shared by every replica so any "
+        "of them takes feedback (or the key itself in env DIGITS_SERVER_FEEDBACK_KEY); none: a random key per process",
+    )
     runtime: str = _setting(
         "auto", "what computes: auto (tflite for single images if exported, XLA for batches), savedmodel, xla, tflite"
     )
