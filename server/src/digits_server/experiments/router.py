@@ -164,24 +164,7 @@ class ExperimentRouter:
         `change.arms` lists arms by name with their new weights (unlisted arms keep theirs);
         an arm's model cannot change (delete and re-create the experiment for that).
         """
-        current = self.get(change.name)
-        weights = {a.name: a.weight for a in current.arms}
-        for i, arm in enumerate(change.arms):
-            old = current.arm(arm.name) if arm.name in weights else None
-            if old is None:
-                raise InvalidInput(f"arms[{i}].name: experiment '{current.name}' has no arm '{arm.name}' "
-                                   f"(arms: {current.arm_names()}); arms cannot be added by an update")
-            if arm.model.name and arm.model != old.model:
-                raise InvalidInput(f"arms[{i}].model: an update cannot change an arm's model; "
-                                   "leave it empty, or delete and re-create the experiment")
-            weights[arm.name] = arm.weight
-        updated = replace(
-            current,
-            arms=tuple(replace(a, weight=weights[a.name]) for a in current.arms),
-            shadow_percent=change.shadow_percent,
-            paused=change.paused,
-        )
-        return self._set(validate(updated))
+        return self._set(merged(self.get(change.name), change))
 
     def delete(self, name: str) -> Experiment:
         """Remove an experiment; NotFound when there is none by that name."""
@@ -198,6 +181,29 @@ class ExperimentRouter:
     def _notify(self, name: str, experiment: Experiment | None) -> None:
         for callback in self.on_change:
             callback(name, experiment)
+
+
+def merged(current: Experiment, change: Experiment) -> Experiment:
+    """`current` with `change`'s weights (by arm name), shadow percentage and paused flag; validated.
+
+    InvalidInput for an arm `current` lacks or an attempt to change an arm's model."""
+    weights = {a.name: a.weight for a in current.arms}
+    for i, arm in enumerate(change.arms):
+        old = current.arm(arm.name) if arm.name in weights else None
+        if old is None:
+            raise InvalidInput(f"arms[{i}].name: experiment '{current.name}' has no arm '{arm.name}' "
+                               f"(arms: {current.arm_names()}); arms cannot be added by an update")
+        if arm.model.name and arm.model != old.model:
+            raise InvalidInput(f"arms[{i}].model: an update cannot change an arm's model; "
+                               "leave it empty, or delete and re-create the experiment")
+        weights[arm.name] = arm.weight
+    updated = replace(
+        current,
+        arms=tuple(replace(a, weight=weights[a.name]) for a in current.arms),
+        shadow_percent=change.shadow_percent,
+        paused=change.paused,
+    )
+    return validate(updated)
 
 
 def check_models(experiment: Experiment, resolve: Callable[[ModelSelector], Any], field: str = "arms") -> None:
