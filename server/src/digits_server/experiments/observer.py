@@ -17,7 +17,7 @@ import numpy as np
 
 from digits_server.core.domain import FeedbackEvent, PredictionEvent
 from digits_server.experiments.router import Experiment
-from digits_server.experiments.statistics import PairedOutcomes
+from digits.experiments.statistics import PairedOutcomes
 from digits_server.observability.metrics import PAIRED_OUTCOMES, ExperimentMetrics, ServerMetrics
 
 

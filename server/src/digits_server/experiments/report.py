@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from itertools import combinations
 
 from digits_server.core.domain import ModelSelector
-from digits_server.experiments import statistics as stats
+from digits.experiments import statistics as stats
 from digits_server.experiments.observer import ArmTraffic, ExperimentCounts
 from digits_server.experiments.router import Experiment
 
