@@ -123,6 +123,8 @@ class ExperimentObserver:
         elif name not in self._counts:
             baseline = arm_traffic(self.requests, name) if self.requests is not None else {}
             self._counts[name] = ExperimentCounts.start(experiment, baseline)
+            if self.metrics is not None:  # series at 0 from creation: the fleet's increase() sees the first counts
+                self.metrics.start_experiment(name, self._counts[name].arm_order)
 
     def counts(self, name: str) -> ExperimentCounts | None:
         """What has been counted for an experiment (None when it is not live)."""

@@ -11,6 +11,7 @@ from itertools import combinations
 
 from digits_server.core.domain import ModelSelector
 from digits.experiments import statistics as stats
+from digits.experiments.verdict import ALPHA, POWER, format_p, verdict
 from digits_server.experiments.observer import ArmTraffic, ExperimentCounts
 from digits_server.experiments.router import Experiment
 
@@ -18,8 +19,7 @@ LATENCY_SOURCE = (
     "server histogram digits_request_duration_seconds (in-server RPC time) since the experiment "
     "was created, interpolated within buckets like PromQL histogram_quantile"
 )
-ALPHA = 0.05
-POWER = 0.8
+__all__ = ["ALPHA", "POWER", "ArmResult", "PairResult", "Report", "build_report", "format_p", "verdict"]
 
 
 @dataclass(frozen=True)
@@ -109,22 +109,3 @@ def build_report(
             PairResult(name_a, name_b, comparison, paired, pair.agree, pair.disagree, verdict(name_a, name_b, comparison))
         )
     return Report(experiment, tuple(arms), tuple(pairs))
-
-
-def format_p(p: float) -> str:
-    """'p < 0.001' or 'p = 0.042'."""
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
-def verdict(arm_a: str, arm_b: str, comparison: stats.Comparison) -> str:
-    """The comparison in plain words, e.g. 'lstm beats rnn by 4.1 points, p < 0.001 (z-test)'."""
-    if not comparison.test:
-        return "no labelled traffic yet: send true labels (or Feedback) to compare accuracy"
-    if comparison.significant:
-        winner, loser = (arm_a, arm_b) if comparison.difference > 0 else (arm_b, arm_a)
-        points = abs(comparison.difference) * 100
-        return f"{winner} beats {loser} by {points:.1f} points, {format_p(comparison.p_value)} ({comparison.test})"
-    return (
-        f"no significant difference yet ({format_p(comparison.p_value)}, {comparison.test}); about "
-        f"{comparison.more_needed_per_arm:,} more labelled requests per arm needed for {POWER:.0%} power"
-    )

@@ -342,6 +342,19 @@ class ExperimentMetrics:
             ["experiment", "arm_a", "arm_b", "outcome"], registry=registry,
         )
 
+    def start_experiment(self, experiment: str, arms: Sequence[str]) -> None:
+        """Create an experiment's series at 0 (arms in order: pairs are (earlier, later))."""
+        for arm in arms:
+            self.labelled.labels(experiment, arm)
+            self.correct.labels(experiment, arm)
+        for i, arm_a in enumerate(arms):
+            for arm_b in arms[i + 1:]:
+                for outcome in PAIRED_OUTCOMES:
+                    self.paired_outcomes.labels(experiment, arm_a, arm_b, outcome)
+                for primary, shadow in ((arm_a, arm_b), (arm_b, arm_a)):
+                    for agreement in ("agree", "disagree"):
+                        self.shadow_agreement.labels(experiment, primary, shadow, agreement)
+
     def count_labelled(self, experiment: str, arm: str, labelled: int, correct: int) -> None:
         """Labelled predictions an arm returned, and how many were right."""
         self.labelled.labels(experiment, arm).inc(labelled)
