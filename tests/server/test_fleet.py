@@ -5,6 +5,7 @@ config hashes that agree, and admin writes refused (FAILED_PRECONDITION) on a re
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -195,3 +196,70 @@ def test_admin_changes_on_a_read_only_config_are_failed_precondition_naming_the_
             assert experiments_at(server)["cells"] == {"gru": 50.0, "lstm": 50.0}
     finally:
         assert server.stop() == 0, server.log()
+
+
+def classify_counts(fleet: list[ServerProcess], method: str) -> list[float]:
+    """Each replica's finished `method` calls so far, from its own /metrics."""
+    return [total(r, "digits_requests_total", method=method) for r in fleet]
+
+
+def assert_balanced(before: list[float], after: list[float], sent: int, label: str, capsys) -> None:
+    shares = [(a - b) / sent for a, b in zip(after, before)]
+    with capsys.disabled():
+        print(f"\n[balance] {label}: {sent} requests, shares " + ", ".join(f"{s:.1%}" for s in shares))
+    assert sum(after) - sum(before) == sent
+    assert all(abs(share - 1 / 3) <= 0.10 for share in shares), shares
+
+
+def test_a_multi_address_target_spreads_requests_round_robin(fleet, digits, capsys) -> None:
+    images, _ = digits
+    addresses = ",".join(f"127.0.0.1:{r.port}" for r in fleet)
+    before = classify_counts(fleet, "Classify")
+    with DigitsClient(f"ipv4:{addresses}", timeout=30) as client:
+        for i in range(3000):
+            client.classify(images[i % len(images)], model="lstm")
+    assert_balanced(before, classify_counts(fleet, "Classify"), 3000, "DigitsClient ipv4:A,B,C", capsys)
+
+    before = classify_counts(fleet, "Classify")
+    with DigitsClient(f"ipv4:{addresses}", timeout=30, lb_policy="pick_first") as client:
+        for i in range(300):
+            client.classify(images[i % len(images)], model="lstm")
+    grown = sorted(a - b for a, b in zip(classify_counts(fleet, "Classify"), before))
+    assert grown == [0, 0, 300]  # pick_first: one connection, one replica
+
+
+def test_the_async_client_balances_a_comma_list_of_host_names(fleet, digits, capsys) -> None:
+    import asyncio
+
+    from digits import AsyncDigitsClient
+
+    images, _ = digits
+    target = ",".join(f"localhost:{r.port}" for r in fleet)
+
+    async def send() -> None:
+        async with AsyncDigitsClient(target, timeout=30) as client:
+            for _ in range(0, 3000, 100):
+                await asyncio.gather(*(client.classify_batch(images[:1], model="lstm") for _ in range(100)))
+
+    before = classify_counts(fleet, "ClassifyBatch")
+    asyncio.run(send())
+    assert_balanced(before, classify_counts(fleet, "ClassifyBatch"), 3000, "AsyncDigitsClient host:p1,host:p2,host:p3",
+                    capsys)
+
+
+def test_digits_bench_and_the_cli_balance_over_an_address_list(fleet, capsys) -> None:
+    from digits.cli import main as digits_cli
+
+    addresses = ",".join(f"127.0.0.1:{r.port}" for r in fleet)
+    before = classify_counts(fleet, "Classify")
+    code = digits_cli(["--target", f"ipv4:{addresses}", "bench", "--count", "3000", "--concurrency", "4",
+                       "--warmup", "0", "--model", "lstm", "--json", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)
+    sent = classify_counts(fleet, "Classify")
+    assert sum(sent) - sum(before) >= 3000  # the measured 3,000 and the warm-up's few
+    assert_balanced(before, sent, int(sum(sent) - sum(before)), "digits bench ipv4:A,B,C", capsys)
+    assert digits_cli(["--target", f"dns:///localhost:{fleet[0].port}", "models"]) == 0
+    assert digits_cli(["--target", f"127.0.0.1:{fleet[0].port}", "--lb-policy", "round_robin", "models"]) == 0
+    assert digits_cli(["--target", "no-such-host.invalid:1,no-such-host.invalid:2", "models"]) == 2
+    assert "cannot resolve" in capsys.readouterr().err
