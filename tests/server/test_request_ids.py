@@ -170,3 +170,13 @@ def test_client_chosen_ids_are_still_remembered_locally() -> None:
     here, _, recorder, _ = store(clock)
     here.observe(event("mine", [4]))
     assert here.give("mine", 0, 4).correct and here.held == 1
+
+
+@pytest.mark.parametrize("key", [KEY, b"x" * 16, b"y" * 100])
+def test_the_mac_is_standard_hmac_sha256_truncated(key: bytes) -> None:
+    import hmac
+
+    ids = RequestIds(key)
+    made = ids.issue(ARM, np.array([5]), [None])
+    raw = base64.urlsafe_b64decode(made[len(PREFIX):] + "=" * (-len(made[len(PREFIX):]) % 4))
+    assert raw[-16:] == hmac.digest(key, raw[:-16], "sha256")[:16]
