@@ -15,9 +15,9 @@ from itertools import combinations
 
 import numpy as np
 
+from digits.experiments.statistics import PairedOutcomes
 from digits_server.core.domain import FeedbackEvent, PredictionEvent
 from digits_server.experiments.router import Experiment
-from digits.experiments.statistics import PairedOutcomes
 from digits_server.observability.metrics import PAIRED_OUTCOMES, ExperimentMetrics, ServerMetrics
 
 

@@ -9,9 +9,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import combinations
 
-from digits_server.core.domain import ModelSelector
 from digits.experiments import statistics as stats
 from digits.experiments.verdict import ALPHA, POWER, format_p, verdict
+from digits_server.core.domain import ModelSelector
 from digits_server.experiments.observer import ArmTraffic, ExperimentCounts
 from digits_server.experiments.router import Experiment
 
