@@ -22,28 +22,11 @@ from digits_server.core.request_ids import (
     is_signed,
 )
 from digits_server.observability.metrics import ServerMetrics
+from tests.server.test_feedback import Clock, Recorder, event
 
 KEY = b"k" * 32
 LSTM = ServedBy("lstm", 3)
 ARM = ServedBy("gru", 12345, "cells", "gru-v1")
-
-
-class Clock:
-    """A wall clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[FeedbackEvent] = []
-
-    def observe_feedback(self, event: FeedbackEvent) -> None:
-        self.events.append(event)
 
 
 @settings(max_examples=80, deadline=None)
@@ -164,8 +147,6 @@ def test_the_seen_memory_is_bounded_and_forgets_expired_ids() -> None:
 
 
 def test_client_chosen_ids_are_still_remembered_locally() -> None:
-    from tests.server.test_feedback import event
-
     clock = Clock()
     here, _, recorder, _ = store(clock)
     here.observe(event("mine", [4]))
