@@ -119,18 +119,12 @@ def test_promtool_finds_nothing_to_lint() -> None:
     assert result.stdout.decode().strip() == "" and result.stderr.decode().strip() == ""
 
 
-METRICS_TABLES = ("README.md", "docs/scaling.md")  # the fleet's metrics are documented with the fleet
-
-
 def readme_metrics() -> dict[str, set[str]]:
-    """The metrics tables (README's and docs/scaling.md's `### Metrics`): {metric name: label names}."""
-    found: dict[str, set[str]] = {}
-    for page in METRICS_TABLES:
-        text = (REPO / page).read_text()
-        table = text.split("### Metrics", 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
-        rows = re.findall(r"^\| `(digits_\w+)` \|[^|]+\|([^|]*)\|", table, flags=re.MULTILINE)
-        found.update({name: {label.strip() for label in labels.split(",") if label.strip()} for name, labels in rows})
-    return found
+    """The metrics table of docs/observability.md: {metric name: label names}."""
+    text = (REPO / "docs" / "observability.md").read_text()
+    table = text.split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(digits_\w+)` \|[^|]+\|([^|]*)\|", table, flags=re.MULTILINE)
+    return {name: {label.strip() for label in labels.split(",") if label.strip()} for name, labels in rows}
 
 
 def test_the_readme_documents_every_metric_with_its_labels() -> None:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         ModelNotFoundError,
         NotFoundError,
         PermissionDeniedError,
+        RequestNotFoundError,
         ResourceExhaustedError,
         UnavailableError,
     )
@@ -44,6 +45,7 @@ __all__ = [
     "DigitsError",
     "ModelNotFoundError",
     "NotFoundError",
+    "RequestNotFoundError",
     "InvalidInputError",
     "ResourceExhaustedError",
     "UnavailableError",

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from digits_server.core.domain import FeedbackEvent, FeedbackObserver, PredictionEvent, ServedBy
-from digits_server.core.errors import AlreadyExists, InvalidInput, NotFound
+from digits_server.core.errors import AlreadyExists, InvalidInput, RequestNotFound
 from digits_server.core.request_ids import LABELLED_IN_REQUEST, RequestIds, SignedPrediction, is_signed
 from digits_server.observability.metrics import ServerMetrics
 
@@ -110,13 +110,13 @@ class FeedbackStore:
     def give(self, request_id: str, index: int, true_label: int) -> FeedbackEvent:
         """Record the true digit of image `index` of an earlier request and tell the listeners.
 
-        NotFound: unknown, expired or forgotten request id. AlreadyExists: that image was labelled
+        RequestNotFound: unknown, expired or forgotten request id. AlreadyExists: that image was labelled
         already (in its request or by an earlier feedback here). InvalidInput: index out of range,
         or a signed id that is malformed, forged or altered. Rejections are counted by reason.
         """
         try:
             event = self._accept(request_id, index, true_label)
-        except (NotFound, AlreadyExists, InvalidInput) as exc:
+        except (RequestNotFound, AlreadyExists, InvalidInput) as exc:
             if self._metrics is not None:
                 self._metrics.count_feedback_rejected(_reason(exc))
             raise
@@ -135,7 +135,7 @@ class FeedbackStore:
             if entry is None and is_signed(request_id):
                 return self._accept_signed(request_id, index, true_label)
             if entry is None:
-                raise NotFound(
+                raise RequestNotFound(
                     f"request_id: no remembered prediction '{request_id[:MAX_REQUEST_ID_CHARS]}' (unknown, older than "
                     f"{self.max_age_seconds:g}s, or pushed out by the newest {self.max_predictions} predictions)"
                 )
@@ -160,7 +160,7 @@ class FeedbackStore:
         shown = request_id[:48] + ("..." if len(request_id) > 48 else "")
         age = self.request_ids.age(signed)
         if age > self.max_age_seconds:
-            raise NotFound(f"request_id: '{shown}' expired: issued {age:.0f}s ago, feedback is taken for "
+            raise RequestNotFound(f"request_id: '{shown}' expired: issued {age:.0f}s ago, feedback is taken for "
                            f"{self.max_age_seconds:g}s")
         if index >= len(signed.nibbles):
             raise InvalidInput(f"index: request '{shown}' has {len(signed.nibbles)} prediction(s), got index {index}")
@@ -234,6 +234,6 @@ def _reason(exc: Exception) -> str:
     text = str(exc)
     if isinstance(exc, AlreadyExists):
         return "duplicate"
-    if isinstance(exc, NotFound):
+    if isinstance(exc, RequestNotFound):
         return "expired" if "expired" in text else "unknown"
     return "forged" if text.startswith("request_id:") else "invalid_index"

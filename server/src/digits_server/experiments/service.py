@@ -25,6 +25,7 @@ from digits_server.experiments.observer import ExperimentObserver
 from digits_server.experiments.report import Report, build_report
 from digits_server.experiments.router import (
     Experiment,
+    ExperimentChange,
     ExperimentRouter,
     check_models,
     from_config,
@@ -69,8 +70,8 @@ class ExperimentService:
         await self._write(add)
         return self.router.get(experiment.name)
 
-    async def update(self, change: Experiment) -> Experiment:
-        """New weights, shadow percentage, paused flag; counts are kept."""
+    async def update(self, change: ExperimentChange | Experiment) -> Experiment:
+        """New weights, shadow percentage, paused flag: what `change` gives; counts are kept."""
         if self.change_config is None:
             return self.router.update(change)
         await self._write(lambda entries: [merged(e, change) if e.name == change.name else e
