@@ -80,14 +80,17 @@ def start_server(
     env: dict[str, str] | None = None,
     timeout: float = 120.0,
     workdir: Path | None = None,
+    command_prefix: list[str] | None = None,
 ) -> ServerProcess:
-    """Start `python -m digits_server --models MODELS --port 0 --metrics-port 0 FLAGS...` and wait until it serves."""
+    """Start `python -m digits_server --models MODELS --port 0 --metrics-port 0 FLAGS...` and wait until it serves.
+
+    `command_prefix` runs it through another command that execs it (e.g. a mount namespace)."""
     workdir = Path(workdir or tempfile.mkdtemp(prefix="digits-server-"))
     ready = workdir / "ready.json"
     log_path = workdir / "server.log"
     ready.unlink(missing_ok=True)
     args = [sys.executable, "-m", "digits_server", "--models", str(models), "--port", "0", "--metrics-port", "0"]
-    args += ["--ready-file", str(ready), *flags]
+    args = [*(command_prefix or []), *args, "--ready-file", str(ready), *flags]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=source_env(env), cwd=workdir)
     started = time.monotonic()

@@ -9,7 +9,7 @@ import pytest
 from digits.v1 import digits_pb2 as pb
 from digits_server.core.domain import ModelSelector
 from digits_server.core.errors import InvalidInput
-from digits_server.experiments import statistics as stats
+from digits.experiments import statistics as stats
 from digits_server.experiments.observer import ArmTraffic, ExperimentCounts
 from digits_server.experiments.report import build_report, format_p, verdict
 from digits_server.experiments.router import Arm, Experiment

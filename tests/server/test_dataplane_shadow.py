@@ -65,7 +65,7 @@ async def test_primary_answer_is_returned_before_and_regardless_of_the_shadow(se
     images, labels = digits
     plane = server.dataplane
     direct = await plane.classify(ModelSelector("lstm"), images, [None] * len(images), "", CallRecord("Classify"))
-    server.experiments.create(shadowed())
+    await server.experiments.create(shadowed())
     gated = GatedRunner(plane.runner, "gru")
     plane.runner = gated
 
@@ -102,7 +102,7 @@ async def test_shadows_beyond_the_in_flight_bound_are_skipped(server: DigitsServ
     images, labels = digits
     plane = server.dataplane
     plane.max_shadows_in_flight = 2
-    server.experiments.create(shadowed())
+    await server.experiments.create(shadowed())
     gated = GatedRunner(plane.runner, "gru")
     plane.runner = gated
     for i in range(5):
@@ -116,10 +116,10 @@ async def test_shadows_beyond_the_in_flight_bound_are_skipped(server: DigitsServ
 async def test_no_shadows_at_zero_percent_or_when_paused(server: DigitsServer, digits) -> None:
     images, _ = digits
     plane = server.dataplane
-    server.experiments.create(shadowed(percent=0))
+    await server.experiments.create(shadowed(percent=0))
     gated = GatedRunner(plane.runner, "gru")
     plane.runner = gated
     await plane.classify(ModelSelector(experiment="shadowed"), images[:4], [None] * 4, "", CallRecord("Classify"))
-    server.experiments.update(Experiment("shadowed", (), shadow_percent=100, paused=True))
+    await server.experiments.update(Experiment("shadowed", (), shadow_percent=100, paused=True))
     await plane.classify(ModelSelector(experiment="shadowed"), images[:4], [None] * 4, "", CallRecord("Classify"))
     assert gated.waiting == 0 and not plane._shadows

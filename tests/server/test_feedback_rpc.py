@@ -87,11 +87,17 @@ def test_unknown_and_forgotten_ids_are_not_found(server, digits) -> None:
         with pytest.raises(RequestNotFoundError, match="^NOT_FOUND: request_id: no remembered prediction 'never-sent'") as info:
             client.feedback("never-sent", 3)
         assert not isinstance(info.value, ModelNotFoundError)  # it was a request id, not a model
-        first = client.classify(images[2], model="lstm")
-        for image in images[3:3 + CAPACITY]:  # push it out of the store
-            client.classify(image, model="lstm")
+        first = client.classify(images[2], model="lstm", request_id="client-chosen-first")
+        for i, image in enumerate(images[3:3 + CAPACITY]):  # push it out of the store (client ids are held here)
+            client.classify(image, model="lstm", request_id=f"client-chosen-{i}")
         with pytest.raises(RequestNotFoundError, match=f"request_id: no remembered prediction '{first.request_id}'"):
             client.feedback(first.request_id, first.digit)
+        signed = client.classify(images[2], model="lstm")  # a server-made id carries its prediction: never pushed out
+        for image in images[3:3 + CAPACITY]:
+            client.classify(image, model="lstm")
+        assert client.feedback(signed.request_id, signed.digit).correct
+        with pytest.raises(InvalidInputError, match="request_id: signature does not verify"):
+            client.feedback(signed.request_id[:-3] + ("AAA" if not signed.request_id.endswith("AAA") else "BBB"), 1)
         # the other NOT_FOUNDs keep their classes: a model, and something else (an experiment)
         with pytest.raises(ModelNotFoundError, match="no model 'cnn'"):
             client.classify(images[0], model="cnn")

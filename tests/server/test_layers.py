@@ -1,7 +1,9 @@
 """The package's layers hold: the transport-free layers never reach gRPC or generated protobuf code.
 
 Walks the source with `ast` (nothing is imported) and follows every `digits_server` import,
-module-level or inside a function, so an indirect path (core -> x -> grpc) fails too.
+module-level or inside a function, so an indirect path (core -> x -> grpc) fails too. Imports of
+the client package `digits` (its pure statistics are shared) are followed as well, with the
+packages that importing them runs (`digits/__init__.py`); `if TYPE_CHECKING:` imports never run.
 """
 
 from __future__ import annotations
@@ -12,17 +14,19 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "server" / "src" / "digits_server"
+CLIENT = Path(__file__).resolve().parents[2] / "client" / "src" / "digits"
 TRANSPORT_FREE = ("core", "experiments", "observability")
 FORBIDDEN = ("grpc", "google.protobuf", "digits.v1", "digits_server.apis", "digits_server.transport",
              "digits_server.protocols", "digits_server.app", "digits_server.cli")
 
 
 def module_path(name: str) -> Path | None:
-    """The source file of a digits_server module, or None for other packages."""
-    if name != "digits_server" and not name.startswith("digits_server."):
+    """The source file of a digits_server or digits module, or None for other packages."""
+    root = name.split(".")[0]
+    if root not in ("digits_server", "digits"):
         return None
     parts = name.split(".")[1:]
-    candidate = PACKAGE.joinpath(*parts)
+    candidate = (PACKAGE if root == "digits_server" else CLIENT).joinpath(*parts)
     if candidate.with_suffix(".py").is_file():
         return candidate.with_suffix(".py")
     if (candidate / "__init__.py").is_file():
@@ -33,7 +37,11 @@ def module_path(name: str) -> Path | None:
 def imports_of(source: str) -> set[str]:
     """Every module an `import` or `from ... import` names, including `from pkg import module`."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
+    tree = ast.parse(source)
+    for block in ast.walk(tree):  # typing-only imports never run
+        if isinstance(block, ast.If) and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING":
+            block.body = []
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -57,7 +65,9 @@ def forbidden_paths(start: str, read=lambda path: path.read_text()) -> list[list
             if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN):
                 chains.append([*chain, name])
             elif module_path(name) is not None:
-                stack.append([*chain, name])
+                parts = name.split(".")
+                for depth in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__ too
+                    stack.append([*chain, ".".join(parts[:depth])])
     return chains
 
 
@@ -98,3 +108,17 @@ def test_top_level_holds_only_entry_points_and_layers() -> None:
     assert top == ["__init__", "__main__", "app", "cli", "health_probe", "settings"]
     layers = sorted(path.name for path in PACKAGE.iterdir() if (path / "__init__.py").is_file())
     assert layers == ["apis", "core", "experiments", "observability", "protocols", "security", "transport"]
+
+
+def test_walker_follows_the_client_package_and_its_init() -> None:
+    """Importing digits.experiments.statistics runs digits/__init__.py: an eager gRPC import there is caught,
+    a TYPE_CHECKING-only one is not."""
+    eager = {
+        PACKAGE / "experiments" / "report.py": "from digits.experiments import statistics\n",
+        CLIENT / "__init__.py": "from digits.client import DigitsClient\n",
+        CLIENT / "client.py": "import grpc\n",
+    }
+    chains = forbidden_paths("digits_server.experiments.report", read=lambda path: eager.get(path, ""))
+    assert ["digits_server.experiments.report", "digits", "digits.client", "grpc"] in chains
+    lazy = {**eager, CLIENT / "__init__.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import grpc\n"}
+    assert forbidden_paths("digits_server.experiments.report", read=lambda path: lazy.get(path, "")) == []

@@ -31,6 +31,8 @@ def exercise(metrics: ServerMetrics) -> None:
     metrics.count_labelled("lstm", "3", "live", "feedback", [2], [1])
     metrics.set_feedback_held(3)
     metrics.count_feedback_evicted("age", 2)
+    metrics.count_feedback_rejected("forged")
+    metrics.set_config_hash("0123456789abcdef")
     metrics.set_model_state("lstm", "3", "LOADING")
     metrics.set_model_state("lstm", "3", "AVAILABLE")
     metrics.observe_model_load("lstm", 1.25)

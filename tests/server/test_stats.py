@@ -7,7 +7,7 @@ import math
 import pytest
 from scipy import stats as scipy_stats
 
-from digits_server.experiments import statistics as stats
+from digits.experiments import statistics as stats
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import grpc.aio
 import numpy as np
 
 from digits import calls, convert
-from digits.channel import auth_metadata, channel_credentials, channel_options, default_target
+from digits.channel import auth_metadata, balanced_target, channel_credentials, channel_options, default_target
 from digits.convert import ArmLike, ImageLike
 from digits.errors import UnavailableError, from_rpc_error
 from digits.results import BatchResult, ClassifyResult, FeedbackResult, ModelInfo
@@ -46,12 +46,14 @@ class AsyncDigitsClient:
         tls_key: PathLike | None = None,
         wait_for_ready: bool = False,
         options: Sequence[tuple[str, Any]] = (),
+        lb_policy: str | None = None,
     ) -> None:
         self.target = target or default_target()
         self.timeout = timeout
         self.wait_for_ready = wait_for_ready
         self._metadata = auth_metadata(token)
-        self._options = channel_options() + list(options)
+        self._grpc_target, balancing = balanced_target(self.target, lb_policy)
+        self._options = channel_options() + balancing + list(options)
         self._credentials = channel_credentials(tls_ca, tls_cert, tls_key)
         self._channel: grpc.aio.Channel | None = None
         self._stub: digits_pb2_grpc.DigitClassifierStub | None = None
@@ -61,10 +63,10 @@ class AsyncDigitsClient:
     def _open(self) -> grpc.aio.Channel:
         if self._channel is None:
             if self._credentials is None:
-                self._channel = grpc.aio.insecure_channel(self.target, options=self._options)
+                self._channel = grpc.aio.insecure_channel(self._grpc_target, options=self._options)
             else:
                 self._channel = grpc.aio.secure_channel(
-                    self.target, self._credentials, options=self._options
+                    self._grpc_target, self._credentials, options=self._options
                 )
             self._stub = digits_pb2_grpc.DigitClassifierStub(self._channel)
             self._admin = digits_pb2_grpc.DigitsAdminStub(self._channel)

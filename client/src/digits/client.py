@@ -10,7 +10,7 @@ import grpc
 import numpy as np
 
 from digits import calls, convert
-from digits.channel import auth_metadata, channel_credentials, channel_options, default_target
+from digits.channel import auth_metadata, balanced_target, channel_credentials, channel_options, default_target
 from digits.convert import ArmLike, ImageLike
 from digits.errors import UnavailableError, from_rpc_error
 from digits.results import BatchResult, ClassifyResult, FeedbackResult, ModelInfo
@@ -27,7 +27,9 @@ class DigitsClient:
 
     ``timeout`` is the default deadline in seconds of every unary call (None: no deadline);
     ``token`` is sent as ``authorization: Bearer <token>``; ``tls_*`` are PEM file paths
-    (a CA alone: TLS; with cert and key: mutual TLS). Server errors raise
+    (a CA alone: TLS; with cert and key: mutual TLS). ``target`` may name several servers
+    (``dns:///name:port``, ``ipv4:A:P1,A:P2``, ``host:p1,host:p2``): calls are then spread over
+    them with round_robin, or ``lb_policy="pick_first"``. Server errors raise
     :class:`digits.errors.DigitsError` subclasses.
     """
 
@@ -42,17 +44,19 @@ class DigitsClient:
         tls_key: PathLike | None = None,
         wait_for_ready: bool = False,
         options: Sequence[tuple[str, Any]] = (),
+        lb_policy: str | None = None,
     ) -> None:
         self.target = target or default_target()
         self.timeout = timeout
         self.wait_for_ready = wait_for_ready
         self._metadata = auth_metadata(token)
-        opts = channel_options() + list(options)
+        grpc_target, balancing = balanced_target(self.target, lb_policy)
+        opts = channel_options() + balancing + list(options)
         credentials = channel_credentials(tls_ca, tls_cert, tls_key)
         if credentials is None:
-            self._channel = grpc.insecure_channel(self.target, options=opts)
+            self._channel = grpc.insecure_channel(grpc_target, options=opts)
         else:
-            self._channel = grpc.secure_channel(self.target, credentials, options=opts)
+            self._channel = grpc.secure_channel(grpc_target, credentials, options=opts)
         self._stub = digits_pb2_grpc.DigitClassifierStub(self._channel)
         self._admin = digits_pb2_grpc.DigitsAdminStub(self._channel)
 

@@ -5,10 +5,13 @@ Layers, from the inside out (`tests/server/test_layers.py` keeps the first three
   *source*: which versions should be served) and `model_config` (the `--model-config` file),
   `manager` (loads, warms up, unloads), `loaded_model` (one SavedModel version) and `runtimes`
   (its XLA / LiteRT fast paths), `model_trust` (checks before loading), `batching` and
-  `model_runner` (how model calls run), `dataplane` (route, run, observe), `feedback`,
-  `reloader`, `imaging`, `ordered_streams`.
-- `experiments`: A/B `router`, `observer` (per-arm counts), `statistics`, `report`, `service`
-  (the operations behind the RPCs and the config file).
+  `model_runner` (how model calls run), `dataplane` (route, run, observe), `request_ids`
+  (signed request ids: what a prediction was, so any replica takes its feedback), `feedback`,
+  `reloader` (re-reads the config file, writes it for admin calls), `imaging`, `ordered_streams`.
+- `experiments`: A/B `router`, `observer` (per-arm counts), `report`, `service` (the operations
+  behind the RPCs), `config_file` (experiments <-> the config file's entries, the sync plan). The
+  statistics and the verdict words live in the client package (`digits.experiments.statistics`,
+  `digits.experiments.verdict`), shared with `digits ab report --prometheus`.
 - `observability`: `metrics` (every Prometheus metric, one injected registry), `observers`
   (events -> metrics), `histograms`, `http_endpoint` (/metrics).
 - `transport`: the gRPC layer for digits.v1: `classifier_servicer`, `admin_servicer`, `codec`

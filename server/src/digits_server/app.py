@@ -23,8 +23,10 @@ from digits_server.core.dataplane import DataPlane
 from digits_server.core.feedback import FeedbackStore
 from digits_server.core.manager import END, ModelManager, VersionSlot, prepare_runtime, savedmodel_loader
 from digits_server.core.model_runner import DirectRunner, ModelRunner
+from digits_server.core.model_config import ServingConfig, config_hash
 from digits_server.core.model_trust import guard_loader
 from digits_server.core.reloader import Reloader
+from digits_server.core.request_ids import RequestIds, feedback_key
 from digits_server.core.repository import ModelSource
 from digits_server.core.runtimes import parse_buckets
 from digits_server.experiments.observer import ExperimentObserver
@@ -78,13 +80,19 @@ class DigitsServer:
         observer = MetricsObserver(self.metrics)
         router = ExperimentRouter()
         experiment_observer = ExperimentObserver(ExperimentMetrics(self.metrics.registry), self.metrics)
-        self.experiments = ExperimentService(router, experiment_observer, self.manager)
+        self.experiments = ExperimentService(
+            router, experiment_observer, self.manager,
+            # With a config file, admin RPCs write it (the source every replica reads); without, memory only.
+            change_config=self.reloader.change_config if settings.model_config is not None else None,
+        )
+        request_ids = RequestIds(feedback_key(settings.feedback_key_file))  # shared key: any replica takes feedback
         self.feedback = FeedbackStore(
             settings.feedback_max_predictions, settings.feedback_max_age_seconds, [observer, experiment_observer],
-            self.metrics,
+            self.metrics, request_ids=request_ids,
         )
         self.dataplane = DataPlane(
-            self.manager, self.runner, router, observers=[observer, self.feedback, experiment_observer]
+            self.manager, self.runner, router, observers=[observer, self.feedback, experiment_observer],
+            request_ids=request_ids,
         )
         self.health = HealthReporter(self.manager, list(SERVICE_NAMES))
         self.manager.on_change.append(self.health.on_change)
@@ -105,7 +113,10 @@ class DigitsServer:
         describe_server(self.metrics, s)
         await self.manager.reload()
         await self.health.refresh()
-        self.experiments.load_config(self.reloader.config.experiments)
+        self.experiments.sync(self.reloader.config)  # a bad experiments list stops the server here
+        self.reloader.listeners += [self.experiments.sync, self._publish_config_hash]
+        self.experiments.router.on_change.append(lambda *_: self._publish_config_hash(self.reloader.config))
+        self._publish_config_hash(self.reloader.config)
         options = [
             ("grpc.max_receive_message_length", s.max_message_bytes),
             ("grpc.max_send_message_length", s.max_message_bytes),
@@ -157,6 +168,10 @@ class DigitsServer:
             await self.runner.close()
         await self.manager.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def _publish_config_hash(self, config: ServingConfig) -> None:
+        """digits_config_info{hash}: the models' config and the experiments in force."""
+        self.metrics.set_config_hash(config_hash(config, self.experiments.config_entries()))
 
     def _forget_unloaded(self, slot: VersionSlot) -> None:
         """Close the batcher of a version once it is unloaded."""

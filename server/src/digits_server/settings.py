@@ -49,8 +49,15 @@ class Settings:
     max_message_bytes: int = _setting(16 * 1024 * 1024, "largest gRPC message accepted or sent")
     grace_seconds: float = _setting(10.0, "how long in-flight calls may finish after SIGTERM")
     compute_threads: int = _setting(2, "threads that run model calls off the event loop")
-    feedback_max_predictions: int = _setting(100_000, "most recent predictions remembered for the Feedback RPC (0 = none)")
+    feedback_max_predictions: int = _setting(
+        100_000, "most recent predictions remembered for the Feedback RPC under client-chosen ids, and most "
+        "feedback labels remembered to refuse a second one for the same image (0 = none)",
+    )
     feedback_max_age_seconds: float = _setting(3600.0, "how long a prediction can still receive feedback")
+    feedback_key_file: Path | None = _setting(
+        None, "file holding the HMAC key that signs request ids (>= 16 bytes), shared by every replica so any "
+        "of them takes feedback (or the key itself in env DIGITS_SERVER_FEEDBACK_KEY); none: a random key per process",
+    )
     runtime: str = _setting(
         "auto", "what computes: auto (tflite for single images if exported, XLA for batches), savedmodel, xla, tflite"
     )

@@ -3,7 +3,7 @@
     digits ab create NAME --arm lstm=50 --arm gru=50 [--shadow 10]
     digits ab update NAME [--arm lstm=80] [--shadow P] [--pause | --resume]
     digits ab list | delete NAME
-    digits ab report NAME [--json]
+    digits ab report NAME [--json] [--prometheus URL [--since DURATION]]
     digits ab run --data FILE.npz --experiment NAME [--rate 200] [--duration 60 | --count N] [--keys 100]
     digits ab rollout NAME [--candidate ARM] [--steps 5,10,25,50] [--margin 0] [--horizon 5000]
 
@@ -72,6 +72,12 @@ def add_parser(subparsers: Any) -> None:
     report.add_argument("--json", action="store_true", help="print the ExperimentReport as JSON")
     report.add_argument("--fixed-horizon", action="store_true",
                         help="verdicts from the fixed-horizon tests (valid for one look at a planned size only)")
+    report.add_argument("--prometheus", metavar="URL",
+                        help="the whole fleet's report: counts summed over every replica Prometheus scrapes "
+                             "(arms from --target; needs scipy: pip install 'digits-client[stats]')")
+    report.add_argument("--since", metavar="DURATION",
+                        help="with --prometheus: counts of the last DURATION (PromQL, e.g. 1h) by increase(); "
+                             "default: everything the replicas counted")
     report.set_defaults(handler=_report)
 
     run = commands.add_parser("run", help="replay labelled digits as live traffic, then report",
@@ -147,13 +153,34 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    if args.since and not args.prometheus:
+        raise UsageError("--since needs --prometheus")
     with make_client(args) as client:
-        report = client.experiment_report(args.name, verdict_basis="fixed-horizon" if args.fixed_horizon else "")
+        if args.prometheus:
+            report = _fleet_report(args, client)
+        else:
+            report = client.experiment_report(args.name, verdict_basis="fixed-horizon" if args.fixed_horizon else "")
     if args.json:
         print_json(json_format.MessageToDict(report, preserving_proto_field_name=True))
     else:
         print(ab_output.render_text(report))
     return 0
+
+
+def _fleet_report(args: argparse.Namespace, client: Any) -> Any:
+    """The report from Prometheus' sums over the fleet; the arms come from the server's ListExperiments."""
+    from digits.experiments.fleet_report import PrometheusError, fleet_report
+
+    found = {e.name: e for e in client.list_experiments()}
+    if args.name not in found:
+        raise UsageError(f"name: no experiment '{args.name}' at {client.target} "
+                         f"(experiments: {', '.join(sorted(found)) or 'none'})")
+    try:
+        return fleet_report(args.prometheus, found[args.name], args.since)
+    except ModuleNotFoundError as exc:
+        raise UsageError(f"--prometheus needs {exc.name}: pip install 'digits-client[stats]'") from None
+    except (PrometheusError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -75,6 +75,7 @@ def config_from_args(args: argparse.Namespace) -> bench.BenchConfig:
             warmup=args.warmup, window=args.window, model=name, version=version, label=label,
             experiment=args.experiment or "", timeout=conn.timeout, token=conn.token,
             tls_ca=conn.tls_ca, tls_cert=conn.tls_cert, tls_key=conn.tls_key, protocol=args.protocol,
+            lb_policy=conn.lb_policy,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None

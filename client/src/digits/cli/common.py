@@ -13,7 +13,7 @@ from typing import Any, TextIO, TypeAlias
 import numpy as np
 
 from digits.aio import AsyncDigitsClient
-from digits.channel import DEFAULT_TARGET, TARGET_ENV
+from digits.channel import DEFAULT_TARGET, LB_POLICIES, TARGET_ENV, balanced_target
 from digits.client import DigitsClient
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
 TOKEN_ENV = "DIGITS_TOKEN"
 TOKEN_FILE_ENV = "DIGITS_TOKEN_FILE"
 TIMEOUT_ENV = "DIGITS_TIMEOUT"
+LB_POLICY_ENV = "DIGITS_LB_POLICY"
 TLS_ENVS = {"tls_ca": "DIGITS_TLS_CA", "tls_cert": "DIGITS_TLS_CERT", "tls_key": "DIGITS_TLS_KEY"}
 DEFAULT_TIMEOUT = 10.0
 
@@ -87,7 +88,11 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connection")
     S = argparse.SUPPRESS
     group.add_argument("--target", default=S, metavar="HOST:PORT",
-                       help=f"server address (env {TARGET_ENV}, default {DEFAULT_TARGET})")
+                       help=f"server address (env {TARGET_ENV}, default {DEFAULT_TARGET}); several servers: "
+                            "dns:///NAME:PORT, ipv4:IP:P1,IP:P2 or HOST:P1,HOST:P2")
+    group.add_argument("--lb-policy", choices=LB_POLICIES, default=S,
+                       help=f"how calls spread over a target's servers (env {LB_POLICY_ENV}; default round_robin "
+                            "for several servers or dns:///, pick_first for one)")
     group.add_argument("--timeout", type=positive_float, default=S, metavar="S",
                        help=f"deadline of each call in seconds (env {TIMEOUT_ENV}, default {DEFAULT_TIMEOUT:g})")
     group.add_argument("--token-file", default=S, metavar="FILE",
@@ -121,12 +126,14 @@ class Connection:
     tls_ca: str | None
     tls_cert: str | None
     tls_key: str | None
+    lb_policy: str | None = None
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for DigitsClient / AsyncDigitsClient."""
         return {
             "target": self.target, "timeout": self.timeout, "token": self.token,
             "tls_ca": self.tls_ca, "tls_cert": self.tls_cert, "tls_key": self.tls_key,
+            "lb_policy": self.lb_policy,
         }
 
 
@@ -158,7 +165,12 @@ def connection(args: argparse.Namespace, environ: dict[str, str] | None = None) 
     for key, path in tls.items():
         if path is not None and not Path(path).is_file():
             raise UsageError(f"--{key.replace('_', '-')}: no such file: {path}")
-    return Connection(target, timeout, token, **tls)
+    lb_policy = getattr(args, "lb_policy", None) or env.get(LB_POLICY_ENV) or None
+    try:
+        balanced_target(target, lb_policy)  # an unknown policy or unresolvable host list: a usage error
+    except ValueError as exc:
+        raise UsageError(str(exc).replace("lb_policy:", f"--lb-policy / {LB_POLICY_ENV}:")) from None
+    return Connection(target, timeout, token, **tls, lb_policy=lb_policy)
 
 
 def make_client(args: argparse.Namespace) -> DigitsClient:

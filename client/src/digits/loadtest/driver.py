@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import grpc
 import numpy as np
 
-from digits.channel import auth_metadata, channel_credentials, channel_options
+from digits.channel import auth_metadata, balanced_target, channel_credentials, channel_options
 from digits.loadtest.stats import Recorder
 from digits.v1 import digits_pb2 as pb
 
@@ -56,6 +56,7 @@ class BenchConfig:
     tls_key: str | None = None
     max_outstanding: int = 10_000  # open loop: requests beyond this many in flight are dropped
     protocol: str = "digits.v1"  # or "v2": Open Inference Protocol ModelInfer (unary and batch modes)
+    lb_policy: str | None = None  # None: round_robin for several servers (dns:///, address lists), else pick_first
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -143,11 +144,12 @@ def _v2_request(config: BenchConfig, pixels: np.ndarray, i: int) -> bytes:
 
 
 def _open_channel(config: BenchConfig) -> grpc.aio.Channel:
-    options = channel_options()
+    target, balancing = balanced_target(config.target, config.lb_policy)  # one channel, calls spread over servers
+    options = channel_options() + balancing
     credentials = channel_credentials(config.tls_ca, config.tls_cert, config.tls_key)
     if credentials is None:
-        return grpc.aio.insecure_channel(config.target, options=options)
-    return grpc.aio.secure_channel(config.target, credentials, options=options)
+        return grpc.aio.insecure_channel(target, options=options)
+    return grpc.aio.secure_channel(target, credentials, options=options)
 
 
 class _Clock:

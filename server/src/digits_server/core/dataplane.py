@@ -8,9 +8,7 @@ batched), the router (A/B experiments) and the observers (metrics, live accuracy
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import os
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -27,20 +25,9 @@ from digits_server.core.domain import (
 from digits_server.core.errors import ModelNotFound
 from digits_server.core.manager import ModelManager
 from digits_server.core.model_runner import ModelRunner
+from digits_server.core.request_ids import RequestIds
 
 log = logging.getLogger(__name__)
-
-
-_request_ids = itertools.count()
-_request_id_prefix: list[str] = []
-
-
-def new_request_id() -> str:
-    """A fresh server-made request id: 32 hex digits, a random per-process prefix and a counter
-    (unique like a uuid4, without its system call and object per request)."""
-    if not _request_id_prefix:
-        _request_id_prefix.append(os.urandom(8).hex())
-    return f"{_request_id_prefix[0]}{next(_request_ids):016x}"
 
 
 class Router(Protocol):
@@ -77,8 +64,10 @@ class DataPlane:
         router: Router | None = None,
         observers: Sequence[PredictionObserver] = (),
         max_shadows_in_flight: int = 64,
+        request_ids: RequestIds | None = None,
     ) -> None:
         self.manager = manager
+        self.request_ids = request_ids if request_ids is not None else RequestIds()  # signs server-made ids
         self.runner = runner
         self.router: Router = router if router is not None else NoExperiments()
         self.observers: list[PredictionObserver] = list(observers)
@@ -103,11 +92,13 @@ class DataPlane:
         with self.manager.lease(selector) as model:  # held: the version is not unloaded mid-call
             call.model, call.version = model.name, str(model.version)
             probabilities, timings = await self.runner.run(model, images, deadline)
+        digits = probabilities.argmax(axis=1)
+        served_by = ServedBy(model.name, model.version, experiment, arm)
         outcome = BatchOutcome(
-            digits=probabilities.argmax(axis=1),
+            digits=digits,
             probabilities=probabilities,
-            served_by=ServedBy(model.name, model.version, experiment, arm),
-            request_id=request_id or new_request_id(),
+            served_by=served_by,
+            request_id=request_id or self.request_ids.issue(served_by, digits, true_labels),
         )
         self.notify(
             PredictionEvent(

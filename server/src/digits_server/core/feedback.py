@@ -1,7 +1,16 @@
-"""The feedback store: recent predictions remembered by request id, so that a true digit
-learned later (the Feedback RPC) is counted against the model version that actually served.
+"""The feedback store: turns a true digit learned later (the Feedback RPC) into a FeedbackEvent
+counted against the model version (and experiment arm) that actually served.
 
-Bounded two ways, both settings: at most `max_predictions` images are remembered (the
+Server-made request ids are signed (`request_ids`): they carry the model, version, experiment,
+arm and each image's predicted digit, so any replica sharing the key accepts their feedback and
+nothing is remembered per prediction. What is remembered for them is which images received
+feedback *at this replica* (the seen memory: at most `max_predictions` labels, each only until
+its id expires), so a second label for one image here is ALREADY_EXISTS. A duplicate sent to
+another replica is accepted there once: an image can be counted at most once per replica within
+the id's lifetime (`max_age_seconds`).
+
+Client-chosen request ids cannot carry anything: their predictions are remembered here, and
+only this replica takes their feedback. That memory is bounded two ways, both settings: at most `max_predictions` images are remembered (the
 oldest requests are forgotten first) and none for longer than `max_age_seconds`. Request ids
 longer than MAX_REQUEST_ID_CHARS are not remembered, so memory stays bounded under any traffic.
 Each image can be labelled once: a label sent with the request, or one feedback. A reused
@@ -21,6 +30,7 @@ import numpy as np
 
 from digits_server.core.domain import FeedbackEvent, FeedbackObserver, PredictionEvent, ServedBy
 from digits_server.core.errors import AlreadyExists, InvalidInput, RequestNotFound
+from digits_server.core.request_ids import LABELLED_IN_REQUEST, RequestIds, SignedPrediction, is_signed
 from digits_server.observability.metrics import ServerMetrics
 
 log = logging.getLogger(__name__)
@@ -51,14 +61,18 @@ class FeedbackStore:
         listeners: Sequence[FeedbackObserver] = (),
         metrics: ServerMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        request_ids: RequestIds | None = None,
     ) -> None:
         self.max_predictions = max_predictions
+        self.request_ids = request_ids if request_ids is not None else RequestIds()
         self.max_age_seconds = max_age_seconds
         self.listeners: list[FeedbackObserver] = list(listeners)
         self._metrics = metrics
         self._clock = clock
         self._entries: OrderedDict[str, _Remembered] = OrderedDict()  # oldest first
         self._held = 0
+        self._seen: OrderedDict[bytes, _Seen] = OrderedDict()  # signed ids with feedback here, oldest first
+        self._seen_labels = 0
         self._lock = threading.Lock()
 
     @property
@@ -70,6 +84,8 @@ class FeedbackStore:
         """PredictionObserver: remember a live request's predictions under its request id."""
         count = len(event.digits)
         if event.shadow or not event.request_id or len(event.request_id) > MAX_REQUEST_ID_CHARS:
+            return
+        if is_signed(event.request_id):  # the id carries the prediction itself
             return
         if count == 0 or count > self.max_predictions:
             return
@@ -95,12 +111,29 @@ class FeedbackStore:
         """Record the true digit of image `index` of an earlier request and tell the listeners.
 
         RequestNotFound: unknown, expired or forgotten request id. AlreadyExists: that image was labelled
-        already (in its request or by an earlier feedback). InvalidInput: index out of range.
+        already (in its request or by an earlier feedback here). InvalidInput: index out of range,
+        or a signed id that is malformed, forged or altered. Rejections are counted by reason.
         """
+        try:
+            event = self._accept(request_id, index, true_label)
+        except (RequestNotFound, AlreadyExists, InvalidInput) as exc:
+            if self._metrics is not None:
+                self._metrics.count_feedback_rejected(_reason(exc))
+            raise
+        for listener in self.listeners:
+            try:
+                listener.observe_feedback(event)
+            except Exception:
+                log.exception("feedback listener %s failed", type(listener).__name__)
+        return event
+
+    def _accept(self, request_id: str, index: int, true_label: int) -> FeedbackEvent:
         with self._lock:
             self._evict(self._clock())
             held = self._held
             entry = self._entries.get(request_id)
+            if entry is None and is_signed(request_id):
+                return self._accept_signed(request_id, index, true_label)
             if entry is None:
                 raise RequestNotFound(
                     f"request_id: no remembered prediction '{request_id[:MAX_REQUEST_ID_CHARS]}' (unknown, older than "
@@ -119,12 +152,48 @@ class FeedbackStore:
             event = FeedbackEvent(entry.served_by, request_id, index, entry.digits[index], true_label)
         if self._metrics is not None:
             self._metrics.set_feedback_held(held)
-        for listener in self.listeners:
-            try:
-                listener.observe_feedback(event)
-            except Exception:
-                log.exception("feedback listener %s failed", type(listener).__name__)
         return event
+
+    def _accept_signed(self, request_id: str, index: int, true_label: int) -> FeedbackEvent:
+        """Feedback for a signed id (lock held): verify, check age, index and this replica's seen memory."""
+        signed = self.request_ids.verify(request_id)
+        shown = request_id[:48] + ("..." if len(request_id) > 48 else "")
+        age = self.request_ids.age(signed)
+        if age > self.max_age_seconds:
+            raise RequestNotFound(f"request_id: '{shown}' expired: issued {age:.0f}s ago, feedback is taken for "
+                           f"{self.max_age_seconds:g}s")
+        if index >= len(signed.nibbles):
+            raise InvalidInput(f"index: request '{shown}' has {len(signed.nibbles)} prediction(s), got index {index}")
+        predicted = signed.nibbles[index]
+        if predicted == LABELLED_IN_REQUEST:
+            raise AlreadyExists(f"request_id: '{shown}' index {index} was labelled in its request already")
+        if predicted > 9:
+            raise InvalidInput(f"request_id: '{shown}' index {index} holds no digit")
+        self._remember_seen(signed, index, shown)
+        return FeedbackEvent(signed.served_by, request_id, index, predicted, true_label)
+
+    def _remember_seen(self, signed: SignedPrediction, index: int, shown: str) -> None:
+        """Mark image `index` of a signed id as labelled here; AlreadyExists if it was (lock held)."""
+        seen = self._seen.get(signed.mac)
+        if seen is None:
+            seen = self._seen[signed.mac] = _Seen(signed.issued_at)
+        elif seen.indices >> index & 1:
+            raise AlreadyExists(f"request_id: '{shown}' index {index} has received feedback already")
+        seen.indices |= 1 << index
+        self._seen_labels += 1
+        seen.count += 1
+        now = self.request_ids.now()
+        while self._seen:
+            oldest = next(iter(self._seen.values()))
+            if self._seen_labels <= self.max_predictions and now - oldest.issued_at <= self.max_age_seconds:
+                break
+            _, gone = self._seen.popitem(last=False)
+            self._seen_labels -= gone.count
+
+    @property
+    def seen_labels(self) -> int:
+        """Labels of signed ids remembered (to refuse a second one for the same image here)."""
+        return self._seen_labels
 
     def _evict(self, now: float) -> None:
         """Forget expired entries, then the oldest ones while over capacity (lock held)."""
@@ -147,3 +216,24 @@ class FeedbackStore:
         _, entry = self._entries.popitem(last=False)
         self._held -= len(entry.digits)
         return len(entry.digits)
+
+
+class _Seen:
+    """Which images of one signed id received feedback at this replica (a bit per index)."""
+
+    __slots__ = ("issued_at", "indices", "count")
+
+    def __init__(self, issued_at: int) -> None:
+        self.issued_at = issued_at
+        self.indices = 0
+        self.count = 0
+
+
+def _reason(exc: Exception) -> str:
+    """The digits_feedback_rejected_total reason of a refused feedback."""
+    text = str(exc)
+    if isinstance(exc, AlreadyExists):
+        return "duplicate"
+    if isinstance(exc, RequestNotFound):
+        return "expired" if "expired" in text else "unknown"
+    return "forged" if text.startswith("request_id:") else "invalid_index"

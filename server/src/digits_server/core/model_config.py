@@ -10,13 +10,23 @@
 
 Parsing is strict: an unknown key or a bad value raises ConfigError naming its path
 (`models.lstm.version_policy.latest`), so typos are caught at startup or on reload.
+
+The file is the one source of truth a fleet of replicas shares: `save_config` writes it
+atomically (a temporary file in the same directory, renamed over it) and `update_config` does a
+read-modify-write under a lock file beside it. A symlinked path (a Kubernetes ConfigMap mounted
+as a directory: `name -> ..data/name`) is read through the link on every read, so the kubelet's
+swap of `..data` is seen at the next read; writing one fails (read-only), which callers report.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -70,48 +80,6 @@ def load_config(path: Path | None) -> ServingConfig:
     return parse_config(text, json_syntax=Path(path).suffix.lower() == ".json", origin=str(path))
 
 
-def config_document(config: ServingConfig) -> dict[str, Any]:
-    """The config as the plain mapping the file holds (parse_config reads it back unchanged)."""
-    models: dict[str, Any] = {}
-    for name, model in config.models.items():
-        entry: dict[str, Any] = {}
-        policy = model.policy
-        if policy != VersionPolicy():
-            entry["version_policy"] = (
-                "all" if policy.kind == "all"
-                else {"latest": policy.count} if policy.kind == "latest"
-                else {"specific": list(policy.versions)}
-            )
-        if model.labels:
-            entry["labels"] = dict(model.labels)
-        models[name] = entry
-    return {"models": models, "experiments": list(config.experiments)}
-
-
-def save_config(path: Path, config: ServingConfig) -> None:
-    """Write the config file atomically (a temporary file in the same folder, then os.replace), so
-    a replica polling it reads the old file or the new one, never half of one. YAML, or JSON by
-    the `.json` suffix."""
-    path = Path(path)
-    document = config_document(config)
-    if path.suffix.lower() == ".json":
-        text = json.dumps(document, indent=2) + "\n"
-    else:
-        import yaml
-
-        text = yaml.safe_dump(document, sort_keys=False)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def with_label(config: ServingConfig, model: str, label: str, version: int) -> ServingConfig:
     """The config with `label` of `model` pointing at `version` (other labels and keys unchanged)."""
     models = dict(config.models)
@@ -140,6 +108,98 @@ def parse_config(text: str, json_syntax: bool = False, origin: str = "model conf
     experiments = raw.get("experiments") or []
     _expect(isinstance(experiments, list), "experiments", "must be a list")
     return ServingConfig(models=models, experiments=list(experiments))
+
+
+def config_to_raw(config: ServingConfig) -> dict[str, Any]:
+    """The config as the plain mapping its file holds (`parse_config` of its dump gives it back)."""
+    models: dict[str, Any] = {}
+    for name, model in sorted(config.models.items()):
+        entry: dict[str, Any] = {}
+        policy = model.policy
+        if policy.kind == "all":
+            entry["version_policy"] = "all"
+        elif policy.kind == "specific":
+            entry["version_policy"] = {"specific": list(policy.versions)}
+        elif policy.count != 1:
+            entry["version_policy"] = {"latest": policy.count}
+        if model.labels:
+            entry["labels"] = dict(sorted(model.labels.items()))
+        models[name] = entry
+    return {"models": models, "experiments": list(config.experiments)}
+
+
+def config_hash(config: ServingConfig, experiments: list[Any] | None = None) -> str:
+    """16 hex digits of SHA-256 over the config's canonical JSON (formatting and comments do not count).
+
+    `experiments` replaces the file's list (the experiments in force, when they were changed in memory)."""
+    raw = config_to_raw(config)
+    if experiments is not None:
+        raw["experiments"] = experiments
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def save_config(path: Path, config: ServingConfig) -> None:
+    """Write the config atomically: a temporary file in the target's directory, fsynced, renamed over it.
+
+    A symlink is followed (its target is replaced, the link kept). OSError when the directory is
+    not writable (a ConfigMap, a read-only volume): callers turn it into a ConfigError."""
+    target = Path(os.path.realpath(path))
+    raw = config_to_raw(config)
+    if target.suffix.lower() == ".json":
+        text = json.dumps(raw, indent=2) + "\n"
+    else:
+        import yaml
+
+        text = yaml.safe_dump(raw, sort_keys=False, default_flow_style=None)
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(OSError):
+            os.chmod(temporary, os.stat(target).st_mode & 0o777)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    with contextlib.suppress(OSError):  # the rename itself durable
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on `.<name>.lock` beside the (resolved) config file, across processes."""
+    target = Path(os.path.realpath(path))
+    with open(target.parent / f".{target.name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def update_config(path: Path, change: Callable[[ServingConfig], ServingConfig]) -> ServingConfig:
+    """Read the file, apply `change`, write it back atomically, under the lock; returns the new config.
+
+    ConfigError naming the file when it cannot be written (nothing changed then); `change`'s own
+    exceptions pass through."""
+    try:
+        with _locked(path):
+            new = change(load_config(path))
+            save_config(path, new)
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot write the model config ({exc.strerror or exc}); experiments are kept in that "
+            "file, so change them there (e.g. in its ConfigMap): no replica was changed"
+        ) from None
+    return new
 
 
 def _model(name: str, raw: Any) -> ModelConfig:

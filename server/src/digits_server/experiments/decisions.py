@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from digits_server.experiments import sequential as seq
 from digits_server.experiments.observer import ArmTraffic, ExperimentCounts
-from digits_server.experiments.statistics import PairedOutcomes
+from digits.experiments.statistics import PairedOutcomes
 
 LATENCY_TOLERANCE = 0.5  # candidate mean latency <= 1.5 x the baseline's
 ERROR_TOLERANCE = 0.01  # candidate error rate <= the baseline's + 1 point

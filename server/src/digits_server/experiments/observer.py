@@ -15,10 +15,10 @@ from itertools import combinations
 
 import numpy as np
 
+from digits.experiments.statistics import PairedOutcomes
 from digits_server.core.domain import FeedbackEvent, PredictionEvent
 from digits_server.experiments.router import Experiment
 from digits_server.experiments.sequential import Running
-from digits_server.experiments.statistics import PairedOutcomes
 from digits_server.observability.metrics import PAIRED_OUTCOMES, ExperimentMetrics, ServerMetrics
 
 
@@ -136,6 +136,8 @@ class ExperimentObserver:
         elif name not in self._counts:
             baseline = arm_traffic(self.requests, name) if self.requests is not None else {}
             self._counts[name] = ExperimentCounts.start(experiment, baseline)
+            if self.metrics is not None:  # series at 0 from creation: the fleet's increase() sees the first counts
+                self.metrics.start_experiment(name, self._counts[name].arm_order)
 
     def counts(self, name: str) -> ExperimentCounts | None:
         """What has been counted for an experiment (None when it is not live)."""

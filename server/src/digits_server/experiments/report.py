@@ -11,10 +11,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
+from digits.experiments import statistics as stats
+from digits.experiments.verdict import ALPHA, POWER, format_p, verdict
 from digits_server.core.domain import ModelSelector
 from digits_server.core.errors import InvalidInput
 from digits_server.experiments import decisions
-from digits_server.experiments import statistics as stats
 from digits_server.experiments.observer import ArmTraffic, ExperimentCounts
 from digits_server.experiments.router import Experiment
 
@@ -22,10 +23,11 @@ LATENCY_SOURCE = (
     "server histogram digits_request_duration_seconds (in-server RPC time) since the experiment "
     "was created, interpolated within buckets like PromQL histogram_quantile"
 )
-ALPHA = 0.05
-POWER = 0.8
 ALWAYS_VALID = "always-valid"
 FIXED_HORIZON = "fixed-horizon"
+
+__all__ = ["ALPHA", "ALWAYS_VALID", "FIXED_HORIZON", "POWER", "ArmResult", "PairResult", "Report",
+           "always_valid_verdict", "build_report", "format_p", "verdict"]
 
 
 @dataclass(frozen=True)
@@ -149,11 +151,6 @@ def build_report(
     return Report(experiment, tuple(arms), tuple(pairs), guardrails=tuple(guards), decisions=tuple(recorded))
 
 
-def format_p(p: float) -> str:
-    """'p < 0.001' or 'p = 0.042'."""
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
 def always_valid_verdict(
     arm_a: str, arm_b: str, valid: decisions.AlwaysValid, breached: Sequence[decisions.Guardrail]
 ) -> str:
@@ -170,16 +167,3 @@ def always_valid_verdict(
                 f"(Holm-adjusted, {valid.test})")
     return f"no difference shown yet (always-valid {format_p(valid.p_holm)}, {valid.test}); a - b in {interval}"
 
-
-def verdict(arm_a: str, arm_b: str, comparison: stats.Comparison) -> str:
-    """The comparison in plain words, e.g. 'lstm beats rnn by 4.1 points, p < 0.001 (z-test)'."""
-    if not comparison.test:
-        return "no labelled traffic yet: send true labels (or Feedback) to compare accuracy"
-    if comparison.significant:
-        winner, loser = (arm_a, arm_b) if comparison.difference > 0 else (arm_b, arm_a)
-        points = abs(comparison.difference) * 100
-        return f"{winner} beats {loser} by {points:.1f} points, {format_p(comparison.p_value)} ({comparison.test})"
-    return (
-        f"no significant difference yet ({format_p(comparison.p_value)}, {comparison.test}); about "
-        f"{comparison.more_needed_per_arm:,} more labelled requests per arm needed for {POWER:.0%} power"
-    )

@@ -176,24 +176,7 @@ class ExperimentRouter:
         an arm's model cannot change (delete and re-create the experiment for that).
         `shadow_percent` and `paused` change unless None (an `Experiment` sets both).
         """
-        current = self.get(change.name)
-        weights = {a.name: a.weight for a in current.arms}
-        for i, arm in enumerate(change.arms):
-            old = current.arm(arm.name) if arm.name in weights else None
-            if old is None:
-                raise InvalidInput(f"arms[{i}].name: experiment '{current.name}' has no arm '{arm.name}' "
-                                   f"(arms: {current.arm_names()}); arms cannot be added by an update")
-            if arm.model.name and arm.model != old.model:
-                raise InvalidInput(f"arms[{i}].model: an update cannot change an arm's model; "
-                                   "leave it empty, or delete and re-create the experiment")
-            weights[arm.name] = arm.weight
-        updated = replace(
-            current,
-            arms=tuple(replace(a, weight=weights[a.name]) for a in current.arms),
-            shadow_percent=current.shadow_percent if change.shadow_percent is None else change.shadow_percent,
-            paused=current.paused if change.paused is None else change.paused,
-        )
-        return self._set(validate(updated))
+        return self._set(merged(self.get(change.name), change))
 
     def delete(self, name: str) -> Experiment:
         """Remove an experiment; NotFound when there is none by that name."""
@@ -210,6 +193,30 @@ class ExperimentRouter:
     def _notify(self, name: str, experiment: Experiment | None) -> None:
         for callback in self.on_change:
             callback(name, experiment)
+
+
+def merged(current: Experiment, change: ExperimentChange | Experiment) -> Experiment:
+    """`current` with `change`'s weights (by arm name), shadow percentage and paused flag (unless
+    None: kept); validated.
+
+    InvalidInput for an arm `current` lacks or an attempt to change an arm's model."""
+    weights = {a.name: a.weight for a in current.arms}
+    for i, arm in enumerate(change.arms):
+        old = current.arm(arm.name) if arm.name in weights else None
+        if old is None:
+            raise InvalidInput(f"arms[{i}].name: experiment '{current.name}' has no arm '{arm.name}' "
+                               f"(arms: {current.arm_names()}); arms cannot be added by an update")
+        if arm.model.name and arm.model != old.model:
+            raise InvalidInput(f"arms[{i}].model: an update cannot change an arm's model; "
+                               "leave it empty, or delete and re-create the experiment")
+        weights[arm.name] = arm.weight
+    updated = replace(
+        current,
+        arms=tuple(replace(a, weight=weights[a.name]) for a in current.arms),
+        shadow_percent=current.shadow_percent if change.shadow_percent is None else change.shadow_percent,
+        paused=current.paused if change.paused is None else change.paused,
+    )
+    return validate(updated)
 
 
 def check_models(experiment: Experiment, resolve: Callable[[ModelSelector], Any], field: str = "arms") -> None:

@@ -129,6 +129,12 @@ class ServerMetrics:
             "Predictions forgotten by the feedback store, by reason (capacity or age).",
             ["reason"], registry=r,
         )
+        self.feedback_rejected = Counter(
+            "digits_feedback_rejected_total",
+            "Feedback refused, by reason: forged (signed id malformed, forged or altered), expired, unknown "
+            "(client-chosen id not remembered here), duplicate (image labelled already here), invalid_index.",
+            ["reason"], registry=r,
+        )
         self.model_state = Gauge(
             "digits_model_state", "1 for the state a model version is in, 0 for the others.", [*cell, "state"],
             registry=r,
@@ -155,6 +161,11 @@ class ServerMetrics:
         )
         self.build_info = Info("digits_build", "Versions of the server and the libraries it runs on.", registry=r)
         self.server_info = Info("digits_server", "How this server is configured.", registry=r)
+        self.config_info = Info(
+            "digits_config",
+            "Hash of the model/experiment config in force; replicas of one fleet should all show the same.",
+            registry=r,
+        )
 
     def _child(self, metric: MetricWrapperBase, *values: str) -> Any:
         """`metric.labels(*values)`, cached: prometheus_client's labels() (label checks, a lock,
@@ -245,6 +256,10 @@ class ServerMetrics:
         """Predictions the feedback store forgot (reason: capacity or age)."""
         self.feedback_evicted.labels(reason).inc(predictions)
 
+    def count_feedback_rejected(self, reason: str) -> None:
+        """A Feedback call refused (reason: forged, expired, unknown, duplicate, invalid_index)."""
+        self.feedback_rejected.labels(reason).inc()
+
     # Model lifecycle ------------------------------------------------------------------------
 
     def set_model_state(self, model: str, version: str, state: str) -> None:
@@ -290,6 +305,10 @@ class ServerMetrics:
         """Build versions and configuration (process_start_time_seconds tells when it started)."""
         self.build_info.info(dict(build))
         self.server_info.info(dict(config))
+
+    def set_config_hash(self, digest: str) -> None:
+        """The hash of the model/experiment config now in force (digits_config_info{hash})."""
+        self.config_info.info({"hash": digest})
 
 
 # --- A/B experiments: per-arm accuracy, shadow agreement, paired outcomes (experiment_observer.py) ---
@@ -345,6 +364,19 @@ class ExperimentMetrics:
             ["experiment", "decision"], registry=registry,
         )
         self._looked: dict[str, set[tuple[Any, tuple[str, ...]]]] = {}  # series to drop with the experiment
+
+    def start_experiment(self, experiment: str, arms: Sequence[str]) -> None:
+        """Create an experiment's series at 0 (arms in order: pairs are (earlier, later))."""
+        for arm in arms:
+            self.labelled.labels(experiment, arm)
+            self.correct.labels(experiment, arm)
+        for i, arm_a in enumerate(arms):
+            for arm_b in arms[i + 1:]:
+                for outcome in PAIRED_OUTCOMES:
+                    self.paired_outcomes.labels(experiment, arm_a, arm_b, outcome)
+                for primary, shadow in ((arm_a, arm_b), (arm_b, arm_a)):
+                    for agreement in ("agree", "disagree"):
+                        self.shadow_agreement.labels(experiment, primary, shadow, agreement)
 
     def count_labelled(self, experiment: str, arm: str, labelled: int, correct: int) -> None:
         """Labelled predictions an arm returned, and how many were right."""

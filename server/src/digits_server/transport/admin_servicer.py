@@ -37,19 +37,19 @@ class DigitsAdminServicer(pb_grpc.DigitsAdminServicer):
     async def CreateExperiment(
         self, request: pb.Experiment, context: grpc.aio.ServicerContext, call: CallRecord
     ) -> pb.Experiment:
-        return codec.experiment_message(self.experiments.create(codec.experiment(request)))
+        return codec.experiment_message(await self.experiments.create(codec.experiment(request)))
 
     @unary_rpc("UpdateExperiment")
     async def UpdateExperiment(
         self, request: pb.Experiment, context: grpc.aio.ServicerContext, call: CallRecord
     ) -> pb.Experiment:
-        return codec.experiment_message(self.experiments.update(codec.experiment_change(request)))
+        return codec.experiment_message(await self.experiments.update(codec.experiment_change(request)))
 
     @unary_rpc("DeleteExperiment")
     async def DeleteExperiment(
         self, request: pb.DeleteExperimentRequest, context: grpc.aio.ServicerContext, call: CallRecord
     ) -> pb.DeleteExperimentResponse:
-        self.experiments.delete(request.name)
+        await self.experiments.delete(request.name)
         return pb.DeleteExperimentResponse()
 
     @unary_rpc("SetVersionLabel")

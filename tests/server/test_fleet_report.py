@@ -1,0 +1,125 @@
+"""`digits ab report NAME --prometheus URL`: a real Prometheus scraping three real replicas; the
+fleet report's counts equal the sum of the replicas' own GetExperimentReport counts, and its
+statistics are those of the shared statistics module on the summed counts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from digits import DigitsClient
+from digits.cli import main as digits_cli
+from digits.experiments import statistics as stats
+from tests.fleet import ConfigMapDir, start_replicas, wait_for
+from tests.promproc import SERVER_JOB, free_port, start_prometheus, write_config
+from tests.tools import require_tool
+
+NAME = "fleet-ab"
+
+
+@pytest.fixture(scope="module")
+def fleet(model_repo: Path, tmp_path_factory: pytest.TempPathFactory):
+    config = ConfigMapDir(tmp_path_factory.mktemp("report-fleet") / "config", "experiments: []\n")
+    key = tmp_path_factory.mktemp("report-key") / "feedback.key"
+    key.write_text("another-fleet-key-0123456789")
+    replicas = start_replicas(model_repo, 3, "--model-config", str(config.path), "--poll-seconds", "1",
+                              "--feedback-key-file", str(key))
+    yield replicas
+    for replica in replicas:
+        assert replica.stop() == 0, replica.log()
+
+
+@pytest.fixture(scope="module")
+def prometheus(fleet, tmp_path_factory: pytest.TempPathFactory):
+    binary = require_tool("prometheus")
+    workdir = tmp_path_factory.mktemp("prometheus")
+    port = free_port()
+    path = write_config(workdir, fleet[0].metrics_port, port)
+    config = yaml.safe_load(path.read_text())
+    for job in config["scrape_configs"]:
+        if job["job_name"] == SERVER_JOB:
+            job["static_configs"] = [{"targets": [f"127.0.0.1:{r.metrics_port}" for r in fleet]}]
+    path.write_text(yaml.safe_dump(config))
+    process = start_prometheus(binary, path, workdir, port)
+    yield process
+    process.stop()
+
+
+def drive_traffic(fleet, images: np.ndarray, labels: np.ndarray) -> None:
+    """Labelled batches through every replica (several keys, so both arms serve), and feedback
+    for unlabelled ones sent to the next replica."""
+    for i, replica in enumerate(fleet):
+        with DigitsClient(replica.target, timeout=30) as client:
+            for k in range(6):
+                start = (i * 6 + k) % 30
+                client.classify_batch(images[start:start + 5], experiment=NAME, routing_key=f"user-{i}-{k}",
+                                      true_labels=[int(x) for x in labels[start:start + 5]])
+            unlabelled = client.classify_batch(images[:4], experiment=NAME, routing_key=f"feedback-{i}")
+        with DigitsClient(fleet[(i + 1) % 3].target, timeout=30) as other:
+            for index in range(4):
+                other.feedback(unlabelled.request_id, int(labels[index]), index=index)
+
+
+def summed(reports, field: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for report in reports:
+        for arm in report.arms:
+            out[arm.arm] = out.get(arm.arm, 0) + getattr(arm, field)
+    return out
+
+
+def test_the_fleet_report_equals_the_sum_of_the_replicas(fleet, prometheus, tiny_npz: Path, capsys) -> None:
+    with np.load(tiny_npz) as data:
+        images, labels = data["x_test"][:40], data["y_test"][:40].astype(int)
+    with DigitsClient(fleet[0].target, timeout=30) as client:
+        client.create_experiment(NAME, [("gru", 1), ("lstm", 1)], shadow_percent=50)
+    for replica in fleet:
+        wait_for(lambda r=replica: NAME in {e.name for e in DigitsClient(r.target).list_experiments()}, 30)
+    drive_traffic(fleet, images, labels)
+    reports = []
+    for replica in fleet:
+        with DigitsClient(replica.target, timeout=30) as client:
+            reports.append(client.experiment_report(NAME))
+    labelled, requests = summed(reports, "labelled"), summed(reports, "requests")
+    assert sum(labelled.values()) == 3 * (6 * 5 + 4) and len(labelled) == 2
+
+    def scraped() -> bool:
+        got = prometheus.query(f'sum(digits_experiment_labelled_predictions_total{{experiment="{NAME}"}})')
+        sent = prometheus.query(f'sum(digits_requests_total{{experiment="{NAME}"}})')
+        return got.get((), 0) == sum(labelled.values()) and sent.get((), 0) == sum(requests.values())
+
+    wait_for(scraped, 60, "Prometheus has scraped every replica's counts")
+    capsys.readouterr()
+    assert digits_cli(["--target", fleet[1].target, "ab", "report", NAME, "--prometheus", prometheus.url,
+                       "--json"]) == 0
+    fleet_report = json.loads(capsys.readouterr().out)
+    arms = {arm["arm"]: arm for arm in fleet_report["arms"]}
+    for field in ("labelled", "correct", "requests", "errors"):
+        expected = summed(reports, field)
+        assert {arm: int(arms[arm].get(field, 0)) for arm in expected} == expected, field
+    pair = fleet_report["pairs"][0]
+    for field in ("both_right", "only_a_right", "only_b_right", "both_wrong", "shadow_agree", "shadow_disagree"):
+        assert int(pair.get(field, 0)) == sum(getattr(r.pairs[0], field) for r in reports), field
+    a, b = arms["gru"], arms["lstm"]
+    paired = stats.PairedOutcomes(*(int(pair.get(f, 0)) for f in ("both_right", "only_a_right", "only_b_right",
+                                                                   "both_wrong")))
+    comparison = stats.compare(int(a.get("correct", 0)), int(a["labelled"]), int(b.get("correct", 0)),
+                               int(b["labelled"]), paired)
+    assert pair.get("z_test_p_value", 0.0) == pytest.approx(comparison.z_test_p)
+    assert pair.get("mcnemar_p_value", 0.0) == pytest.approx(comparison.mcnemar_p)
+    assert pair["verdict"] and int(pair.get("more_needed_per_arm", 0)) == comparison.more_needed_per_arm
+    low, high = stats.wilson_interval(int(a.get("correct", 0)), int(a["labelled"]))
+    assert (a["accuracy_low"], a["accuracy_high"]) == (pytest.approx(low), pytest.approx(high))
+    assert "summed over instances" in fleet_report["latency_source"]
+
+    assert digits_cli(["--target", fleet[2].target, "ab", "report", NAME, "--prometheus", prometheus.url,
+                       "--since", "10m"]) == 0  # the text form, over a window (increase() extrapolates)
+    text = capsys.readouterr().out
+    assert "gru" in text and "lstm" in text
+    assert digits_cli(["--target", fleet[2].target, "ab", "report", NAME, "--prometheus", prometheus.url,
+                       "--since", "ten minutes"]) == 2
+    assert "--since" in capsys.readouterr().err
