@@ -143,6 +143,8 @@ class Fleet:
     def restart(self, index: int) -> ServerProcess:
         """Start replica `index` again on the same ports (after it stopped)."""
         old = self.replicas[index]
+        if old.log_path.exists():  # keep the stopped run's log for diagnosis
+            old.log_path.rename(old.workdir / f"server-{time.time_ns()}.log")
         self.replicas[index] = start_replica(self.models, self.flags, old.port, old.metrics_port, old.workdir)
         return self.replicas[index]
 

@@ -49,6 +49,7 @@ def under_load(fleet: Fleet, tmp_path: Path, seconds: float, faults: Callable[[]
     """Run `digits bench --rate 200` through Envoy for `seconds`, call `faults` meanwhile (after 2 s of
     steady load); the bench's JSON summary plus Envoy's cluster counters over the run."""
     before = fleet.envoy.stats()
+    log_offset = fleet.envoy.log_path.stat().st_size
     bench = start_bench(fleet.envoy.target, "--rate", str(RATE), "--duration", str(seconds), "--warmup", "1",
                         "--model", "gru", "--timeout", "10", out=tmp_path / "bench.json")
     try:
@@ -60,6 +61,10 @@ def under_load(fleet: Fleet, tmp_path: Path, seconds: float, faults: Callable[[]
         result = bench_result(bench, tmp_path / "bench.json")
     assert covered, f"the load ({seconds:g} s) ended before the faults were over: give it longer"
     after = fleet.envoy.stats()
+    with open(fleet.envoy.log_path, "rb") as log:  # Envoy's access log: failed calls only
+        log.seek(log_offset)
+        result["envoy_failed_calls"] = [line for line in log.read().decode(errors="replace").splitlines()
+                                        if "grpc-status=" in line]
     result["envoy"] = {name.removeprefix("cluster.digits."): after[name] - before.get(name, 0) for name in after
                        if any(key in name for key in ("upstream_rq_retry", "upstream_cx_connect_fail",
                                                       "upstream_rq_pending_overflow", "upstream_rq_total",
@@ -74,6 +79,8 @@ def report(title: str, result: dict, **extra: object) -> None:
           f"{result['ok']} OK, {failed} failed {result['errors'] or ''}; "
           f"p50 {latency['p50']:.1f} ms, p99 {latency['p99']:.1f} ms, max {latency['max']:.1f} ms")
     print(f"  Envoy: {result['envoy']}")
+    for line in result["envoy_failed_calls"][:20]:
+        print(f"  Envoy access log: {line}")
     for name, value in extra.items():
         print(f"  {name}: {value}")
 
@@ -136,9 +143,9 @@ def test_a_replica_stopped_with_sigterm_fails_no_request(fleet: Fleet, tmp_path:
 def test_a_replica_killed_with_sigkill(fleet: Fleet, tmp_path: Path) -> None:
     """SIGKILL: connections reset mid-request, no NOT_SERVING first. Envoy retries the reset and
     refused requests on another replica; the failed requests are reported (target: none)."""
-    alive = [r for r in fleet.replicas if r.process.poll() is None]
-    assert len(alive) >= 2
-    victim = alive[0]
+    restore(fleet)  # the replica the previous test stopped comes back: kill one of three
+    alive = list(fleet.replicas)
+    victim = alive[1]
 
     def kill_one() -> None:
         victim.process.kill()
