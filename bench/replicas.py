@@ -31,10 +31,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from digits.loadtest import driver  # noqa: E402
-from digits.loadtest.stats import Recorder, summary  # noqa: E402
-from tests.envoyproc import start_envoy  # noqa: E402
-from tests.serverproc import start_server  # noqa: E402
+from digits.loadtest import driver
+from digits.loadtest.stats import Recorder, summary
+from tests.envoyproc import start_envoy
+from tests.serverproc import start_server
 
 ROUND_ROBIN = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

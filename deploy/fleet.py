@@ -24,7 +24,7 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "envoy"))
-import loopback  # noqa: E402  (deploy/envoy/loopback.py)
+import loopback
 
 
 def envoy_binary() -> str:

