@@ -100,8 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     repo = workdir / "models"
     shutil.copytree(args.models / args.cell, repo / args.cell)
     print(f"starting {max(counts)} replicas of {args.cell} ...", flush=True)
-    replicas = [start_server(repo, "--default-model", args.cell, "--poll-seconds", "0",
-                             workdir=workdir / f"replica-{i}") for i in range(max(counts))]
+    replicas = []
+    for i in range(max(counts)):
+        (workdir / f"replica-{i}").mkdir()
+        replicas.append(start_server(repo, "--default-model", args.cell, "--poll-seconds", "0",
+                                     workdir=workdir / f"replica-{i}"))
     rows = []
     try:
         time.sleep(15)  # let each replica's background XLA compilation finish before measuring
