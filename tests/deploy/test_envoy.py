@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.envoyproc import ENVOY_DIR, loopback_module, requests_per_replica, start_fleet, validate
-from tests.modelrepo import private_repo
+from tests.deploy.conftest import restore
+from tests.envoyproc import ENVOY_DIR, Fleet, loopback_module, requests_per_replica, validate
 
 ROUTES_TO_RETRY = ("/digits.v1.DigitClassifier/", "/inference.GRPCInferenceService/", "/tensorflow.serving.")
 
@@ -80,33 +80,26 @@ def test_inference_is_retried_admin_calls_are_not() -> None:
     assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
 
 
-@pytest.fixture(scope="module")
-def fleet_repo(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return private_repo(model_repo, tmp_path_factory.mktemp("fleet-models"), cells=("gru",))
-
-
-def test_every_replica_serves_requests_sent_through_envoy(fleet_repo: Path) -> None:
+def test_every_replica_serves_requests_sent_through_envoy(fleet: Fleet) -> None:
     """Three real replicas behind a real Envoy; one client channel (one connection, to Envoy):
     Envoy spreads the requests, not the connection, so every replica answers some."""
     from digits.v1 import digits_pb2 as pb
     from digits.v1 import digits_pb2_grpc
 
-    fleet = start_fleet(fleet_repo, 3, "--default-model", "gru", "--poll-seconds", "0")
-    try:
-        images = np.random.default_rng(0).integers(0, 256, (300, 28, 28), dtype=np.uint8)
-        with grpc.insecure_channel(fleet.envoy.target) as channel:
-            stub = digits_pb2_grpc.DigitClassifierStub(channel)
-            futures = [stub.Classify.future(pb.ClassifyRequest(model_spec=pb.ModelSpec(name="gru"),
-                                                               image=pb.Image(pixels=image.tobytes())), timeout=30)
-                       for image in images]
-            answers = [f.result() for f in futures]
-            models = stub.ListModels(pb.ListModelsRequest(), timeout=30)
-        assert all(a.served_by.model == "gru" and len(a.probabilities) == 10 for a in answers)
-        assert "gru" in {m.name for m in models.models}
-        counts = requests_per_replica(fleet)
-        print(f"\nClassify requests per replica through Envoy: {counts}")
-        assert sum(counts) == len(images)
-        assert all(count >= len(images) / 10 for count in counts), counts
-        assert len(fleet.envoy.healthy()) == 3
-    finally:
-        fleet.stop()
+    restore(fleet)
+    before = requests_per_replica(fleet)
+    images = np.random.default_rng(0).integers(0, 256, (300, 28, 28), dtype=np.uint8)
+    with grpc.insecure_channel(fleet.envoy.target) as channel:
+        stub = digits_pb2_grpc.DigitClassifierStub(channel)
+        futures = [stub.Classify.future(pb.ClassifyRequest(model_spec=pb.ModelSpec(name="gru"),
+                                                           image=pb.Image(pixels=image.tobytes())), timeout=30)
+                   for image in images]
+        answers = [f.result() for f in futures]
+        models = stub.ListModels(pb.ListModelsRequest(), timeout=30)
+    assert all(a.served_by.model == "gru" and len(a.probabilities) == 10 for a in answers)
+    assert "gru" in {m.name for m in models.models}
+    counts = [after - earlier for after, earlier in zip(requests_per_replica(fleet), before)]
+    print(f"\nClassify requests per replica through Envoy: {counts}")
+    assert sum(counts) == len(images)
+    assert all(count >= len(images) / 10 for count in counts), counts
+    assert len(fleet.envoy.healthy()) == 3

@@ -9,29 +9,17 @@ Slow (-m slow): a full rolling restart of the three replicas; SIGKILL and the re
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import pytest
 
-from tests.envoyproc import Fleet, bench_result, start_bench, start_fleet
-from tests.modelrepo import private_repo, publish_version, wait_for
+from tests.deploy.conftest import POLL_SECONDS, restore
+from tests.envoyproc import Fleet, bench_result, start_bench
+from tests.modelrepo import publish_version, wait_for
 
 RATE = 200
-POLL_SECONDS = 1.0
-GRACE_SECONDS = 5.0
-FLAGS = ("--default-model", "gru", "--poll-seconds", str(POLL_SECONDS), "--grace-seconds", str(GRACE_SECONDS))
-
-
-@pytest.fixture(scope="module")
-def fleet(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    repo = private_repo(model_repo, tmp_path_factory.mktemp("fleet-models"), cells=("gru",))
-    started = time.monotonic()
-    fleet = start_fleet(repo, 3, *FLAGS)
-    print(f"\n3 replicas + Envoy ready in {time.monotonic() - started:.1f} s")
-    yield fleet
-    fleet.stop()
 
 
 def served_version(target: str) -> int:
@@ -83,14 +71,6 @@ def report(title: str, result: dict, **extra: object) -> None:
         print(f"  Envoy access log: {line}")
     for name, value in extra.items():
         print(f"  {name}: {value}")
-
-
-def restore(fleet: Fleet) -> None:
-    """Bring back any replica a previous test stopped."""
-    for index, replica in enumerate(fleet.replicas):
-        if replica.process.poll() is not None:
-            fleet.restart(index)
-    fleet.wait_healthy()
 
 
 def test_a_new_version_reaches_every_replica_without_failed_requests(fleet: Fleet, tmp_path: Path) -> None:
