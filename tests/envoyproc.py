@@ -137,6 +137,13 @@ class Fleet:
         self.replicas[index] = start_replica(self.models, self.flags, old.port, old.metrics_port, old.workdir)
         return self.replicas[index]
 
+    def restore(self) -> None:
+        """Bring back any replica a previous test stopped; returns when Envoy routes to all of them."""
+        for index, replica in enumerate(self.replicas):
+            if replica.process.poll() is not None:
+                self.restart(index)
+        self.wait_healthy()
+
     def wait_healthy(self, count: int | None = None, timeout: float = 90.0) -> None:
         """Until Envoy's health checks see `count` (default: all) replicas healthy."""
         wanted = len(self.replicas) if count is None else count

@@ -1,5 +1,5 @@
 """One fleet for tests/deploy: three real replicas (GRU) sharing a private model repository, behind a
-real Envoy. Tests that stop replicas bring them back with `restore` before they need all three."""
+real Envoy. Tests that stop replicas bring them back with `Fleet.restore` before they need all three."""
 
 from __future__ import annotations
 
@@ -26,10 +26,3 @@ def fleet(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     yield fleet
     fleet.stop()
 
-
-def restore(fleet: Fleet) -> None:
-    """Bring back any replica a previous test stopped; returns when Envoy routes to all of them."""
-    for index, replica in enumerate(fleet.replicas):
-        if replica.process.poll() is not None:
-            fleet.restart(index)
-    fleet.wait_healthy()

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.deploy.conftest import restore
 from tests.envoyproc import ENVOY_DIR, Fleet, loopback_module, requests_per_replica, validate
 
 ROUTES_TO_RETRY = ("/digits.v1.DigitClassifier/", "/inference.GRPCInferenceService/", "/tensorflow.serving.")
@@ -86,7 +85,7 @@ def test_every_replica_serves_requests_sent_through_envoy(fleet: Fleet) -> None:
     from digits.v1 import digits_pb2 as pb
     from digits.v1 import digits_pb2_grpc
 
-    restore(fleet)
+    fleet.restore()
     before = requests_per_replica(fleet)
     images = np.random.default_rng(0).integers(0, 256, (300, 28, 28), dtype=np.uint8)
     with grpc.insecure_channel(fleet.envoy.target) as channel:

@@ -15,7 +15,6 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.deploy.conftest import POLL_SECONDS, restore
 from tests.envoyproc import Fleet, bench_result, start_bench
 from tests.modelrepo import publish_version, wait_for
 
@@ -74,7 +73,7 @@ def report(title: str, result: dict, **extra: object) -> None:
 
 
 def test_a_new_version_reaches_every_replica_without_failed_requests(fleet: Fleet, tmp_path: Path) -> None:
-    restore(fleet)
+    fleet.restore()
     current = max(served_version(r.target) for r in fleet.replicas)
     new = current + 1
     reached: dict[int, float] = {}
@@ -97,7 +96,7 @@ def test_a_new_version_reaches_every_replica_without_failed_requests(fleet: Flee
     result = under_load(fleet, tmp_path, 40, publish_and_wait)
     report(f"new version gru v{new} published", result,
            seconds_until_each_replica_served_it=[round(reached[i], 1) for i in sorted(reached)],
-           poll_seconds=POLL_SECONDS)
+           poll_seconds=fleet.flags[fleet.flags.index("--poll-seconds") + 1])
     assert served_version(fleet.envoy.target) == new
     assert result["errors"] == {} and result["ok"] == result["requests"] > 0
 
@@ -105,7 +104,7 @@ def test_a_new_version_reaches_every_replica_without_failed_requests(fleet: Flee
 def test_a_replica_stopped_with_sigterm_fails_no_request(fleet: Fleet, tmp_path: Path) -> None:
     """One step of a rolling restart: SIGTERM (health NOT_SERVING, new calls refused, in-flight ones
     finish) while Envoy keeps sending; its retries move what the stopping replica refuses."""
-    restore(fleet)
+    fleet.restore()
     victim = fleet.replicas[0]
     exit_code: list[int] = []
 
@@ -123,7 +122,7 @@ def test_a_replica_stopped_with_sigterm_fails_no_request(fleet: Fleet, tmp_path:
 def test_a_replica_killed_with_sigkill(fleet: Fleet, tmp_path: Path) -> None:
     """SIGKILL: connections reset mid-request, no NOT_SERVING first. Envoy retries the reset and
     refused requests on another replica; the failed requests are reported (target: none)."""
-    restore(fleet)  # the replica the previous test stopped comes back: kill one of three
+    fleet.restore()  # the replica the previous test stopped comes back: kill one of three
     alive = list(fleet.replicas)
     victim = alive[1]
 
@@ -143,7 +142,7 @@ def test_a_replica_killed_with_sigkill(fleet: Fleet, tmp_path: Path) -> None:
 def test_rolling_restart_of_every_replica_fails_no_request(fleet: Fleet, tmp_path: Path) -> None:
     """SIGTERM replica 1, wait until Envoy sees it healthy again (restarted: loaded, warmed up), then the
     next; the load runs through the whole restart."""
-    restore(fleet)
+    fleet.restore()
     started = time.monotonic()
     fleet.replicas[0].stop()
     fleet.restart(0)
@@ -168,7 +167,7 @@ def test_rolling_restart_of_every_replica_fails_no_request(fleet: Fleet, tmp_pat
 @pytest.mark.slow
 def test_sigkill_and_return_of_a_replica(fleet: Fleet, tmp_path: Path) -> None:
     """SIGKILL one replica, start it again, wait until Envoy routes to it: the whole cycle under load."""
-    restore(fleet)
+    fleet.restore()
     started = time.monotonic()
     fleet.replicas[2].process.kill()
     fleet.replicas[2].process.wait()
