@@ -66,7 +66,7 @@ def test_inference_is_retried_admin_calls_are_not() -> None:
                  "/digits.v1.DigitClassifier/ListModels", "/inference.GRPCInferenceService/ModelInfer",
                  "/tensorflow.serving.PredictionService/Predict"):
         retry_on = set(route_for(path)["retry_policy"]["retry_on"].split(","))
-        assert {"unavailable", "reset", "connect-failure"} <= retry_on, path
+        assert {"unavailable", "cancelled", "reset", "connect-failure"} <= retry_on, path
     assert "retry_policy" not in route_for("/digits.v1.DigitsAdmin/CreateExperiment")
     feedback = set(route_for("/digits.v1.DigitClassifier/Feedback")["retry_policy"]["retry_on"].split(","))
     assert not feedback & {"unavailable", "reset", "5xx"}
