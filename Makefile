@@ -9,7 +9,7 @@ METRICS_PORT ?= 9100
 # The ecosystem's own clients (tritonclient, tensorflow-serving-api) for the protocol tests.
 ECOSYSTEM ?= .venv-ecosystem
 
-.PHONY: setup setup-ecosystem demo test test-all bench bench-quick proto clean
+.PHONY: setup setup-ecosystem demo fleet test test-all bench bench-quick proto clean
 
 setup: $(VENV)/.installed
 
@@ -37,6 +37,13 @@ demo: setup
 	for cell in rnn lstm gru; do \
 		$(BIN)/digits eval --target localhost:$(PORT) --data $$($(BIN)/python -m digits_trainer.data --sample-path) \
 			--model $$cell --limit 300 || exit 1; done
+
+# Three replicas on loopback sharing models/ and one model-config file, a real Envoy in front on
+# localhost:$(PORT) (docs/scaling.md). Ctrl-C stops them all.
+fleet: setup
+	@if [ -z "$$(ls -d $(MODELS)/*/[0-9]* 2>/dev/null)" ]; then \
+		$(BIN)/digits-train --cells rnn,lstm,gru --recipe seed --seed 0 --data $(DATA) --out $(MODELS); fi
+	$(BIN)/python deploy/fleet.py --models $(MODELS) --replicas $(or $(REPLICAS),3) --port $(PORT)
 
 test: setup setup-ecosystem
 	$(BIN)/python -m pytest -q

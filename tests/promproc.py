@@ -6,7 +6,6 @@ import json
 import shutil
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from tests.serverproc import REPO
+from tests.tools import wait_until_ready
 
 PROMETHEUS_DIR = REPO / "server" / "monitoring" / "prometheus"
 SERVER_JOB = "digits-server"
@@ -35,6 +35,7 @@ def write_config(workdir: Path, metrics_port: int, own_port: int, interval: str 
     config["global"]["scrape_interval"] = interval
     config["global"]["evaluation_interval"] = interval
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    jobs[SERVER_JOB].pop("dns_sd_configs", None)  # the compose service name: no such host here
     jobs[SERVER_JOB]["static_configs"] = [{"targets": [f"127.0.0.1:{metrics_port}"]}]
     if "prometheus" in jobs:
         jobs["prometheus"]["static_configs"] = [{"targets": [f"127.0.0.1:{own_port}"]}]
@@ -101,17 +102,10 @@ def start_prometheus(binary: str, config: Path, workdir: Path, port: int, timeou
     with open(log_path, "wb") as log:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     prometheus = PrometheusProcess(process, port, log_path)
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"prometheus exited with {process.returncode}:\n{prometheus.log()}")
-        try:
-            with urllib.request.urlopen(f"{prometheus.url}/-/ready", timeout=2) as response:
-                if response.status == 200:
-                    return prometheus
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            prometheus.stop()
-            raise TimeoutError(f"prometheus not ready after {timeout}s:\n{prometheus.log()}")
-        time.sleep(0.2)
+
+    def ready() -> bool:
+        with urllib.request.urlopen(f"{prometheus.url}/-/ready", timeout=2) as response:
+            return response.status == 200
+
+    wait_until_ready("prometheus", process, ready, prometheus.log, prometheus.stop, timeout, interval=0.2)
+    return prometheus

