@@ -118,6 +118,38 @@ class DataPlane:
             self._mirror(call.method, images, true_labels, outcome)
         return outcome
 
+    async def classify_group(
+        self,
+        selector: ModelSelector,
+        images: np.ndarray,
+        true_labels: list[int | None],
+        request_ids: Sequence[str],
+        call: CallRecord,
+        deadline: float | None = None,
+    ) -> BatchOutcome:
+        """Predict a group of one-image requests (image i is request i, e.g. one stream's messages)
+        in one model call, and tell the observers once (see PredictionObserver). `request_ids[i]`
+        empty: a fresh id. No experiments: route those one request at a time with `classify`."""
+        if selector.experiment:
+            raise ValueError("classify_group: experiments route each request on its own; use classify")
+        with self.manager.lease(selector) as model:
+            call.model, call.version = model.name, str(model.version)
+            probabilities, timings = await self.runner.run(model, images, deadline)
+        ids = tuple(request_id or new_request_id() for request_id in request_ids)
+        outcome = BatchOutcome(probabilities.argmax(axis=1), probabilities, ServedBy(model.name, model.version), "", ids)
+        event = PredictionEvent(call.method, outcome.served_by, "", outcome.digits, probabilities, true_labels,
+                                timings, request_ids=ids)
+        for observer in self.observers:
+            try:
+                if getattr(observer, "observes_groups", False):
+                    observer.observe(event)
+                else:
+                    for index in range(len(ids)):
+                        observer.observe(event.one(index))
+            except Exception:
+                log.exception("observer %s failed", type(observer).__name__)
+        return outcome
+
     def _mirror(self, method: str, images: np.ndarray, true_labels: list[int | None], primary: BatchOutcome) -> None:
         """Start the request's shadow predictions as background tasks: the caller never waits for them."""
         for selector, arm in self.router.shadows(primary.served_by.experiment, primary.served_by.arm):

@@ -3,13 +3,12 @@
 `unary_rpc` wraps a servicer method: it turns ServingError subclasses into
 `context.abort(code, message)`, any other exception into a plain INTERNAL (logged with its
 traceback server-side, never sent), and records the call's metrics with its final code.
-`stream_rpc` does the same for a streaming method, and `counted` records the metrics of
-each message of a stream.
+`stream_rpc` does the same for a streaming method (`stream_groups` records the metrics of
+each message of a stream).
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
@@ -91,25 +90,6 @@ def unary_rpc(method: str, protocol: str = "digits.v1") -> Callable[[Handler], H
         return wrapper  # type: ignore[return-value]
 
     return decorate
-
-
-Result = TypeVar("Result")
-
-
-async def counted(metrics: ServerMetrics, call: CallRecord, work: Awaitable[Result]) -> Result:
-    """Await one stream message's work and record its request metrics with the code it ended with."""
-    started = time.perf_counter()
-    code = grpc.StatusCode.OK
-    try:
-        return await work
-    except asyncio.CancelledError:
-        code = grpc.StatusCode.CANCELLED
-        raise
-    except Exception as exc:
-        code = code_of(exc)
-        raise
-    finally:
-        metrics.observe_request(call, code.name, time.perf_counter() - started)
 
 
 StreamHandler = TypeVar("StreamHandler", bound=Callable[..., AsyncIterator[Any]])
