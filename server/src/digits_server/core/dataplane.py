@@ -85,6 +85,7 @@ class DataPlane:
         self.max_shadows_in_flight = max_shadows_in_flight
         self.shadows_skipped = 0  # mirrors dropped because max_shadows_in_flight were running
         self._shadows: set[asyncio.Task[None]] = set()
+        self._served: dict[tuple[str, int, str, str], ServedBy] = {}
 
     async def classify(
         self,
@@ -106,7 +107,7 @@ class DataPlane:
         outcome = BatchOutcome(
             digits=probabilities.argmax(axis=1),
             probabilities=probabilities,
-            served_by=ServedBy(model.name, model.version, experiment, arm),
+            served_by=self._served_by(model.name, model.version, experiment, arm),
             request_id=request_id or new_request_id(),
         )
         self.notify(
@@ -136,7 +137,8 @@ class DataPlane:
             call.model, call.version = model.name, str(model.version)
             probabilities, timings = await self.runner.run(model, images, deadline)
         ids = tuple(request_id or new_request_id() for request_id in request_ids)
-        outcome = BatchOutcome(probabilities.argmax(axis=1), probabilities, ServedBy(model.name, model.version), "", ids)
+        outcome = BatchOutcome(probabilities.argmax(axis=1), probabilities, self._served_by(model.name, model.version),
+                               "", ids)
         event = PredictionEvent(call.method, outcome.served_by, "", outcome.digits, probabilities, true_labels,
                                 timings, request_ids=ids)
         for observer in self.observers:
@@ -149,6 +151,16 @@ class DataPlane:
             except Exception:
                 log.exception("observer %s failed", type(observer).__name__)
         return outcome
+
+    def _served_by(self, model: str, version: int, experiment: str = "", arm: str = "") -> ServedBy:
+        """The (immutable, shared) ServedBy of a version and arm."""
+        key = (model, version, experiment, arm)
+        found = self._served.get(key)
+        if found is None:
+            if len(self._served) >= 4096:
+                self._served.clear()
+            found = self._served[key] = ServedBy(model, version, experiment, arm)
+        return found
 
     def _mirror(self, method: str, images: np.ndarray, true_labels: list[int | None], primary: BatchOutcome) -> None:
         """Start the request's shadow predictions as background tasks: the caller never waits for them."""

@@ -61,7 +61,11 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     ) -> pb.ClassifyResponse:
         selector = codec.selector(request.model_spec)
         codec.short_text(request.request_id, "request_id")
-        image = await converted([request.image], lambda: codec.image(request.image, "image", self.image_limits))
+        picture = request.image
+        if picture.WhichOneof("data") == "encoded":  # decoded in a worker thread, off the event loop
+            image = await asyncio.to_thread(codec.image, picture, "image", self.image_limits)
+        else:
+            image = codec.image(picture, "image", self.image_limits)
         labels = [codec.true_label(request)]
         outcome = await self.dataplane.classify(selector, image[None], labels, request.request_id, call, deadline)
         return codec.classify_response(outcome)

@@ -71,9 +71,10 @@ def unary_rpc(method: str, protocol: str = "digits.v1") -> Callable[[Handler], H
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             metrics: ServerMetrics = self.metrics
+            in_flight = (protocol, method)
+            metrics.in_flight.inc(in_flight)
             try:
-                with metrics.track_in_flight(call):
-                    return await fn(self, request, context, call)
+                return await fn(self, request, context, call)
             except errors.ServingError as exc:
                 code = code_of(exc)
                 await context.abort(code, details_of(exc))
@@ -85,6 +86,7 @@ def unary_rpc(method: str, protocol: str = "digits.v1") -> Callable[[Handler], H
                 log.exception("%s failed", method)
                 await context.abort(code, INTERNAL_MESSAGE)
             finally:
+                metrics.in_flight.inc(in_flight, -1)
                 metrics.observe_request(call, code.name, time.perf_counter() - started)
 
         return wrapper  # type: ignore[return-value]
