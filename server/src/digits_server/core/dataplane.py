@@ -101,9 +101,14 @@ class DataPlane:
         if selector.experiment:
             selector, experiment, arm = self.router.route(selector)
             call.experiment, call.arm = experiment, arm
-        with self.manager.lease(selector) as model:  # held: the version is not unloaded mid-call
+        slot = self.manager.acquire(selector)  # held: the version is not unloaded mid-call
+        try:
+            model = slot.model
+            assert model is not None  # acquire() checked
             call.model, call.version = model.name, str(model.version)
             probabilities, timings = await self.runner.run(model, images, deadline)
+        finally:
+            self.manager.release(slot)
         outcome = BatchOutcome(
             digits=probabilities.argmax(axis=1),
             probabilities=probabilities,
@@ -133,9 +138,14 @@ class DataPlane:
         empty: a fresh id. No experiments: route those one request at a time with `classify`."""
         if selector.experiment:
             raise ValueError("classify_group: experiments route each request on its own; use classify")
-        with self.manager.lease(selector) as model:
+        slot = self.manager.acquire(selector)
+        try:
+            model = slot.model
+            assert model is not None  # acquire() checked
             call.model, call.version = model.name, str(model.version)
             probabilities, timings = await self.runner.run(model, images, deadline)
+        finally:
+            self.manager.release(slot)
         ids = tuple(request_id or new_request_id() for request_id in request_ids)
         outcome = BatchOutcome(probabilities.argmax(axis=1), probabilities, self._served_by(model.name, model.version),
                                "", ids)
