@@ -2,7 +2,7 @@
 
 - ``echo``: the transport ceiling. Parses each request and answers with a pre-built response
   of the same size as a real one (ten probabilities, served_by, a 32-character request id).
-- ``predict``: the seed article's style: one Keras ``model.predict`` per request (the model is
+- ``predict``: the naive style of serving a Keras model: one Keras ``model.predict`` per request (the model is
   the SavedModel wrapped in a Keras ``TFSMLayer``), one predict at a time.
 - ``savedmodel``: one SavedModel ``serving_default`` call per request, no batching, in a small
   thread pool.
@@ -124,7 +124,7 @@ def savedmodel_predictor(models: Path, cells: list[str]) -> Callable[[str, np.nd
 
 
 def keras_predictor(models: Path, cells: list[str]) -> Callable[[str, np.ndarray], np.ndarray]:
-    """predict(name, images) through Keras `model.predict`, as the seed article serves."""
+    """predict(name, images) through Keras `model.predict`, the naive way to serve a Keras model."""
     import keras
 
     keras_models = {}

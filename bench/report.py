@@ -1,6 +1,7 @@
-"""The harness' verdicts and outputs: the targets of issue 14 (1-7) and the earlier ones of issue 6
-(b) as ratios measured within one run, a comparison table (text and Markdown), the JSON document
-and a latency-vs-throughput PNG."""
+"""The harness' verdicts and outputs: the performance targets (issue 14's 1-7, and the earlier
+ones as 'b'; see docs/performance.md) as ratios measured within one run, a comparison table (text
+and Markdown), the JSON document, a latency-vs-throughput PNG, and the dated Markdown page
+`--publish` commits under docs/benchmarks/."""
 
 from __future__ import annotations
 
@@ -209,7 +210,7 @@ def table(document: dict) -> str:
 
 
 def markdown(document: dict) -> str:
-    """The comparison as Markdown (what the README shows)."""
+    """The comparison as Markdown (latest-<mode>.md, and the body of a published page)."""
     return (f"Run of {document['date']} ({document['mode']} mode, {document['seconds']:.0f} s) on "
             f"{document['machine']}.\n\n" + _markdown_table(TARGET_HEADER, target_rows(document)) + "\n\n"
             + _markdown_table(RUN_HEADER, runs_rows(document)) + "\n")
@@ -258,3 +259,22 @@ def write(document: dict, out: Path) -> list[Path]:
     json_path.write_text(json.dumps(document, indent=2))
     md_path.write_text(markdown(document))
     return [json_path, md_path, plot(document, out / f"{stem}.png")]
+
+
+PUBLISHED = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
+
+
+def publish(document: dict, directory: Path = PUBLISHED) -> Path:
+    """The Markdown report as a dated page to commit: `<directory>/harness-<YYYY-MM-DD>.md` (a later
+    run on the same day replaces it). docs/performance.md links to the newest one."""
+    directory.mkdir(parents=True, exist_ok=True)
+    day = document["date"][:10]
+    path = directory / f"harness-{day}.md"
+    path.write_text(
+        f"# Benchmark harness, {day}\n\n"
+        f"Written by `python bench/run.py{' --quick' if document['mode'] == 'quick' else ''} --publish` "
+        "(see [the performance page](../performance.md) for what the servers, scenarios and targets are). "
+        "Only ratios within one run mean anything: the machine is shared and its load moves between runs.\n\n"
+        + markdown(document)
+    )
+    return path

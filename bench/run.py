@@ -2,13 +2,16 @@
 
     python bench/run.py            # full: rnn, lstm, gru (< 10 min)
     python bench/run.py --quick    # smoke: lstm only, short runs (< 2 min)
+    python bench/run.py --publish  # also write docs/benchmarks/harness-<date>.md, to commit
 
 Starts, one after another on free loopback ports, (1) a bare gRPC echo server answering with
-messages of the real sizes, (2) a seed-article-style server (one Keras model.predict per
-request), (3) a naive server (one SavedModel call per request, no batching) and (4) our server,
+messages of the real sizes, (2) a naive Keras server (one model.predict per request, the way
+a first tutorial serves a model), (3) a naive server (one SavedModel call per request, no batching) and (4) our server,
 and drives each with the same `digits bench` settings (a subprocess per scenario). Measures
 in-process model throughput at the same batch sizes, then prints the comparison table with
-ratios and writes JSON, Markdown and a latency-vs-throughput PNG into --out.
+ratios and writes JSON, Markdown and a latency-vs-throughput PNG into --out (scratch output,
+not committed). --publish also writes the Markdown report as a dated page under docs/benchmarks/
+for docs/performance.md to link to.
 """
 
 from __future__ import annotations
@@ -145,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", action="store_true",
                         help="also start MLServer 1.7.1 (its venv is made on first use, bench/peers/setup.sh) and "
                              "drive it and our server with the same v2 load")
+    parser.add_argument("--publish", nargs="?", type=Path, const=report.PUBLISHED, metavar="DIR",
+                        help="also write the Markdown report as DIR/harness-<date>.md, to commit "
+                             f"(default DIR: {report.PUBLISHED.relative_to(REPO)})")
     args = parser.parse_args(argv)
     cells = ["lstm"] if args.quick else ["rnn", "lstm", "gru"]
     timing = {"duration": 2.0, "warmup": 0.5} if args.quick else {"duration": 4.0, "warmup": 1.0}
@@ -205,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     document["targets"] = report.targets(document)
     paths = report.write(document, args.out)
+    if args.publish is not None:
+        paths.append(report.publish(document, args.publish))
     print(report.table(document))
     log(f"wrote {', '.join(str(p) for p in paths)}")
     return 0

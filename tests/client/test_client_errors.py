@@ -98,7 +98,11 @@ def test_mapping_table_is_the_single_source():
         assert cls.default_code == code
         assert issubclass(cls, DigitsError)
     assert len(errors.ERRORS_BY_CODE) == len(MAPPED)
-    assert errors.NotFoundError is ModelNotFoundError
+    # NOT_FOUND: one base class; the server's kind (trailing metadata) picks the subclass
+    assert issubclass(ModelNotFoundError, errors.NotFoundError)
+    assert issubclass(errors.RequestNotFoundError, errors.NotFoundError)
+    assert not issubclass(errors.RequestNotFoundError, ModelNotFoundError)
+    assert set(errors.ERRORS_BY_KIND.values()) <= {errors.NotFoundError, *errors.NotFoundError.__subclasses__()}
     assert issubclass(InvalidInputError, ValueError)
 
 

@@ -51,11 +51,15 @@ def run_script(name: str, payload: dict | None = None, timeout: float = 300.0, c
     return json.loads(lines[-1])
 
 
+#: The page whose `<!-- snippet: NAME -->` blocks the protocol tests run.
+SNIPPETS = REPO / "docs" / "protocols.md"
+
+
 def readme_snippet(name: str, target: str) -> str:
-    """The README's Python block after `<!-- snippet: NAME -->`, pointed at `target`."""
-    text = (REPO / "README.md").read_text()
+    """The Python block after `<!-- snippet: NAME -->` in docs/protocols.md, pointed at `target`."""
+    text = SNIPPETS.read_text()
     marker = f"<!-- snippet: {name} -->\n```python\n"
-    assert marker in text, f"README.md has no snippet {name!r}"
+    assert marker in text, f"{SNIPPETS.relative_to(REPO)} has no snippet {name!r}"
     code = text.split(marker, 1)[1].split("```", 1)[0]
     assert "localhost:50051" in code, f"snippet {name!r} does not name localhost:50051"
     return code.replace("localhost:50051", target)

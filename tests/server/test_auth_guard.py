@@ -1,11 +1,11 @@
 """The auth guard on a real grpc.aio server (every service behind GuardedHandlers, as the app
 wires it): every handler shape, open services, scopes, unknown methods, the no-token loopback
-rule seen from a real non-loopback address, rejection metrics."""
+rule seen from a real non-loopback address (in a network namespace the test makes: tests/netns.py),
+rejection metrics."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 
 import grpc
@@ -20,6 +20,7 @@ from digits_server.security.auth_guard import AuthGuard
 from digits_server.transport.guarded_handlers import GuardedHandlers
 from digits_server.transport.wire_guard import guard_decoding
 from tests.echo import EchoClassifier
+from tests.netns import non_loopback_address
 
 INFER = "inference-" + "1" * 22
 ADMIN = "admin-" + "2" * 26
@@ -174,24 +175,10 @@ async def test_tokens_gate_every_handler_shape() -> None:
     assert rejected.count(("unknown", "UNAUTHENTICATED")) == 1  # not the client-chosen name
 
 
-def non_loopback_address() -> str | None:
-    """An address of this machine that is not loopback, or None."""
-    for destination in ("10.255.255.255", "192.0.2.1", "203.0.113.1"):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            try:
-                probe.connect((destination, 9))  # no packet is sent: this only picks a route
-            except OSError:
-                continue
-            address = probe.getsockname()[0]
-            if not address.startswith("127."):
-                return address
-    return None
-
-
-async def test_open_server_serves_admin_only_to_loopback_clients() -> None:
-    remote = non_loopback_address()
+async def test_open_server_serves_admin_only_to_loopback_clients(request: pytest.FixtureRequest) -> None:
+    remote = non_loopback_address(request.node.nodeid)  # runs this test again in a network namespace
     if remote is None:
-        pytest.skip("this machine has no non-loopback IPv4 address")
+        return
     rejected = Rejections()
     server, port = await start(Authorizer(TokenTable()), rejected, host="0.0.0.0")
     try:
@@ -216,10 +203,10 @@ async def test_open_server_serves_admin_only_to_loopback_clients() -> None:
     assert rejected.count(("/digits.v1.DigitsAdmin/ReloadModels", "PERMISSION_DENIED")) == 1
 
 
-async def test_allow_remote_admin_serves_admin_calls_to_anyone() -> None:
-    remote = non_loopback_address()
+async def test_allow_remote_admin_serves_admin_calls_to_anyone(request: pytest.FixtureRequest) -> None:
+    remote = non_loopback_address(request.node.nodeid)
     if remote is None:
-        pytest.skip("this machine has no non-loopback IPv4 address")
+        return
     server, port = await start(Authorizer(TokenTable(), allow_remote_admin=True), Rejections(), host="0.0.0.0")
     try:
         async with grpc.aio.insecure_channel(f"{remote}:{port}") as far:

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from digits import DigitsClient
-from digits.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from digits.errors import AlreadyExistsError, InvalidInputError, ModelNotFoundError, NotFoundError, RequestNotFoundError
 from digits.v1 import digits_pb2 as pb
 from tests.serverproc import source_env, start_server
 
@@ -84,13 +84,20 @@ def test_batch_images_are_addressed_by_index(server, digits) -> None:
 def test_unknown_and_forgotten_ids_are_not_found(server, digits) -> None:
     images, _ = digits
     with DigitsClient(server.target, timeout=30) as client:
-        with pytest.raises(NotFoundError, match="no remembered prediction 'never-sent'"):
+        with pytest.raises(RequestNotFoundError, match="^NOT_FOUND: request_id: no remembered prediction 'never-sent'") as info:
             client.feedback("never-sent", 3)
+        assert not isinstance(info.value, ModelNotFoundError)  # it was a request id, not a model
         first = client.classify(images[2], model="lstm")
         for image in images[3:3 + CAPACITY]:  # push it out of the store
             client.classify(image, model="lstm")
-        with pytest.raises(NotFoundError):
+        with pytest.raises(RequestNotFoundError, match=f"request_id: no remembered prediction '{first.request_id}'"):
             client.feedback(first.request_id, first.digit)
+        # the other NOT_FOUNDs keep their classes: a model, and something else (an experiment)
+        with pytest.raises(ModelNotFoundError, match="no model 'cnn'"):
+            client.classify(images[0], model="cnn")
+        with pytest.raises(NotFoundError, match="no experiment 'nope'") as other:
+            client.experiment_report("nope")
+        assert type(other.value) is NotFoundError
         with pytest.raises(grpc.RpcError) as bad_label:  # past the client's own check
             client.stub.Feedback(pb.FeedbackRequest(request_id=first.request_id, true_label=12))
         assert bad_label.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "true_label" in bad_label.value.details()

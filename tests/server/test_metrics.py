@@ -118,9 +118,9 @@ def test_promtool_finds_nothing_to_lint() -> None:
 
 
 def readme_metrics() -> dict[str, set[str]]:
-    """The README's metrics table: {metric name: label names}."""
-    text = (REPO / "README.md").read_text()
-    table = text.split("### Metrics", 1)[1].split("\n### ", 1)[0]
+    """The metrics table of docs/observability.md: {metric name: label names}."""
+    text = (REPO / "docs" / "observability.md").read_text()
+    table = text.split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `(digits_\w+)` \|[^|]+\|([^|]*)\|", table, flags=re.MULTILINE)
     return {name: {label.strip() for label in labels.split(",") if label.strip()} for name, labels in rows}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import platform
 import shutil
 import time
@@ -13,8 +14,8 @@ import pytest
 
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
-from digits_server.core.loaded_model import LoadedModel, check_runtime, return_free_heap
-from digits_server.core.runtimes import TFLITE_FILE, parse_buckets
+from digits_server.core.loaded_model import OUTPUT_NAME, LoadedModel, check_runtime, return_free_heap
+from digits_server.core.runtimes import TFLITE_FILE, XlaBuckets, parse_buckets
 from tests.serverproc import start_server
 
 CELLS = ("rnn", "lstm", "gru")
@@ -97,6 +98,17 @@ def test_settings_are_checked() -> None:
         check_runtime("onnx")
 
 
+def served_runtime_once_compiled(stub: pb_grpc.DigitClassifierStub) -> str:
+    """The runtime the server's one version reports, once XLA has compiled (it does so in the
+    background after the version loads), or the last one seen after 5 minutes."""
+    for _ in range(600):
+        runtime = stub.ListModels(pb.ListModelsRequest(), timeout=30).models[0].versions[0].info.runtime
+        if runtime.endswith("+xla"):
+            break
+        time.sleep(0.5)
+    return runtime
+
+
 def test_a_request_larger_than_the_largest_bucket_is_answered_by_a_real_server(
     lite_repo: Path, digits: np.ndarray, tmp_path: Path
 ) -> None:
@@ -109,12 +121,7 @@ def test_a_request_larger_than_the_largest_bucket_is_answered_by_a_real_server(
     try:
         with grpc.insecure_channel(server.target) as channel:
             stub = pb_grpc.DigitClassifierStub(channel)
-            for _ in range(600):  # XLA compiles in the background after the version loads
-                runtime = stub.ListModels(pb.ListModelsRequest(), timeout=30).models[0].versions[0].info.runtime
-                if runtime.endswith("+xla"):
-                    break
-                time.sleep(0.5)
-            assert runtime == "savedmodel+tflite+xla"
+            assert served_runtime_once_compiled(stub) == "savedmodel+tflite+xla"
             images = digits[:11]
             reply = stub.ClassifyBatch(
                 pb.ClassifyBatchRequest(images=[pb.Image(pixels=i.tobytes()) for i in images]), timeout=60
@@ -128,6 +135,71 @@ def test_a_request_larger_than_the_largest_bucket_is_answered_by_a_real_server(
     assert got.shape == (11, 10)
     np.testing.assert_allclose(got, expected, atol=TOLERANCE, rtol=0)
     assert [p.digit for p in reply.predictions] == expected.argmax(axis=1).tolist()
+
+
+DEFAULT_BUCKETS = (1, 4, 16, 64, 256)  # the server's default --xla-buckets: 5 shapes, TensorFlow's warning threshold
+
+
+class Records(logging.Handler):
+    """Every message TensorFlow's Python logger emits while attached."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_xla_buckets_trace_once_per_bucket_and_never_while_serving(lite_repo: Path, digits: np.ndarray) -> None:
+    """Each bucket is traced once, at compile(); serving batches of every size traces nothing more,
+    and TensorFlow never warns about retracing (it did at the warm-up of the default 5 buckets)."""
+    import tensorflow as tf
+
+    saved_model = tf.saved_model.load(str(lite_repo / "gru" / "1"))
+    signature = saved_model.signatures["serving_default"]
+    traced: list[tuple[int, ...]] = []
+
+    def counting(images):  # runs only while TensorFlow traces
+        traced.append(tuple(images.shape))
+        return signature(images=images)
+
+    records = Records()
+    logging.getLogger("tensorflow").addHandler(records)
+    try:
+        xla = XlaBuckets(counting, OUTPUT_NAME, DEFAULT_BUCKETS, keep_alive=saved_model)
+        xla.compile()
+        assert xla.ready and sorted(traced) == [(size, 28, 28) for size in DEFAULT_BUCKETS]
+        after_warm_up = len(traced)
+        for size in (*DEFAULT_BUCKETS, 3, 37, 300, 1, 256):  # exact buckets, padded, cut into chunks
+            expected = signature(images=tf.constant(digits[:size]))[OUTPUT_NAME].numpy()
+            np.testing.assert_allclose(xla.predict(digits[:size]), expected, atol=TOLERANCE, rtol=0)
+        assert len(traced) == after_warm_up
+        assert xla.traces() == len(DEFAULT_BUCKETS)
+    finally:
+        logging.getLogger("tensorflow").removeHandler(records)
+    assert not [m for m in records.messages if "retracing" in m]
+
+
+def test_the_server_log_has_no_retracing_warning(lite_repo: Path, digits: np.ndarray, tmp_path: Path) -> None:
+    """`python -m digits_server` with the default buckets: compile, serve every bucket size, stop; the
+    log (TensorFlow's warnings included) never mentions retracing."""
+    repo = tmp_path / "models"
+    shutil.copytree(lite_repo / "gru", repo / "gru")
+    server = start_server(repo, "--default-model", "gru", "--poll-seconds", "0", "--metrics-port", "-1",
+                          "--max-batch-size", "256", env={"TF_CPP_MIN_LOG_LEVEL": "0"})
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            stub = pb_grpc.DigitClassifierStub(channel)
+            assert served_runtime_once_compiled(stub) == "savedmodel+tflite+xla"
+            for size in (*DEFAULT_BUCKETS, 3, 100, 256, 16):
+                request = pb.ClassifyBatchRequest(images=[pb.Image(pixels=i.tobytes()) for i in digits[:size]])
+                assert len(stub.ClassifyBatch(request, timeout=60).predictions) == size
+    finally:
+        assert server.stop() == 0, server.log()
+    log = server.log()
+    assert "XLA buckets 1,4,16,64,256 compiled" in log
+    assert "retracing" not in log, [line for line in log.splitlines() if "retracing" in line]
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")

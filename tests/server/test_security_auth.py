@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from digits_server.core.errors import ConfigurationError, PermissionDenied, Unauthenticated
-from digits_server.core.model_trust import UntrustedModelFolder, guard_loader, world_writable
+from digits_server.core.model_trust import UntrustedModelFolder, guard_loader, writable_by_others
 from digits_server.observability.http_endpoint import BasicAuth, MetricsEndpointConfig
 from digits_server.security.auth import (
     TOKEN_ENV,
@@ -185,21 +185,27 @@ def make_version(root: Path, mode: int = 0o755) -> Path:
     return version
 
 
-def test_world_writable_model_folders_are_found(tmp_path: Path) -> None:
+def test_group_and_world_writable_model_folders_are_found(tmp_path: Path) -> None:
     root = tmp_path / "models"
     version = make_version(root)
-    assert world_writable(version, root) == []
+    assert writable_by_others(version, root) == []
     (version / "variables" / "variables.index").chmod(0o646)
-    assert world_writable(version, root) == [version / "variables" / "variables.index"]
+    assert writable_by_others(version, root) == [version / "variables" / "variables.index"]
+    (version / "variables" / "variables.index").chmod(0o664)  # group-writable: other users too
+    assert writable_by_others(version, root) == [version / "variables" / "variables.index"]
+    (version / "variables" / "variables.index").chmod(0o644)
+    (root / "lstm").chmod(0o775)
+    assert writable_by_others(version, root) == [root / "lstm"]
     root.chmod(0o777)  # anyone could drop a new version here
-    assert root in world_writable(version, root)
-    assert tmp_path not in world_writable(version, root)  # above the repository: not our business
+    assert root in writable_by_others(version, root)
+    assert tmp_path not in writable_by_others(version, root)  # above the repository: not our business
 
 
-def test_guarded_loader_refuses_unless_allowed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [0o666, 0o664])
+def test_guarded_loader_refuses_unless_allowed(tmp_path: Path, mode: int) -> None:
     root = tmp_path / "models"
     version = make_version(root)
-    (version / "saved_model.pb").chmod(0o666)
+    (version / "saved_model.pb").chmod(mode)
     loaded = []
     load = lambda name, number, path: loaded.append((name, number)) or "model"  # noqa: E731
     with pytest.raises(UntrustedModelFolder, match="writable by other users.*saved_model.pb.*--allow-world-writable"):
@@ -208,6 +214,49 @@ def test_guarded_loader_refuses_unless_allowed(tmp_path: Path) -> None:
     assert guard_loader(load, root, allow_world_writable=True)("lstm", 3, version) == "model"
     (version / "saved_model.pb").chmod(0o644)
     assert guard_loader(load, root)("lstm", 3, version) == "model"
+
+
+def refused_in_thread(guarded, version: Path) -> BaseException | None:
+    """Run the guarded loader in a thread (an open() of a FIFO would block it for good); its error."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            guarded("lstm", 3, version)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(60)
+    assert outcome, "the guard blocked on a special file instead of refusing it"
+    return outcome[0]
+
+
+def test_a_fifo_is_refused_before_anything_is_opened(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    version = make_version(root)
+    os.mkfifo(version / "variables" / "variables.data-00000-of-00001", 0o600)
+    loaded = []
+    error = refused_in_thread(guard_loader(lambda *a: loaded.append(a), root), version)
+    assert isinstance(error, UntrustedModelFolder) and "not a regular file" in str(error), error
+    assert "variables.data-00000-of-00001" in str(error) and loaded == []
+    # the guard's verdict does not depend on the permission check: allowed or not, a FIFO is refused
+    error = refused_in_thread(guard_loader(lambda *a: loaded.append(a), root, allow_world_writable=True), version)
+    assert isinstance(error, UntrustedModelFolder) and loaded == []
+
+
+def test_a_symlink_inside_a_version_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    version = make_version(root)
+    elsewhere = tmp_path / "elsewhere.pb"
+    elsewhere.write_bytes(b"graph")
+    elsewhere.chmod(0o666)  # a writable file outside the checked folders, reached through a link
+    (version / "saved_model.pb").unlink()
+    (version / "saved_model.pb").symlink_to(elsewhere)
+    with pytest.raises(UntrustedModelFolder, match="not a regular file or folder.*saved_model.pb"):
+        guard_loader(lambda *a: "model", root, allow_world_writable=True)("lstm", 3, version)
 
 
 def test_tls_settings_must_come_in_pairs(tmp_path: Path) -> None:
@@ -271,14 +320,8 @@ def test_read_through_reads_every_file_and_refuses_special_ones(tmp_path: Path) 
     root = tmp_path / "models"
     version = make_version(root)
     assert read_through(version) == len(b"graph") + len(b"index")
-    fifo = version / "variables" / "variables.data-00000-of-00001"
-    os.mkfifo(fifo)
-    # a writer that opens and closes at once: the reader meets it, then reads end-of-file
-    writer = threading.Thread(target=lambda: os.close(os.open(fifo, os.O_WRONLY)))
-    writer.start()
-    try:
-        with pytest.raises(UntrustedModelFolder, match="is not a regular file"):
-            read_through(version)
-    finally:
-        writer.join(10)
+    os.mkfifo(version / "variables" / "variables.data-00000-of-00001")
+    # no writer: opened without blocking and refused by its type before any read
+    with pytest.raises(UntrustedModelFolder, match="is not a regular file"):
+        read_through(version)
 

@@ -191,12 +191,12 @@ def version_states(proc: ServerProcess) -> dict[tuple[str, int], tuple[int, str]
     return {(m.name, v.version): (v.state, v.error) for m in listed.models for v in m.versions}
 
 
-def test_world_writable_model_folders_are_refused_unless_allowed(tmp_path: Path) -> None:
+def test_group_writable_model_folders_are_refused_unless_allowed(tmp_path: Path) -> None:
     root = tmp_path / "models"
     version = root / "lstm" / "1"
     version.mkdir(parents=True)
     (version / "saved_model.pb").write_bytes(b"not really a graph")
-    version.chmod(0o777)  # any user of the machine could swap the graph
+    version.chmod(0o775)  # any user of the group (not only of the world) could swap the graph
     proc = start_server(root)
     try:
         state, error = version_states(proc)[("lstm", 1)]

@@ -42,3 +42,12 @@ def test_help_documents_every_setting() -> None:
     text = " ".join(completed.stdout.split())
     for f in dataclasses.fields(Settings):
         assert "--" + f.name.replace("_", "-") in text and "DIGITS_SERVER_" + f.name.upper() in text
+
+
+def test_batching_options_defaults_are_the_settings_defaults() -> None:
+    """One source of truth: BatchingOptions() (used by tests and embedders) is what a server with
+    default settings runs (the options once said batch_timeout=0.0005 while the setting said 0)."""
+    from digits_server.core.batching import BatchingOptions
+
+    assert BatchingOptions() == BatchingOptions.from_settings(Settings())
+    assert BatchingOptions().batch_timeout == 0

@@ -16,6 +16,7 @@ from digits.errors import (
     ModelNotFoundError,
     NotFoundError,
     PermissionDeniedError,
+    RequestNotFoundError,
     ResourceExhaustedError,
     UnavailableError,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "DigitsError",
     "ModelNotFoundError",
     "NotFoundError",
+    "RequestNotFoundError",
     "InvalidInputError",
     "ResourceExhaustedError",
     "UnavailableError",

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
 import numpy as np
 
-from digits import convert
+from digits import calls, convert
 from digits.channel import auth_metadata, channel_credentials, channel_options, default_target
 from digits.convert import ArmLike, ImageLike
 from digits.errors import UnavailableError, from_rpc_error
@@ -24,6 +24,7 @@ from digits.v1 import digits_pb2, digits_pb2_grpc
 
 __all__ = ["AsyncDigitsClient"]
 
+_Result = TypeVar("_Result")
 PathLike = str | os.PathLike[str]
 
 
@@ -107,16 +108,19 @@ class AsyncDigitsClient:
         return f"AsyncDigitsClient({self.target!r})"
 
     # -- plumbing --------------------------------------------------------------------
-    async def _call(self, method: Callable[..., Any], request: Any, timeout: float | None) -> Any:
+    async def _run(self, call: calls.Call[_Result], timeout: float | None) -> _Result:
+        """Send one unary call (see :mod:`digits.calls`) and convert its answer."""
+        method = getattr(self.stub if call.service == "classifier" else self.admin_stub, call.method)
         try:
-            return await method(
-                request,
+            response = await method(
+                call.request,
                 timeout=self.timeout if timeout is None else timeout,
                 metadata=self._metadata,
                 wait_for_ready=self.wait_for_ready,
             )
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
+        return call.convert(response)
 
     # -- inference -------------------------------------------------------------------
     async def classify(
@@ -133,9 +137,8 @@ class AsyncDigitsClient:
         timeout: float | None = None,
     ) -> ClassifyResult:
         """Classify one image; see :meth:`digits.DigitsClient.classify`."""
-        spec = convert.model_spec(model, version, version_label, experiment, routing_key)
-        request = convert.classify_request(image, spec, true_label, request_id)
-        return convert.classify_result(await self._call(self.stub.Classify, request, timeout))
+        call = calls.classify(image, model, version, version_label, true_label, request_id, experiment, routing_key)
+        return await self._run(call, timeout)
 
     async def classify_batch(
         self,
@@ -151,9 +154,9 @@ class AsyncDigitsClient:
         timeout: float | None = None,
     ) -> BatchResult:
         """Classify many images in one call; see :meth:`digits.DigitsClient.classify_batch`."""
-        spec = convert.model_spec(model, version, version_label, experiment, routing_key)
-        request = convert.batch_request(images, spec, true_labels, request_id)
-        return convert.batch_result(await self._call(self.stub.ClassifyBatch, request, timeout))
+        call = calls.classify_batch(images, model, version, version_label, true_labels, request_id, experiment,
+                                    routing_key)
+        return await self._run(call, timeout)
 
     async def classify_stream(
         self,
@@ -193,32 +196,26 @@ class AsyncDigitsClient:
     # -- models ----------------------------------------------------------------------
     async def list_models(self, *, timeout: float | None = None) -> list[ModelInfo]:
         """Every model the server knows, with versions (newest first), states and labels."""
-        response = await self._call(self.stub.ListModels, digits_pb2.ListModelsRequest(), timeout)
-        return [convert.model_info(m) for m in response.models]
+        return await self._run(calls.list_models(), timeout)
 
     async def model_status(self, name: str, *, timeout: float | None = None) -> ModelInfo:
         """One model's versions, states and labels."""
-        request = digits_pb2.GetModelStatusRequest(name=name)
-        return convert.model_info(await self._call(self.stub.GetModelStatus, request, timeout))
+        return await self._run(calls.model_status(name), timeout)
 
     async def feedback(
         self, request_id: str, true_label: int, index: int = 0, *, timeout: float | None = None
     ) -> FeedbackResult:
         """Report the true digit of an earlier prediction (``index``: image within a batch)."""
-        request = convert.feedback_request(request_id, true_label, index)
-        return convert.feedback_result(await self._call(self.stub.Feedback, request, timeout))
+        return await self._run(calls.feedback(request_id, true_label, index), timeout)
 
     async def reload_models(self, *, timeout: float | None = None) -> list[ModelInfo]:
         """Admin: rescan the model folder now; returns the models afterwards."""
-        request = digits_pb2.ReloadModelsRequest()
-        response = await self._call(self.admin_stub.ReloadModels, request, timeout)
-        return [convert.model_info(m) for m in response.models]
+        return await self._run(calls.reload_models(), timeout)
 
     # -- experiments -----------------------------------------------------------------
     async def list_experiments(self, *, timeout: float | None = None) -> list[digits_pb2.Experiment]:
         """Every experiment the server runs."""
-        request = digits_pb2.ListExperimentsRequest()
-        return list((await self._call(self.stub.ListExperiments, request, timeout)).experiments)
+        return await self._run(calls.list_experiments(), timeout)
 
     async def create_experiment(
         self,
@@ -230,33 +227,30 @@ class AsyncDigitsClient:
         timeout: float | None = None,
     ) -> digits_pb2.Experiment:
         """Admin: create an experiment from a message or a name plus arms."""
-        request = convert.experiment_to_proto(experiment, arms, shadow_percent, paused)
-        return await self._call(self.admin_stub.CreateExperiment, request, timeout)
+        return await self._run(calls.create_experiment(experiment, arms, shadow_percent, paused), timeout)
 
     async def update_experiment(
         self,
         experiment: digits_pb2.Experiment | str,
         arms: Iterable[ArmLike] | None = None,
         *,
-        shadow_percent: float = 0.0,
-        paused: bool = False,
+        shadow_percent: float | None = None,
+        paused: bool | None = None,
         timeout: float | None = None,
     ) -> digits_pb2.Experiment:
-        """Admin: replace weights, shadow percentage and paused flag of an experiment."""
-        request = convert.experiment_to_proto(experiment, arms, shadow_percent, paused)
-        return await self._call(self.admin_stub.UpdateExperiment, request, timeout)
+        """Admin: change an experiment: the weights of the arms given, ``shadow_percent`` and
+        ``paused`` unless None; what is not given keeps its value on the server."""
+        return await self._run(calls.update_experiment(experiment, arms, shadow_percent, paused), timeout)
 
     async def delete_experiment(self, name: str, *, timeout: float | None = None) -> None:
         """Admin: delete an experiment."""
-        request = digits_pb2.DeleteExperimentRequest(name=name)
-        await self._call(self.admin_stub.DeleteExperiment, request, timeout)
+        return await self._run(calls.delete_experiment(name), timeout)
 
     async def experiment_report(
         self, name: str, *, timeout: float | None = None
     ) -> digits_pb2.ExperimentReport:
         """The statistical comparison report of an experiment's arms."""
-        request = digits_pb2.GetExperimentReportRequest(name=name)
-        return await self._call(self.stub.GetExperimentReport, request, timeout)
+        return await self._run(calls.experiment_report(name), timeout)
 
 
 async def _stream_requests(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import grpc
 import numpy as np
 
-from digits import convert
+from digits import calls, convert
 from digits.channel import auth_metadata, channel_credentials, channel_options, default_target
 from digits.convert import ArmLike, ImageLike
 from digits.errors import UnavailableError, from_rpc_error
@@ -18,7 +18,7 @@ from digits.v1 import digits_pb2, digits_pb2_grpc
 
 __all__ = ["DigitsClient"]
 
-_Response = TypeVar("_Response")
+_Result = TypeVar("_Result")
 PathLike = str | os.PathLike[str]
 
 
@@ -88,21 +88,19 @@ class DigitsClient:
         return self._admin
 
     # -- plumbing --------------------------------------------------------------------
-    def _call(
-        self,
-        method: Callable[..., _Response],
-        request: Any,
-        timeout: float | None,
-    ) -> _Response:
+    def _run(self, call: calls.Call[_Result], timeout: float | None) -> _Result:
+        """Send one unary call (see :mod:`digits.calls`) and convert its answer."""
+        method = getattr(self._stub if call.service == "classifier" else self._admin, call.method)
         try:
-            return method(
-                request,
+            response = method(
+                call.request,
                 timeout=self.timeout if timeout is None else timeout,
                 metadata=self._metadata,
                 wait_for_ready=self.wait_for_ready,
             )
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
+        return call.convert(response)
 
     # -- inference -------------------------------------------------------------------
     def classify(
@@ -122,9 +120,8 @@ class DigitsClient:
 
         ``model``: "lstm", "lstm:3" or "lstm@canary"; None: the server's default model.
         """
-        spec = convert.model_spec(model, version, version_label, experiment, routing_key)
-        request = convert.classify_request(image, spec, true_label, request_id)
-        return convert.classify_result(self._call(self._stub.Classify, request, timeout))
+        call = calls.classify(image, model, version, version_label, true_label, request_id, experiment, routing_key)
+        return self._run(call, timeout)
 
     def classify_batch(
         self,
@@ -140,9 +137,9 @@ class DigitsClient:
         timeout: float | None = None,
     ) -> BatchResult:
         """Classify many images with one model in one call; predictions keep the input order."""
-        spec = convert.model_spec(model, version, version_label, experiment, routing_key)
-        request = convert.batch_request(images, spec, true_labels, request_id)
-        return convert.batch_result(self._call(self._stub.ClassifyBatch, request, timeout))
+        call = calls.classify_batch(images, model, version, version_label, true_labels, request_id, experiment,
+                                    routing_key)
+        return self._run(call, timeout)
 
     def classify_stream(
         self,
@@ -188,31 +185,26 @@ class DigitsClient:
     # -- models ----------------------------------------------------------------------
     def list_models(self, *, timeout: float | None = None) -> list[ModelInfo]:
         """Every model the server knows, with versions (newest first), states and labels."""
-        response = self._call(self._stub.ListModels, digits_pb2.ListModelsRequest(), timeout)
-        return [convert.model_info(m) for m in response.models]
+        return self._run(calls.list_models(), timeout)
 
     def model_status(self, name: str, *, timeout: float | None = None) -> ModelInfo:
         """One model's versions, states and labels."""
-        request = digits_pb2.GetModelStatusRequest(name=name)
-        return convert.model_info(self._call(self._stub.GetModelStatus, request, timeout))
+        return self._run(calls.model_status(name), timeout)
 
     def feedback(
         self, request_id: str, true_label: int, index: int = 0, *, timeout: float | None = None
     ) -> FeedbackResult:
         """Report the true digit of an earlier prediction (``index``: image within a batch)."""
-        request = convert.feedback_request(request_id, true_label, index)
-        return convert.feedback_result(self._call(self._stub.Feedback, request, timeout))
+        return self._run(calls.feedback(request_id, true_label, index), timeout)
 
     def reload_models(self, *, timeout: float | None = None) -> list[ModelInfo]:
         """Admin: rescan the model folder now; returns the models afterwards."""
-        response = self._call(self._admin.ReloadModels, digits_pb2.ReloadModelsRequest(), timeout)
-        return [convert.model_info(m) for m in response.models]
+        return self._run(calls.reload_models(), timeout)
 
     # -- experiments -----------------------------------------------------------------
     def list_experiments(self, *, timeout: float | None = None) -> list[digits_pb2.Experiment]:
         """Every experiment the server runs."""
-        request = digits_pb2.ListExperimentsRequest()
-        return list(self._call(self._stub.ListExperiments, request, timeout).experiments)
+        return self._run(calls.list_experiments(), timeout)
 
     def create_experiment(
         self,
@@ -224,30 +216,28 @@ class DigitsClient:
         timeout: float | None = None,
     ) -> digits_pb2.Experiment:
         """Admin: create an experiment from a message or a name plus arms (see ``ArmLike``)."""
-        request = convert.experiment_to_proto(experiment, arms, shadow_percent, paused)
-        return self._call(self._admin.CreateExperiment, request, timeout)
+        return self._run(calls.create_experiment(experiment, arms, shadow_percent, paused), timeout)
 
     def update_experiment(
         self,
         experiment: digits_pb2.Experiment | str,
         arms: Iterable[ArmLike] | None = None,
         *,
-        shadow_percent: float = 0.0,
-        paused: bool = False,
+        shadow_percent: float | None = None,
+        paused: bool | None = None,
         timeout: float | None = None,
     ) -> digits_pb2.Experiment:
-        """Admin: replace weights, shadow percentage and paused flag of an experiment."""
-        request = convert.experiment_to_proto(experiment, arms, shadow_percent, paused)
-        return self._call(self._admin.UpdateExperiment, request, timeout)
+        """Admin: change an experiment: the weights of the arms given, ``shadow_percent`` and
+        ``paused`` unless None; what is not given keeps its value on the server."""
+        return self._run(calls.update_experiment(experiment, arms, shadow_percent, paused), timeout)
 
     def delete_experiment(self, name: str, *, timeout: float | None = None) -> None:
         """Admin: delete an experiment."""
-        self._call(self._admin.DeleteExperiment, digits_pb2.DeleteExperimentRequest(name=name), timeout)
+        return self._run(calls.delete_experiment(name), timeout)
 
     def experiment_report(self, name: str, *, timeout: float | None = None) -> digits_pb2.ExperimentReport:
         """The statistical comparison report of an experiment's arms."""
-        request = digits_pb2.GetExperimentReportRequest(name=name)
-        return self._call(self._stub.GetExperimentReport, request, timeout)
+        return self._run(calls.experiment_report(name), timeout)
 
 
 def _stream_requests(

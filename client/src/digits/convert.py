@@ -33,6 +33,7 @@ __all__ = [
     "feedback_request",
     "arm_to_proto",
     "experiment_to_proto",
+    "experiment_change",
     "classify_result",
     "batch_result",
     "model_info",
@@ -252,8 +253,28 @@ def experiment_to_proto(
     """An Experiment message as is, or one built from a name, arms and settings."""
     if isinstance(experiment, digits_pb2.Experiment):
         return experiment
-    if not 0.0 <= shadow_percent <= 100.0:
-        raise InvalidInputError(f"shadow_percent must be within 0..100, got {shadow_percent}")
-    message = digits_pb2.Experiment(name=experiment, shadow_percent=float(shadow_percent), paused=paused)
+    return experiment_change(experiment, arms, shadow_percent, paused)
+
+
+def experiment_change(
+    experiment: digits_pb2.Experiment | str,
+    arms: Iterable[ArmLike] | None = None,
+    shadow_percent: float | None = None,
+    paused: bool | None = None,
+) -> digits_pb2.Experiment:
+    """An UpdateExperiment request: a message as is, or a name plus what changes.
+
+    ``shadow_percent`` and ``paused`` are set only when not None, so the server keeps the
+    experiment's own values for the ones left out; ``arms`` give new weights by arm name.
+    """
+    if isinstance(experiment, digits_pb2.Experiment):
+        return experiment
+    message = digits_pb2.Experiment(name=experiment)
+    if shadow_percent is not None:
+        if not 0.0 <= shadow_percent <= 100.0:
+            raise InvalidInputError(f"shadow_percent must be within 0..100, got {shadow_percent}")
+        message.shadow_percent = float(shadow_percent)
+    if paused is not None:
+        message.paused = bool(paused)
     message.arms.extend(arm_to_proto(a) for a in arms or ())
     return message

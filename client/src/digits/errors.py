@@ -2,7 +2,9 @@
 
 Every exception carries ``.code`` (a :class:`grpc.StatusCode`) and ``.details`` (the
 server's message).  :func:`from_rpc_error` is the one place where gRPC errors are turned
-into these classes; :data:`ERRORS_BY_CODE` is its mapping table.
+into these classes; :data:`ERRORS_BY_CODE` is its mapping table, refined by
+:data:`ERRORS_BY_KIND` for the kind the server names in the ``digits-error`` trailing metadata
+(NOT_FOUND is a model, a feedback request id or something else).
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import grpc
 
 __all__ = [
     "DigitsError",
-    "ModelNotFoundError",
     "NotFoundError",
+    "ModelNotFoundError",
+    "RequestNotFoundError",
     "InvalidInputError",
     "ResourceExhaustedError",
     "UnavailableError",
@@ -21,6 +24,8 @@ __all__ = [
     "PermissionDeniedError",
     "AlreadyExistsError",
     "ERRORS_BY_CODE",
+    "ERRORS_BY_KIND",
+    "KIND_KEY",
     "from_rpc_error",
 ]
 
@@ -42,14 +47,22 @@ class DigitsError(Exception):
         return f"{type(self).__name__}(code={self.code.name}, details={self.details!r})"
 
 
-class ModelNotFoundError(DigitsError):
-    """NOT_FOUND: unknown model, version, label, experiment or feedback request id."""
+class NotFoundError(DigitsError):
+    """NOT_FOUND: something the call names does not exist (catch this for any of them)."""
 
     default_code = grpc.StatusCode.NOT_FOUND
 
 
-#: Alias: NOT_FOUND is not only about models (feedback ids, experiments).
-NotFoundError = ModelNotFoundError
+class ModelNotFoundError(NotFoundError):
+    """NOT_FOUND: no model, version, label or experiment matches the selector.
+
+    Also what a NOT_FOUND without a kind becomes (servers that do not name one).
+    """
+
+
+class RequestNotFoundError(NotFoundError):
+    """NOT_FOUND: Feedback for a request id the server remembers no prediction of (unknown,
+    expired or pushed out by newer predictions)."""
 
 
 class InvalidInputError(DigitsError, ValueError):
@@ -107,6 +120,28 @@ ERRORS_BY_CODE: dict[grpc.StatusCode, type[DigitsError]] = {
 }
 
 
+#: Trailing metadata key in which the server names the kind of its error.
+KIND_KEY = "digits-error"
+#: (code, kind) pairs with their own class; other kinds of a code get ERRORS_BY_CODE's.
+ERRORS_BY_KIND: dict[tuple[grpc.StatusCode, str], type[DigitsError]] = {
+    (grpc.StatusCode.NOT_FOUND, "ModelNotFound"): ModelNotFoundError,
+    (grpc.StatusCode.NOT_FOUND, "RequestNotFound"): RequestNotFoundError,
+    (grpc.StatusCode.NOT_FOUND, "NotFound"): NotFoundError,
+}
+
+
+def _kind(error: grpc.RpcError) -> str | None:
+    metadata_fn = getattr(error, "trailing_metadata", None)
+    try:
+        metadata = metadata_fn() if callable(metadata_fn) else None
+    except Exception:  # noqa: BLE001 - no metadata is no kind
+        return None
+    for key, value in metadata or ():
+        if key == KIND_KEY:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
+
+
 def from_rpc_error(error: grpc.RpcError) -> DigitsError:
     """Turn a sync or asyncio gRPC error into the matching :class:`DigitsError` subclass."""
     code_fn = getattr(error, "code", None)
@@ -115,5 +150,6 @@ def from_rpc_error(error: grpc.RpcError) -> DigitsError:
     details = details_fn() if callable(details_fn) else None
     if not isinstance(code, grpc.StatusCode):
         code = grpc.StatusCode.UNKNOWN
-    cls = ERRORS_BY_CODE.get(code, DigitsError)
-    return cls(details or "", code)
+    kind = _kind(error)
+    cls = ERRORS_BY_KIND.get((code, kind)) if kind else None
+    return (cls or ERRORS_BY_CODE.get(code, DigitsError))(details or "", code)

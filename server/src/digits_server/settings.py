@@ -71,7 +71,9 @@ class Settings:
     metrics_tls_key: Path | None = _setting(None, "PEM private key of --metrics-tls-cert")
     metrics_tls_client_ca: Path | None = _setting(None, "PEM CA bundle: /metrics requires client certificates it signed")
     metrics_auth_file: Path | None = _setting(None, "file of 'user:password' lines: require HTTP basic auth on /metrics")
-    allow_world_writable_models: bool = _setting(False, "load model folders other users may write to (a SavedModel is code)")
+    allow_world_writable_models: bool = _setting(
+        False, "load model folders other users (group or world) may write to (a SavedModel is code)"
+    )
 
     @classmethod
     def from_args(

@@ -114,21 +114,14 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _update(args: argparse.Namespace) -> int:
-    with make_client(args) as client:
-        current = next((e for e in client.list_experiments() if e.name == args.name), None)
-        if current is None:
-            raise UsageError(f"no experiment {args.name!r} on the server (digits ab list)")
-        change = digits_pb2.Experiment(
-            name=args.name,
-            shadow_percent=current.shadow_percent if args.shadow is None else args.shadow,
-            paused=current.paused if args.paused is None else args.paused,
-        )
-        for text in args.arm:
-            name, model, weight = parse_arm(text)
-            if name != model:
-                raise UsageError(f"--arm {text!r}: an update only changes weights: ARM=WEIGHT")
-            change.arms.add(name=name, weight=weight)
-        print(_describe(client.update_experiment(change)))
+    arms = []
+    for text in args.arm:
+        name, model, weight = parse_arm(text)
+        if name != model:
+            raise UsageError(f"--arm {text!r}: an update only changes weights: ARM=WEIGHT")
+        arms.append(digits_pb2.Arm(name=name, weight=weight))
+    with make_client(args) as client:  # only what is given changes: no read-modify-write race
+        print(_describe(client.update_experiment(args.name, arms, shadow_percent=args.shadow, paused=args.paused)))
     return 0
 
 

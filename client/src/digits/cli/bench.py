@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from digits.cli.common import UsageError, connection, global_options, load_npz, positive_float, positive_int, print_json
+from digits.cli.common import UsageError, connection, load_npz, positive_float, positive_int, print_json
 from digits.cli.progress import ProgressBar
 from digits.convert import parse_model
 from digits.loadtest import driver as bench
@@ -25,7 +25,6 @@ def add_parser(subparsers: Any) -> None:
     """Register ``bench``."""
     parser = subparsers.add_parser(
         "bench",
-        parents=[global_options()],
         help="load-test a server: requests/s, images/s, latency percentiles, errors",
         description=(
             "Closed loop (--concurrency callers, each sending its next request when the last "

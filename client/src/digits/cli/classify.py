@@ -12,16 +12,7 @@ from typing import Any
 import numpy as np
 
 from digits import convert, imageprep
-from digits.cli.common import (
-    Subparsers,
-    UsageError,
-    global_options,
-    load_npz,
-    make_client,
-    positive_int,
-    print_json,
-    served_name,
-)
+from digits.cli.common import Subparsers, UsageError, load_npz, make_client, positive_int, print_json, served_name
 from digits.client import DigitsClient
 from digits.errors import DigitsError, InvalidInputError
 from digits.results import ClassifyResult
@@ -54,7 +45,6 @@ def add_parser(subparsers: Subparsers) -> None:
     """Register ``classify``."""
     parser = subparsers.add_parser(
         "classify",
-        parents=[global_options()],
         help="classify digits from .npy, image or .npz files",
         description=(
             "Classify each FILE: a 28x28 .npy array (sent as raw pixels), an image file "

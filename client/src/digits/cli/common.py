@@ -21,6 +21,8 @@ __all__ = [
     "UsageError",
     "Connection",
     "global_options",
+    "add_connection_options",
+    "subcommand_parsers",
     "connection",
     "make_client",
     "make_async_client",
@@ -66,13 +68,23 @@ def positive_int(text: str) -> int:
 
 
 def global_options() -> argparse.ArgumentParser:
-    """A parent parser with the connection flags, accepted before or after the subcommand.
-
-    Defaults are SUPPRESSed so a flag given before the subcommand is not overwritten by
-    the subcommand's copy; :func:`connection` applies env vars and defaults afterwards.
-    """
+    """A parent parser with the connection flags (see :func:`add_connection_options`)."""
     parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("connection")
+    add_connection_options(parent)
+    return parent
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    """Add the connection flags to ``parser`` (unless it has them already).
+
+    The top-level parser and every subcommand parser at every depth get them, so they work
+    before or after any subcommand. Defaults are SUPPRESSed: a subcommand's copy sets nothing
+    it was not given, so a flag given before the subcommand survives, and one given after it
+    wins; :func:`connection` applies env vars and defaults afterwards.
+    """
+    if "--target" in parser._option_string_actions:
+        return
+    group = parser.add_argument_group("connection")
     S = argparse.SUPPRESS
     group.add_argument("--target", default=S, metavar="HOST:PORT",
                        help=f"server address (env {TARGET_ENV}, default {DEFAULT_TARGET})")
@@ -87,7 +99,16 @@ def global_options() -> argparse.ArgumentParser:
                        help=f"client certificate for mutual TLS (env {TLS_ENVS['tls_cert']})")
     group.add_argument("--tls-key", default=S, metavar="PEM",
                        help=f"client private key for mutual TLS (env {TLS_ENVS['tls_key']})")
-    return parent
+
+
+def subcommand_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser below ``parser`` (subcommands at every depth), parents before children."""
+    found: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases map to the same parser
+                found += [child, *subcommand_parsers(child)]
+    return found
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,7 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 
 from digits import convert
-from digits.cli.common import (
-    Subparsers,
-    UsageError,
-    global_options,
-    load_npz,
-    make_async_client,
-    positive_int,
-    print_json,
-    served_name,
-)
+from digits.cli.common import Subparsers, UsageError, load_npz, make_async_client, positive_int, print_json, served_name
 from digits.cli.progress import ProgressBar
 from digits.errors import InvalidInputError
 from digits.evaluation import EvalReport, summarize, top_confusions
@@ -33,7 +24,6 @@ def add_parser(subparsers: Subparsers) -> None:
     """Register ``eval``."""
     parser = subparsers.add_parser(
         "eval",
-        parents=[global_options()],
         help="accuracy, per-class accuracy and latency on a labelled .npz",
         description=(
             "Send every x_test digit of a Keras-layout .npz as its own Classify call, with "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 
-from digits.cli.common import Subparsers, global_options, make_client, print_json, served_name
+from digits.cli.common import Subparsers, make_client, print_json, served_name
 
 __all__ = ["add_parser", "run"]
 
@@ -26,7 +26,6 @@ def add_parser(subparsers: Subparsers) -> None:
     """Register ``feedback``."""
     parser = subparsers.add_parser(
         "feedback",
-        parents=[global_options()],
         help="report the true digit of an earlier prediction",
         description="Send the true DIGIT of the prediction made for REQUEST_ID (printed by "
                     "'digits classify --json'); the server counts it in the live accuracy of "

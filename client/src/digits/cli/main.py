@@ -16,7 +16,7 @@ from types import ModuleType
 
 from digits import __version__
 from digits.cli import ab, bench, classify, evaluate, feedback, models
-from digits.cli.common import UsageError, global_options
+from digits.cli.common import UsageError, add_connection_options, global_options, subcommand_parsers
 from digits.errors import DigitsError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS:
         module.add_parser(subparsers)
-    for subparser in subparsers.choices.values():
+    for subparser in subcommand_parsers(parser):  # every subcommand, at every depth
+        add_connection_options(subparser)
         # No prefix matching: "--token SECRET" must not be taken for "--token-file SECRET".
         subparser.allow_abbrev = False
     return parser

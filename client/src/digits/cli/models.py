@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 
-from digits.cli.common import Subparsers, global_options, make_client, print_json
+from digits.cli.common import Subparsers, make_client, print_json
 from digits.results import ModelInfo
 
 __all__ = ["add_parser", "run_models", "run_reload", "format_models"]
@@ -17,7 +17,6 @@ def add_parser(subparsers: Subparsers) -> None:
     """Register ``models`` and ``reload``."""
     models = subparsers.add_parser(
         "models",
-        parents=[global_options()],
         help="list models, versions, states and labels",
         description="List the models the server knows: versions (newest first), state, labels, "
                     "offline test accuracy; '*' marks the default model.",
@@ -28,7 +27,6 @@ def add_parser(subparsers: Subparsers) -> None:
 
     reload = subparsers.add_parser(
         "reload",
-        parents=[global_options()],
         help="admin: rescan the model folder now",
         description="Ask the server to rescan its model folder and load/unload versions now "
                     "(needs the admin scope when tokens are set); prints the models afterwards.",

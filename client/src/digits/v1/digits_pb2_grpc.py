@@ -458,7 +458,8 @@ class DigitsAdminServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateExperiment(self, request, context):
-        """Replaces weights, shadow percentage and paused flag of an existing experiment.
+        """Changes what the request gives of an existing experiment: the listed arms' weights,
+        shadow_percent and paused when set; the rest is kept.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -4,9 +4,12 @@ request of a batch arrived.
 
 The queue is bounded (`max_queued` images per version): a request that does not fit is
 rejected at once (Overloaded). A request whose deadline passes while queued is dropped, not
-computed (DeadlineExpired); a cancelled request frees its place at once. Model calls run in
-the compute executor, never on the event loop; each caller gets exactly its own rows back.
-A request larger than `max_batch_size` is computed alone, in one call.
+computed (DeadlineExpired); a cancelled request frees its place at once. Batched model calls
+run in the compute executor, off the event loop; each caller gets exactly its own rows back.
+A request larger than `max_batch_size` is computed alone, in one call. One exception runs on
+the event loop: with a batch timeout of 0 and `inline_single`, a lone single image for a model
+with a cheap single-image runtime (LiteRT) is computed inline when its batcher is idle (see
+`BatchingRunner.run`).
 """
 
 from __future__ import annotations
@@ -40,16 +43,19 @@ class QueueMetrics(Protocol):
         """One request rejected because the queue was full."""
 
 
+_DEFAULTS = Settings()
+
+
 @dataclass(frozen=True)
 class BatchingOptions:
-    """The batching knobs (from Settings)."""
+    """The batching knobs (from Settings); the defaults are the server settings' own."""
 
-    max_batch_size: int = 64
-    batch_timeout: float = 0.0005
-    max_queued: int = 1024
-    concurrent_batches: int = 2
-    enabled: bool = True
-    inline_single: bool = True
+    max_batch_size: int = _DEFAULTS.max_batch_size
+    batch_timeout: float = _DEFAULTS.batch_timeout_us / 1e6
+    max_queued: int = _DEFAULTS.max_queued
+    concurrent_batches: int = _DEFAULTS.compute_threads
+    enabled: bool = _DEFAULTS.batching
+    inline_single: bool = _DEFAULTS.inline_single
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "BatchingOptions":

@@ -1,4 +1,4 @@
-"""Domain errors raised by the serving core. Transport-free: `status.py` maps them to gRPC codes."""
+"""Domain errors raised by the serving core. Transport-free: `transport/status_codes.py` maps them to gRPC codes."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ class ModelNotFound(ServingError):
 
 class NotFound(ServingError):
     """Something other than a model was not found (an unknown request id, an unknown experiment)."""
+
+
+class RequestNotFound(NotFound):
+    """No remembered prediction for a Feedback request id (unknown, expired or pushed out)."""
 
 
 class AlreadyExists(ServingError):

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from digits_server.core.domain import FeedbackEvent, FeedbackObserver, PredictionEvent, ServedBy
-from digits_server.core.errors import AlreadyExists, InvalidInput, NotFound
+from digits_server.core.errors import AlreadyExists, InvalidInput, RequestNotFound
 from digits_server.observability.metrics import ServerMetrics
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class FeedbackStore:
     def give(self, request_id: str, index: int, true_label: int) -> FeedbackEvent:
         """Record the true digit of image `index` of an earlier request and tell the listeners.
 
-        NotFound: unknown, expired or forgotten request id. AlreadyExists: that image was labelled
+        RequestNotFound: unknown, expired or forgotten request id. AlreadyExists: that image was labelled
         already (in its request or by an earlier feedback). InvalidInput: index out of range.
         """
         with self._lock:
@@ -102,7 +102,7 @@ class FeedbackStore:
             held = self._held
             entry = self._entries.get(request_id)
             if entry is None:
-                raise NotFound(
+                raise RequestNotFound(
                     f"request_id: no remembered prediction '{request_id[:MAX_REQUEST_ID_CHARS]}' (unknown, older than "
                     f"{self.max_age_seconds:g}s, or pushed out by the newest {self.max_predictions} predictions)"
                 )

@@ -1,7 +1,7 @@
 """Faster ways to compute a SavedModel's `serving_default`, each checked against it.
 
-- `XlaBuckets`: a `tf.function(jit_compile=True)` over the signature, compiled for a few fixed
-  batch sizes ("buckets"). A batch is zero-padded up to the next bucket (bigger ones are cut
+- `XlaBuckets`: a `tf.function(jit_compile=True)` over the signature, traced and compiled once
+  for each of a few fixed batch sizes ("buckets"), each called as its own concrete function. A batch is zero-padded up to the next bucket (bigger ones are cut
   into chunks of the largest), so after the warm-up no request ever pays a compile.
 - `LiteInterpreters`: the LiteRT/TFLite flatbuffer the trainer exports beside the SavedModel
   (`<version>/assets.extra/model.tflite`, batch 1); one interpreter per thread, since an
@@ -50,7 +50,16 @@ class XlaBuckets:
         self._compiled: set[int] = set()
         self._keep_alive = keep_alive  # the loaded SavedModel: its variables must outlive a compile
         self._cancelled = False
-        self._fn = tf.function(lambda images: signature(images=images)[output], jit_compile=True)
+
+        def probabilities(images: Any) -> Any:
+            return signature(images=images)[output]
+
+        # One concrete function per bucket, traced for its fixed shape at compile() and called directly:
+        # a concrete function never retraces. (Calling one tf.function with each bucket's shape traced
+        # on every new shape, and TensorFlow warned "5 out of the last 5 calls ... triggered
+        # tf.function retracing" during the warm-up of the default 5 buckets.)
+        self._function = tf.function(probabilities, jit_compile=True)
+        self._bucket_fns: dict[int, Callable[[Any], Any]] = {}
 
     @property
     def ready(self) -> bool:
@@ -59,10 +68,14 @@ class XlaBuckets:
 
     def compile(self) -> None:
         """Compile every bucket (one call on zeros each); ~0.3-2 s per bucket."""
+        import tensorflow as tf
+
         for size in self.buckets:
             if self._cancelled:
                 return
-            self._call(np.zeros((size, *IMAGE_SHAPE), dtype=np.uint8))
+            spec = tf.TensorSpec((size, *IMAGE_SHAPE), tf.uint8, name="images")
+            self._bucket_fns[size] = self._function.get_concrete_function(spec)  # traces this shape once
+            self._call(np.zeros((size, *IMAGE_SHAPE), dtype=np.uint8))  # XLA compiles on the first call
             self._compiled.add(size)
 
     def cancel(self) -> None:
@@ -70,7 +83,11 @@ class XlaBuckets:
         self._cancelled = True
 
     def _call(self, images: np.ndarray) -> np.ndarray:
-        return self._fn(images).numpy()
+        return self._bucket_fns[len(images)](images).numpy()
+
+    def traces(self) -> int:
+        """How many graphs have been traced: one per bucket once compiled, and never more."""
+        return int(self._function.experimental_get_tracing_count())
 
     def bucket_for(self, count: int) -> int:
         """The smallest compiled bucket holding `count` images (the largest when none does)."""

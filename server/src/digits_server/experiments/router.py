@@ -58,6 +58,17 @@ class Experiment:
         return ", ".join(a.name for a in self.arms)
 
 
+@dataclass(frozen=True)
+class ExperimentChange:
+    """What an update gives: new weights of the listed arms; `shadow_percent` and `paused`
+    change only when not None (the rest of the experiment is kept)."""
+
+    name: str
+    arms: tuple[Arm, ...] = ()
+    shadow_percent: float | None = None
+    paused: bool | None = None
+
+
 def validate(experiment: Experiment, field: str = "experiment") -> Experiment:
     """Check an experiment's fields; InvalidInput naming the field at fault. Returns it unchanged."""
     if not experiment.name or experiment.name.strip() != experiment.name:
@@ -158,11 +169,12 @@ class ExperimentRouter:
             raise AlreadyExists(f"name: experiment '{experiment.name}' exists; update or delete it")
         return self._set(experiment)
 
-    def update(self, change: Experiment) -> Experiment:
-        """Replace an experiment's weights, shadow percentage and paused flag.
+    def update(self, change: ExperimentChange | Experiment) -> Experiment:
+        """Change what `change` gives of an experiment; the rest is kept.
 
         `change.arms` lists arms by name with their new weights (unlisted arms keep theirs);
         an arm's model cannot change (delete and re-create the experiment for that).
+        `shadow_percent` and `paused` change unless None (an `Experiment` sets both).
         """
         current = self.get(change.name)
         weights = {a.name: a.weight for a in current.arms}
@@ -178,8 +190,8 @@ class ExperimentRouter:
         updated = replace(
             current,
             arms=tuple(replace(a, weight=weights[a.name]) for a in current.arms),
-            shadow_percent=change.shadow_percent,
-            paused=change.paused,
+            shadow_percent=current.shadow_percent if change.shadow_percent is None else change.shadow_percent,
+            paused=current.paused if change.paused is None else change.paused,
         )
         return self._set(validate(updated))
 

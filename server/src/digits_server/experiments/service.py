@@ -15,7 +15,7 @@ from digits_server.core.manager import ModelManager
 from digits_server.core.model_config import ConfigError
 from digits_server.experiments.observer import ExperimentObserver
 from digits_server.experiments.report import Report, build_report
-from digits_server.experiments.router import Experiment, ExperimentRouter, check_models, from_config
+from digits_server.experiments.router import Experiment, ExperimentChange, ExperimentRouter, check_models, from_config
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,8 @@ class ExperimentService:
         check_models(experiment, self.manager.resolve)
         return self.router.create(experiment)
 
-    def update(self, change: Experiment) -> Experiment:
-        """New weights, shadow percentage, paused flag; counts are kept."""
+    def update(self, change: ExperimentChange | Experiment) -> Experiment:
+        """New weights, shadow percentage, paused flag: what `change` gives; counts are kept."""
         return self.router.update(change)
 
     def delete(self, name: str) -> Experiment:

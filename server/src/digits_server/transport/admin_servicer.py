@@ -43,7 +43,7 @@ class DigitsAdminServicer(pb_grpc.DigitsAdminServicer):
     async def UpdateExperiment(
         self, request: pb.Experiment, context: grpc.aio.ServicerContext, call: CallRecord
     ) -> pb.Experiment:
-        return codec.experiment_message(self.experiments.update(codec.experiment(request)))
+        return codec.experiment_message(self.experiments.update(codec.experiment_change(request)))
 
     @unary_rpc("DeleteExperiment")
     async def DeleteExperiment(

@@ -17,7 +17,7 @@ from digits.v1 import digits_pb2_grpc as pb_grpc
 from digits_server.core import ordered_streams as streaming
 from digits_server.core.dataplane import DataPlane
 from digits_server.core.domain import CallRecord
-from digits_server.core.errors import ModelNotFound, NotFound
+from digits_server.core.errors import ModelNotFound, NotFound, RequestNotFound
 from digits_server.core.feedback import FeedbackStore
 from digits_server.core.imaging import ImageLimits
 from digits_server.experiments.service import ExperimentService
@@ -125,7 +125,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     ) -> pb.FeedbackResponse:
         request_id, index, true_label = codec.feedback_request(request)
         if self.feedback is None:
-            raise NotFound("request_id: this server remembers no predictions (no feedback store)")
+            raise RequestNotFound("request_id: this server remembers no predictions (no feedback store)")
         event = self.feedback.give(request_id, index, true_label)
         call.model, call.version = event.served_by.model, str(event.served_by.version)
         call.experiment, call.arm = event.served_by.experiment, event.served_by.arm

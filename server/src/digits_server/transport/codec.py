@@ -12,7 +12,7 @@ from digits_server.core import imaging
 from digits_server.core.domain import BatchOutcome, FeedbackEvent, ModelSelector, ModelStatusView, ServedBy
 from digits_server.core.errors import InvalidInput
 from digits_server.experiments.report import Report
-from digits_server.experiments.router import Arm, Experiment
+from digits_server.experiments.router import Arm, Experiment, ExperimentChange
 
 # Longest name, label, experiment, routing key or request id accepted (they are echoed in
 # responses, error messages and metric labels, and request ids are stored for feedback).
@@ -209,7 +209,21 @@ def model_status(model: ModelStatusView) -> pb.ModelStatus:
 
 def experiment(message: pb.Experiment) -> Experiment:
     """An Experiment message as a domain experiment (validated by the router); arm names
-    default to their model's name."""
+    default to their model's name, unset shadow_percent / paused to 0 / False."""
+    return Experiment(message.name, _arms(message), message.shadow_percent, message.paused)
+
+
+def experiment_change(message: pb.Experiment) -> ExperimentChange:
+    """An UpdateExperiment request: the arms it lists, shadow_percent / paused only when set."""
+    return ExperimentChange(
+        message.name,
+        _arms(message),
+        message.shadow_percent if message.HasField("shadow_percent") else None,
+        message.paused if message.HasField("paused") else None,
+    )
+
+
+def _arms(message: pb.Experiment) -> tuple[Arm, ...]:
     arms = []
     for i, arm in enumerate(message.arms):
         spec = arm.model
@@ -218,7 +232,7 @@ def experiment(message: pb.Experiment) -> Experiment:
             raise InvalidInput(f"arms[{i}].model: an arm is a model; leave experiment and routing_key empty")
         model = ModelSelector(spec.name, version, spec.version_label)
         arms.append(Arm(arm.name or spec.name, model, arm.weight))
-    return Experiment(message.name, tuple(arms), message.shadow_percent, message.paused)
+    return tuple(arms)
 
 
 def experiment_message(value: Experiment) -> pb.Experiment:

@@ -1,7 +1,8 @@
 """Domain errors -> gRPC status codes: the only place where that mapping lives.
 
 `unary_rpc` wraps a servicer method: it turns ServingError subclasses into
-`context.abort(code, message)`, any other exception into a plain INTERNAL (logged with its
+`context.abort(code, message)` with the error's kind in the trailing metadata (`digits-error:
+RequestNotFound`, so clients can tell the NOT_FOUNDs apart), any other exception into a plain INTERNAL (logged with its
 traceback server-side, never sent), and records the call's metrics with its final code.
 `stream_rpc` does the same for a streaming method (`stream_groups` records the metrics of
 each message of a stream).
@@ -27,6 +28,7 @@ CODES: dict[type[errors.ServingError], grpc.StatusCode] = {
     errors.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
     errors.ModelNotFound: grpc.StatusCode.NOT_FOUND,
     errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.RequestNotFound: grpc.StatusCode.NOT_FOUND,
     errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     errors.Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.ModelUnavailable: grpc.StatusCode.UNAVAILABLE,
@@ -47,6 +49,18 @@ def details_of(exc: BaseException) -> str:
     """The status message for an exception, clipped to MAX_DETAILS_CHARS."""
     text = str(exc)
     return text if len(text) <= MAX_DETAILS_CHARS else text[: MAX_DETAILS_CHARS - 1] + "…"
+
+
+#: Trailing metadata key naming the kind of a ServingError: the CODES class it maps by.
+KIND_KEY = "digits-error"
+
+
+def kind_of(exc: BaseException) -> tuple[tuple[str, str], ...]:
+    """Trailing metadata naming the error's kind, e.g. (("digits-error", "ModelNotFound"),)."""
+    for kind in type(exc).__mro__:
+        if kind in CODES:
+            return ((KIND_KEY, kind.__name__),)
+    return ()
 
 
 def code_of(exc: BaseException) -> grpc.StatusCode:
@@ -77,7 +91,7 @@ def unary_rpc(method: str, protocol: str = "digits.v1") -> Callable[[Handler], H
                 return await fn(self, request, context, call)
             except errors.ServingError as exc:
                 code = code_of(exc)
-                await context.abort(code, details_of(exc))
+                await context.abort(code, details_of(exc), trailing_metadata=kind_of(exc))
             except Exception as exc:
                 if isinstance(exc, grpc.aio.AbortError):
                     code = context.code() or grpc.StatusCode.UNKNOWN
@@ -110,7 +124,7 @@ def stream_rpc(method: str) -> Callable[[StreamHandler], StreamHandler]:
                     async for response in fn(self, request_iterator, context):
                         yield response
             except errors.ServingError as exc:
-                await context.abort(code_of(exc), details_of(exc))
+                await context.abort(code_of(exc), details_of(exc), trailing_metadata=kind_of(exc))
             except grpc.aio.AbortError:
                 raise
             except Exception:
