@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import re
-import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
 from digits_server.core.ordered_streams import grouped
 from tests.modelrepo import private_repo
+from tests.server.test_faults_clients import metric
 from tests.serverproc import start_server
 
 
@@ -85,16 +84,6 @@ def stream_requests(images: np.ndarray, labels: np.ndarray) -> list[pb.ClassifyR
         requests.append(pb.ClassifyRequest(model_spec=pb.ModelSpec(name=name), image=picture, true_label=int(label),
                                            request_id="" if i % 3 == 0 else f"msg-{i}"))
     return requests
-
-
-def metric(proc, name: str, **labels: str) -> float:
-    text = urllib.request.urlopen(proc.metrics_url, timeout=10).read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        match = re.match(rf"{name}\{{(.*)\}} (\S+)$", line)
-        if match and all(f'{k}="{v}"' in match.group(1) for k, v in labels.items()):
-            total += float(match.group(2))
-    return total
 
 
 def test_a_grouped_stream_answers_like_unary_calls_with_ids_in_order(server, digits) -> None:

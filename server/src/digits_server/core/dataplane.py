@@ -23,6 +23,7 @@ from digits_server.core.domain import (
     PredictionEvent,
     PredictionObserver,
     ServedBy,
+    Timings,
 )
 from digits_server.core.errors import ModelNotFound
 from digits_server.core.manager import ModelManager
@@ -101,18 +102,11 @@ class DataPlane:
         if selector.experiment:
             selector, experiment, arm = self.router.route(selector)
             call.experiment, call.arm = experiment, arm
-        slot = self.manager.acquire(selector)  # held: the version is not unloaded mid-call
-        try:
-            model = slot.model
-            assert model is not None  # acquire() checked
-            call.model, call.version = model.name, str(model.version)
-            probabilities, timings = await self.runner.run(model, images, deadline)
-        finally:
-            self.manager.release(slot)
+        served_by, probabilities, timings = await self._run(selector, images, call, deadline, experiment, arm)
         outcome = BatchOutcome(
             digits=probabilities.argmax(axis=1),
             probabilities=probabilities,
-            served_by=self._served_by(model.name, model.version, experiment, arm),
+            served_by=served_by,
             request_id=request_id or new_request_id(),
         )
         self.notify(
@@ -138,17 +132,9 @@ class DataPlane:
         empty: a fresh id. No experiments: route those one request at a time with `classify`."""
         if selector.experiment:
             raise ValueError("classify_group: experiments route each request on its own; use classify")
-        slot = self.manager.acquire(selector)
-        try:
-            model = slot.model
-            assert model is not None  # acquire() checked
-            call.model, call.version = model.name, str(model.version)
-            probabilities, timings = await self.runner.run(model, images, deadline)
-        finally:
-            self.manager.release(slot)
+        served_by, probabilities, timings = await self._run(selector, images, call, deadline)
         ids = tuple(request_id or new_request_id() for request_id in request_ids)
-        outcome = BatchOutcome(probabilities.argmax(axis=1), probabilities, self._served_by(model.name, model.version),
-                               "", ids)
+        outcome = BatchOutcome(probabilities.argmax(axis=1), probabilities, served_by, "", ids)
         event = PredictionEvent(call.method, outcome.served_by, "", outcome.digits, probabilities, true_labels,
                                 timings, request_ids=ids)
         for observer in self.observers:
@@ -161,6 +147,21 @@ class DataPlane:
             except Exception:
                 log.exception("observer %s failed", type(observer).__name__)
         return outcome
+
+    async def _run(
+        self, selector: ModelSelector, images: np.ndarray, call: CallRecord, deadline: float | None,
+        experiment: str = "", arm: str = "",
+    ) -> tuple[ServedBy, np.ndarray, Timings]:
+        """Run the model a (routed) selector names, holding its version meanwhile (not unloaded mid-call)."""
+        slot = self.manager.acquire(selector)
+        try:
+            model = slot.model
+            assert model is not None  # acquire() checked
+            call.model, call.version = model.name, str(model.version)
+            probabilities, timings = await self.runner.run(model, images, deadline)
+        finally:
+            self.manager.release(slot)
+        return self._served_by(model.name, model.version, experiment, arm), probabilities, timings
 
     def _served_by(self, model: str, version: int, experiment: str = "", arm: str = "") -> ServedBy:
         """The (immutable, shared) ServedBy of a version and arm."""
