@@ -62,8 +62,8 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         selector = codec.selector(request.model_spec)
         codec.short_text(request.request_id, "request_id")
         picture = request.image
-        if picture.WhichOneof("data") == "encoded":  # decoded in a worker thread, off the event loop
-            image = await asyncio.to_thread(codec.image, picture, "image", self.image_limits)
+        if picture.WhichOneof("data") == "encoded" and len(picture.encoded) > stream_groups.INLINE_DECODE_BYTES:
+            image = await asyncio.to_thread(codec.image, picture, "image", self.image_limits)  # off the event loop
         else:
             image = codec.image(picture, "image", self.image_limits)
         labels = [codec.true_label(request)]
