@@ -9,7 +9,7 @@ METRICS_PORT ?= 9100
 # The ecosystem's own clients (tritonclient, tensorflow-serving-api) for the protocol tests.
 ECOSYSTEM ?= .venv-ecosystem
 
-.PHONY: setup setup-ecosystem demo fleet test test-all bench bench-quick proto clean
+.PHONY: setup setup-ecosystem demo fleet test test-all bench bench-quick bench-peers proto clean
 
 setup: $(VENV)/.installed
 
@@ -59,8 +59,13 @@ bench: setup
 bench-quick: setup
 	$(BIN)/python bench/run.py --quick
 
+# The full harness plus MLServer 1.7.1 (the peer) under the same v2 load; makes .venv-mlserver
+# (bench/peers/setup.sh, from PyPI) on first use. Not part of `make test`.
+bench-peers: setup
+	$(BIN)/python bench/run.py --peers
+
 proto: setup
 	$(BIN)/python proto/generate.py
 
 clean:
-	rm -rf $(VENV) $(ECOSYSTEM) $(MODELS)
+	rm -rf $(VENV) $(ECOSYSTEM) $(MODELS) .venv-mlserver

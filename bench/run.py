@@ -54,8 +54,8 @@ def bench(target: str, model: str, *args: str, duration: float, warmup: float) -
     raise RuntimeError(f"digits bench failed ({done.returncode}): {done.stderr[-2000:]}")
 
 
-def scenarios(quick: bool) -> dict[str, list[str]]:
-    """Scenario name -> `digits bench` arguments."""
+def scenarios(quick: bool, pictures: dict[str, str] | None = None, peers: bool = False) -> dict[str, list[str]]:
+    """Scenario name -> `digits bench` arguments (PNG uploads and v2 runs when given/asked)."""
     found = {
         "unary_c16": ["--concurrency", "16"],
         "unary_c1": ["--concurrency", "1"],
@@ -64,6 +64,13 @@ def scenarios(quick: bool) -> dict[str, list[str]]:
     }
     if not quick:
         found |= {"unary_c4": ["--concurrency", "4"], "unary_c64": ["--concurrency", "64"]}
+    for name, path in (pictures or {}).items():
+        found[f"{name}_c16"] = ["--concurrency", "16", "--image-file", path]
+    if peers:  # the same Open Inference Protocol v2 load on digits-server and on MLServer
+        found |= {"v2_unary_c16": ["--protocol", "v2", "--concurrency", "16"],
+                  "v2_unary_c1": ["--protocol", "v2", "--concurrency", "1"],
+                  f"v2_batch{BATCH}_c2": ["--protocol", "v2", "--mode", "batch", "--batch-size", str(BATCH),
+                                          "--concurrency", "2"]}
     return found
 
 
@@ -83,11 +90,18 @@ SERVERS = ("echo", "predict", "savedmodel", "ours")
 
 
 def applies(server: str, scenario: str) -> bool:
-    """Which scenarios each server runs: the predict server only the headline, naive unary ones."""
+    """Which scenarios each server runs: the predict server only the headline, naive unary ones;
+    PNG uploads only ours; v2 runs ours and the peer (MLServer), which runs nothing else."""
+    if scenario.startswith("v2_"):
+        return server in ("ours", "mlserver")
+    if server == "mlserver":
+        return False
     if server == "predict":
         return scenario == "unary_c16"
     if server == "savedmodel":
         return scenario.startswith("unary")
+    if scenario.startswith("png"):
+        return server == "ours"
     return True
 
 
@@ -101,11 +115,11 @@ def drive(started: dict, cells: list[str], plan: dict[str, list[str]], timing: d
                 key = scenario if name == "echo" else f"{cell}/{scenario}"
                 if not applies(name, scenario) or key in runs[name]:
                     continue
-                cpu_before = servers.cpu_seconds(server.pid)
+                cpu_before = servers.tree_cpu_seconds(server.pid)
                 run = runs[name][key] = bench(server.target, cell, *args, **timing)
                 # server CPU per request: robust to the machine's noise (warm-up requests estimated)
                 sent = run["requests"] * (1 + timing["warmup"] / timing["duration"])
-                used = servers.cpu_seconds(server.pid) - cpu_before
+                used = servers.tree_cpu_seconds(server.pid) - cpu_before
                 run["server_cpu_us_per_request"] = round(1e6 * used / max(sent, 1), 1)
                 log(f"  {name:<10} {key:<22} {run['requests_per_second']:>9,.0f} req/s  "
                     f"p50 {run['latency_ms']['p50']} ms  p99 {run['latency_ms']['p99']} ms")
@@ -131,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="where JSON/MD/PNG go")
     parser.add_argument("--server-flag", action="append", default=[], metavar="FLAG",
                         help="extra flag for our server, e.g. --server-flag=--max-batch-size=32")
+    parser.add_argument("--peers", action="store_true",
+                        help="also start MLServer 1.7.1 (its venv is made on first use, bench/peers/setup.sh) and "
+                             "drive it and our server with the same v2 load")
     parser.add_argument("--publish", nargs="?", type=Path, const=report.PUBLISHED, metavar="DIR",
                         help="also write the Markdown report as DIR/harness-<date>.md, to commit "
                              f"(default DIR: {report.PUBLISHED.relative_to(REPO)})")
@@ -145,7 +162,15 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="digits-bench-"))
     models = args.models or prepare_models(["rnn", "lstm", "gru"] if not args.quick else cells, workdir, args.quick)
     log(f"models: {models}")
-    plan = scenarios(args.quick)
+    pictures = json.loads(subprocess.run(
+        [sys.executable, str(REPO / "bench" / "pictures.py"), "--out", str(workdir / "pictures"),
+         *(["--data", str(DATA)] if DATA.is_file() else [])],
+        capture_output=True, text=True, env=source_env(), check=True, timeout=300,
+    ).stdout)
+    log("uploads: " + ", ".join(f"{name} {cost['bytes']} B, decode+preprocess {cost['decode_and_preprocess_us']:.0f} us"
+                                for name, cost in pictures["costs"].items()))
+    plan = scenarios(args.quick, pictures["paths"], args.peers)
+    tf_floor = memory_floor() if not args.quick else None
     inproc = subprocess.run(
         [sys.executable, str(REPO / "bench" / "inprocess.py"), "--models", str(models), "--cells", ",".join(cells),
          "--batch-sizes", f"1,{BATCH}", "--seconds", "0.5" if args.quick else "1.0",
@@ -159,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     # memory soak, so growth after it would be a leak, not the store filling up by design
     ours_flags = ["--feedback-max-predictions", "10000", *args.server_flag]
     starters["ours"] = functools.partial(servers.start_ours, models, ours_flags)
+    if args.peers:
+        starters["mlserver"] = functools.partial(servers.start_mlserver, models, cells)
     with ThreadPoolExecutor(len(starters)) as pool:  # they start side by side, then idle until driven
         futures = {name: pool.submit(start) for name, start in starters.items()}
     failed = [name for name, future in futures.items() if future.exception() is not None]
@@ -179,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(), "mode": "quick" if args.quick else "full", "cells": cells,
         "timing": timing, "server_flags": ours_flags, "in_process": inprocess, "runs": runs,
-        "seconds": round(time.monotonic() - began, 1),
+        "seconds": round(time.monotonic() - began, 1), "uploads": pictures["costs"], "tensorflow_floor_mb": tf_floor,
+        "peers": args.peers,
     }
     document["targets"] = report.targets(document)
     paths = report.write(document, args.out)
@@ -188,6 +216,15 @@ def main(argv: list[str] | None = None) -> int:
     print(report.table(document))
     log(f"wrote {', '.join(str(p) for p in paths)}")
     return 0
+
+
+def memory_floor() -> float:
+    """Resident MiB of a Python process that has only imported TensorFlow (the floor for target 7)."""
+    code = ("import tensorflow, pathlib\n"
+            "print([int(l.split()[1]) for l in pathlib.Path('/proc/self/status').read_text().splitlines()"
+            " if l.startswith('VmRSS:')][0] / 1024)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=source_env(), check=True)
+    return float(done.stdout.split()[-1])
 
 
 def machine() -> str:

@@ -102,9 +102,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """cpu_seconds of a process and of its running descendants (MLServer computes in a worker process)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            total += cpu_seconds(current)
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(child) for child in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process in MiB (VmRSS)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def start_mlserver(models: Path, cells: list[str]) -> Running:
+    """MLServer 1.7.1 serving the same SavedModels (bench/peers/mlserver.py)."""
+    from bench.peers import mlserver
+
+    target, process, stop = mlserver.start(models, cells)
+    return Running("mlserver", target, process.pid, stop)

@@ -23,7 +23,8 @@ def test_quick_run_prints_the_table_and_writes_json(model_repo: Path, tmp_path: 
     assert done.returncode == 0, done.stderr[-4000:]
     table = done.stdout
     for needle in ("unary c=16 req/s vs echo", "vs predict server", "vs savedmodel server", "one stream",
-                   "batch 512 img/s", "c=1 p50 minus echo p50", "echo", "ours", "lstm/unary_c16"):
+                   "batch 512 img/s", "c=1 p50 minus echo p50", "server CPU per png28 request",
+                   "echo", "ours", "lstm/unary_c16"):
         assert needle in table, table
     document = json.loads((out / "latest-quick.json").read_text())
     assert document["mode"] == "quick" and document["cells"] == ["lstm"]
@@ -33,6 +34,10 @@ def test_quick_run_prints_the_table_and_writes_json(model_repo: Path, tmp_path: 
         run = document["runs"][server][key]
         assert run["ok"] > 0 and run["errors"] == {}, (server, key, run)
     assert document["in_process"]["cells"]["lstm"]["runtimes"]["tflite"]["1"] > 0
-    assert {t["target"] for t in document["targets"]} == {1, 2, 3, 4, 5, 6}
+    assert {t["target"] for t in document["targets"]} == {1, 2, 3, 5, 6, 7, "b"}  # 4 compares GRU with RNN: full
+    uploads = {key for key in document["runs"]["ours"] if key.startswith("lstm/png")}
+    assert uploads == {"lstm/png28_c16", "lstm/png200_c16"}, document["runs"]["ours"].keys()
+    assert all(document["runs"]["ours"][key]["errors"] == {} for key in uploads)
+    assert document["uploads"]["png200"]["decode_and_preprocess_us"] > 0
     assert (out / "latest-quick.md").read_text().startswith("Run of ")
     assert (out / "latest-quick.png").read_bytes()[:4] == b"\x89PNG"

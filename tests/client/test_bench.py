@@ -115,3 +115,21 @@ def test_unknown_model_errors_are_counted_on_our_server(ours, capsys) -> None:
     code = main(["bench", "--target", ours, "--model", "nosuchmodel", "--count", "5", "--warmup", "0", "--json"])
     assert code == 1
     assert json.loads(capsys.readouterr().out)["errors"] == {"NOT_FOUND": 5}
+
+
+def test_image_files_are_sent_encoded_and_decoded_by_our_server(ours, capsys, tmp_path: Path) -> None:
+    from PIL import Image, ImageDraw
+
+    small, scan = tmp_path / "digit.png", tmp_path / "scan.png"
+    picture = Image.new("L", (28, 28), 0)
+    ImageDraw.Draw(picture).line([(14, 4), (14, 24)], fill=255, width=3)
+    picture.save(small)
+    page = Image.new("L", (200, 200), 235)  # dark ink on a light page with margins
+    ImageDraw.Draw(page).line([(100, 40), (100, 160)], fill=20, width=14)
+    page.save(scan)
+    result = bench_json(capsys, "--target", ours, "--model", "lstm", "--image-file", str(small), "--image-file",
+                        str(scan), "--count", "30")
+    assert result["ok"] >= 30 and result["errors"] == {}
+    assert result["request_bytes"] < 784  # the small PNG, not raw pixels
+    assert main(["bench", "--target", ours, "--image-file", str(tmp_path / "missing.png"), "--count", "5"]) == 2
+    assert "--image-file: cannot read" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,9 @@ def add_parser(subparsers: Any) -> None:
                         help="digits.v1 (default) or v2: Open Inference Protocol ModelInfer, raw tensors "
                              "(needs --model and the digits-server package for its request builder)")
     parser.add_argument("--data", metavar="FILE.npz", help="send x_test digits of this .npz (default: random pixels)")
+    parser.add_argument("--image-file", action="append", default=[], metavar="FILE",
+                        help="send this image file (PNG, JPEG...) as Image.encoded instead of raw pixels; repeat to "
+                             "cycle through several (the server decodes and preprocesses each)")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar on stderr (default: when stderr is a terminal)")
@@ -76,9 +80,17 @@ def config_from_args(args: argparse.Namespace) -> bench.BenchConfig:
             experiment=args.experiment or "", timeout=conn.timeout, token=conn.token,
             tls_ca=conn.tls_ca, tls_cert=conn.tls_cert, tls_key=conn.tls_key, protocol=args.protocol,
             lb_policy=conn.lb_policy,
+            encoded=tuple(_read(path) for path in args.image_file),
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--image-file: cannot read {path}: {exc.strerror}") from None
 
 
 def _images(path: str | None) -> np.ndarray:

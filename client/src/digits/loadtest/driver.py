@@ -57,6 +57,7 @@ class BenchConfig:
     max_outstanding: int = 10_000  # open loop: requests beyond this many in flight are dropped
     protocol: str = "digits.v1"  # or "v2": Open Inference Protocol ModelInfer (unary and batch modes)
     lb_policy: str | None = None  # None: round_robin for several servers (dns:///, address lists), else pick_first
+    encoded: tuple[bytes, ...] = ()  # image files (PNG, JPEG...) to send as Image.encoded instead of raw pixels
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -71,6 +72,8 @@ class BenchConfig:
             raise ValueError(f"protocol: must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
         if self.protocol == "v2" and (self.mode == "stream" or not self.model or self.experiment):
             raise ValueError("--protocol v2 drives ModelInfer: give --model, use --mode unary or batch")
+        if self.protocol == "v2" and self.encoded:
+            raise ValueError("--image-file sends digits.v1 Image.encoded; not with --protocol v2")
 
     @property
     def images_per_request(self) -> int:
@@ -120,13 +123,17 @@ def build_requests(config: BenchConfig, images: np.ndarray) -> RequestSet:
     spec = pb.ModelSpec(name=config.model, version_label=config.label, experiment=config.experiment)
     if config.version is not None:
         spec.version = config.version
+    if config.encoded:  # uploaded image files, cycled
+        pictures = [pb.Image(encoded=data) for data in config.encoded]
+    else:
+        pictures = [pb.Image(pixels=p.tobytes()) for p in pixels[: DISTINCT_REQUESTS * config.images_per_request]]
     payloads = []
     for i in range(DISTINCT_REQUESTS):
         if config.mode == "batch":
-            picks = [pixels[(i * config.batch_size + j) % len(pixels)] for j in range(config.batch_size)]
-            message = pb.ClassifyBatchRequest(model_spec=spec, images=[pb.Image(pixels=p.tobytes()) for p in picks])
+            picks = [pictures[(i * config.batch_size + j) % len(pictures)] for j in range(config.batch_size)]
+            message = pb.ClassifyBatchRequest(model_spec=spec, images=picks)
         else:
-            message = pb.ClassifyRequest(model_spec=spec, image=pb.Image(pixels=pixels[i % len(pixels)].tobytes()))
+            message = pb.ClassifyRequest(model_spec=spec, image=pictures[i % len(pictures)])
         payloads.append(message.SerializeToString())
     return RequestSet(payloads)
 

@@ -21,6 +21,7 @@ from digits_server.core.domain import (
     PredictionEvent,
     PredictionObserver,
     ServedBy,
+    Timings,
 )
 from digits_server.core.errors import ModelNotFound
 from digits_server.core.manager import ModelManager
@@ -74,6 +75,7 @@ class DataPlane:
         self.max_shadows_in_flight = max_shadows_in_flight
         self.shadows_skipped = 0  # mirrors dropped because max_shadows_in_flight were running
         self._shadows: set[asyncio.Task[None]] = set()
+        self._served: dict[tuple[str, int, str, str], ServedBy] = {}
 
     async def classify(
         self,
@@ -89,11 +91,8 @@ class DataPlane:
         if selector.experiment:
             selector, experiment, arm = self.router.route(selector)
             call.experiment, call.arm = experiment, arm
-        with self.manager.lease(selector) as model:  # held: the version is not unloaded mid-call
-            call.model, call.version = model.name, str(model.version)
-            probabilities, timings = await self.runner.run(model, images, deadline)
+        served_by, probabilities, timings = await self._run(selector, images, call, deadline, experiment, arm)
         digits = probabilities.argmax(axis=1)
-        served_by = ServedBy(model.name, model.version, experiment, arm)
         outcome = BatchOutcome(
             digits=digits,
             probabilities=probabilities,
@@ -108,6 +107,66 @@ class DataPlane:
         if experiment:
             self._mirror(call.method, images, true_labels, outcome)
         return outcome
+
+    async def classify_group(
+        self,
+        selector: ModelSelector,
+        images: np.ndarray,
+        true_labels: list[int | None],
+        request_ids: Sequence[str],
+        call: CallRecord,
+        deadline: float | None = None,
+    ) -> BatchOutcome:
+        """Predict a group of one-image requests (image i is request i, e.g. one stream's messages)
+        in one model call, and tell the observers once (see PredictionObserver). `request_ids[i]`
+        empty: a fresh id. No experiments: route those one request at a time with `classify`."""
+        if selector.experiment:
+            raise ValueError("classify_group: experiments route each request on its own; use classify")
+        served_by, probabilities, timings = await self._run(selector, images, call, deadline)
+        digits = probabilities.argmax(axis=1)
+        issue = self.request_ids.issue
+        ids = tuple(
+            request_id or issue(served_by, digits[i : i + 1], true_labels[i : i + 1])
+            for i, request_id in enumerate(request_ids)
+        )
+        outcome = BatchOutcome(digits, probabilities, served_by, "", ids)
+        event = PredictionEvent(call.method, outcome.served_by, "", outcome.digits, probabilities, true_labels,
+                                timings, request_ids=ids)
+        for observer in self.observers:
+            try:
+                if getattr(observer, "observes_groups", False):
+                    observer.observe(event)
+                else:
+                    for index in range(len(ids)):
+                        observer.observe(event.one(index))
+            except Exception:
+                log.exception("observer %s failed", type(observer).__name__)
+        return outcome
+
+    async def _run(
+        self, selector: ModelSelector, images: np.ndarray, call: CallRecord, deadline: float | None,
+        experiment: str = "", arm: str = "",
+    ) -> tuple[ServedBy, np.ndarray, Timings]:
+        """Run the model a (routed) selector names, holding its version meanwhile (not unloaded mid-call)."""
+        slot = self.manager.acquire(selector)
+        try:
+            model = slot.model
+            assert model is not None  # acquire() checked
+            call.model, call.version = model.name, str(model.version)
+            probabilities, timings = await self.runner.run(model, images, deadline)
+        finally:
+            self.manager.release(slot)
+        return self._served_by(model.name, model.version, experiment, arm), probabilities, timings
+
+    def _served_by(self, model: str, version: int, experiment: str = "", arm: str = "") -> ServedBy:
+        """The (immutable, shared) ServedBy of a version and arm."""
+        key = (model, version, experiment, arm)
+        found = self._served.get(key)
+        if found is None:
+            if len(self._served) >= 4096:
+                self._served.clear()
+            found = self._served[key] = ServedBy(model, version, experiment, arm)
+        return found
 
     def _mirror(self, method: str, images: np.ndarray, true_labels: list[int | None], primary: BatchOutcome) -> None:
         """Start the request's shadow predictions as background tasks: the caller never waits for them."""

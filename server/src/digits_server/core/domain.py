@@ -40,6 +40,7 @@ class BatchOutcome:
     probabilities: np.ndarray  # float32 [N,10]
     served_by: ServedBy
     request_id: str
+    request_ids: tuple[str, ...] = ()  # a group of one-image requests: request_ids[i] is image i's
 
 
 @dataclass
@@ -76,10 +77,29 @@ class PredictionEvent:
     timings: Timings = field(default_factory=Timings)
     shadow: bool = False  # True for a mirrored (shadow) prediction never returned to a caller
     mirrors: BatchOutcome | None = None  # for a shadow event: the primary outcome it mirrors
+    # A group of one-image requests (one stream's messages, `DataPlane.classify_group`): image i
+    # is request request_ids[i]'s; `timings` is each request's. Empty for a single request.
+    request_ids: tuple[str, ...] = ()
+
+    @property
+    def requests(self) -> int:
+        """How many requests this event stands for."""
+        return len(self.request_ids) or 1
+
+    def one(self, index: int) -> "PredictionEvent":
+        """The event of the group's request number `index` alone."""
+        return PredictionEvent(
+            self.method, self.served_by, self.request_ids[index], self.digits[index: index + 1],
+            self.probabilities[index: index + 1], self.true_labels[index: index + 1], self.timings,
+        )
 
 
 class PredictionObserver(Protocol):
-    """Learns about every prediction: metrics, live accuracy, feedback store, experiment stats."""
+    """Learns about every prediction: metrics, live accuracy, feedback store, experiment stats.
+
+    An observer whose class sets `observes_groups = True` receives a group's event once; the
+    others receive one event per request of the group.
+    """
 
     def observe(self, event: PredictionEvent) -> None:
         """Called on the event loop once per request; must be quick and never raise."""

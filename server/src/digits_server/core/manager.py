@@ -258,15 +258,24 @@ class ModelManager:
     @contextlib.contextmanager
     def lease(self, selector: ModelSelector) -> Iterator[LoadedModel]:
         """Resolve a selector and hold the version while the block runs: it is not unloaded meanwhile."""
+        slot = self.acquire(selector)
+        try:
+            yield slot.model  # type: ignore[misc]
+        finally:
+            self.release(slot)
+
+    def acquire(self, selector: ModelSelector) -> VersionSlot:
+        """`lease` without a context manager (the request path): hold the version until `release(slot)`."""
         slot = self._resolve_slot(selector)
         assert slot.model is not None
         slot.in_flight += 1
-        try:
-            yield slot.model
-        finally:
-            slot.in_flight -= 1
-            if slot.in_flight == 0 and slot.idle is not None:
-                slot.idle.set()
+        return slot
+
+    def release(self, slot: VersionSlot) -> None:
+        """Let go of a version held by `acquire`."""
+        slot.in_flight -= 1
+        if slot.in_flight == 0 and slot.idle is not None:
+            slot.idle.set()
 
     def slots(self) -> dict[str, list[VersionSlot]]:
         """Every model's version slots, newest first."""

@@ -11,17 +11,16 @@ from __future__ import annotations
 import collections
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
 from prometheus_client.gc_collector import GCCollector
-from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from digits_server.core.domain import CallRecord, Timings
-from digits_server.observability.histograms import observe_many
+from digits_server.observability.histograms import bucket_counts
+from digits_server.observability.request_metrics import FastCounter, FastGauge, FastHistogram, FastMetricsCollector
 
 # Sub-millisecond model calls up to multi-second queueing under overload.
 LATENCY_BUCKETS = (
@@ -50,44 +49,63 @@ class ServerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         disable_created_metrics()  # process-wide switch in prometheus_client; idempotent
         self.registry = registry if registry is not None else CollectorRegistry()
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}  # see _child
         r = self.registry
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         GCCollector(registry=r)
         call = ["protocol", "method", "model", "version", "experiment", "arm"]
         cell = ["model", "version"]
-        self.requests = Counter(
+        # the request path's metrics: plain numbers, exported at scrape time (request_metrics.py)
+        self.requests = FastCounter(
             "digits_requests_total",
-            "RPCs finished, by method, serving model/version and gRPC status code.",
-            [*call, "code"], registry=r,
+            "RPCs finished, by method, serving model/version and gRPC status code.", [*call, "code"],
         )
-        self.request_latency = Histogram(
+        self.request_latency = FastHistogram(
             "digits_request_duration_seconds",
-            "End-to-end RPC latency inside the server, by method and serving model/version.",
-            call, buckets=LATENCY_BUCKETS, registry=r,
+            "End-to-end RPC latency inside the server, by method and serving model/version.", call, LATENCY_BUCKETS,
         )
-        self.in_flight = Gauge(
-            "digits_requests_in_flight", "RPCs being served right now.", ["protocol", "method"], registry=r
-        )
-        self.queue_wait = Histogram(
+        self.in_flight = FastGauge("digits_requests_in_flight", "RPCs being served right now.", ["protocol", "method"])
+        self.queue_wait = FastHistogram(
             "digits_queue_wait_seconds",
-            "Time a request waited for its model call to start (batching queue).",
-            cell, buckets=LATENCY_BUCKETS, registry=r,
+            "Time a request waited for its model call to start (batching queue).", cell, LATENCY_BUCKETS,
         )
-        self.compute = Histogram(
+        self.compute = FastHistogram(
             "digits_compute_duration_seconds",
-            "Duration of the model call that computed a request (shared by a batch).",
-            cell, buckets=LATENCY_BUCKETS, registry=r,
+            "Duration of the model call that computed a request (shared by a batch).", cell, LATENCY_BUCKETS,
         )
-        self.batch_size = Histogram(
+        self.batch_size = FastHistogram(
             "digits_batch_size",
-            "Images in the model call each request rode in (observed once per request).",
-            cell, buckets=BATCH_SIZE_BUCKETS, registry=r,
+            "Images in the model call each request rode in (observed once per request).", cell, BATCH_SIZE_BUCKETS,
         )
-        self.queue_depth = Gauge(
-            "digits_queue_depth", "Images waiting in a model version's batching queue.", cell, registry=r
+        self.queue_depth = FastGauge("digits_queue_depth", "Images waiting in a model version's batching queue.", cell)
+        self.predictions = FastCounter(
+            "digits_predictions_total",
+            "Images classified, by predicted digit; traffic=shadow for mirrored predictions.",
+            [*cell, "traffic", "digit"],
         )
+        self.confidence = FastHistogram(
+            "digits_prediction_confidence",
+            "The winning probability (max of the ten) of each prediction.", [*cell, "traffic"], CONFIDENCE_BUCKETS,
+        )
+        self.labelled = FastCounter(
+            "digits_labelled_predictions_total",
+            "Predictions whose true digit is known; source=request (sent with it) or feedback (Feedback RPC).",
+            [*cell, "traffic", "source"],
+        )
+        self.correct = FastCounter(
+            "digits_correct_predictions_total",
+            "Labelled predictions that were right; divide by digits_labelled_predictions_total for live accuracy.",
+            [*cell, "traffic", "source"],
+        )
+        self.confusion = FastCounter(
+            "digits_confusion_total",
+            "Labelled predictions by true and predicted digit (the live confusion matrix).",
+            [*cell, "traffic", "true_digit", "predicted_digit"],
+        )
+        r.register(FastMetricsCollector([
+            self.requests, self.request_latency, self.in_flight, self.queue_wait, self.compute, self.batch_size,
+            self.queue_depth, self.predictions, self.confidence, self.labelled, self.correct, self.confusion,
+        ]))
         self.rejected = Counter(
             "digits_rejected_total", "Requests rejected because the batching queue was full.", cell, registry=r
         )
@@ -95,31 +113,6 @@ class ServerMetrics:
             "digits_auth_rejections_total",
             "Calls refused before any servicer ran: UNAUTHENTICATED (no or unknown token) or PERMISSION_DENIED.",
             ["method", "code"], registry=r,
-        )
-        self.predictions = Counter(
-            "digits_predictions_total",
-            "Images classified, by predicted digit; traffic=shadow for mirrored predictions.",
-            [*cell, "traffic", "digit"], registry=r,
-        )
-        self.confidence = Histogram(
-            "digits_prediction_confidence",
-            "The winning probability (max of the ten) of each prediction.",
-            [*cell, "traffic"], buckets=CONFIDENCE_BUCKETS, registry=r,
-        )
-        self.labelled = Counter(
-            "digits_labelled_predictions_total",
-            "Predictions whose true digit is known; source=request (sent with it) or feedback (Feedback RPC).",
-            [*cell, "traffic", "source"], registry=r,
-        )
-        self.correct = Counter(
-            "digits_correct_predictions_total",
-            "Labelled predictions that were right; divide by digits_labelled_predictions_total for live accuracy.",
-            [*cell, "traffic", "source"], registry=r,
-        )
-        self.confusion = Counter(
-            "digits_confusion_total",
-            "Labelled predictions by true and predicted digit (the live confusion matrix).",
-            [*cell, "traffic", "true_digit", "predicted_digit"], registry=r,
         )
         self.feedback_held = Gauge(
             "digits_feedback_store_predictions", "Predictions remembered for the Feedback RPC.", registry=r
@@ -167,46 +160,49 @@ class ServerMetrics:
             registry=r,
         )
 
-    def _child(self, metric: MetricWrapperBase, *values: str) -> Any:
-        """`metric.labels(*values)`, cached: prometheus_client's labels() (label checks, a lock,
-        a dict) cost several microseconds and the request path calls it ~10 times per request.
-        Only for series that are never removed (the lifecycle gauges call labels() themselves)."""
-        key = (id(metric), values)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*values)
-        return child
-
     # Requests -------------------------------------------------------------------------------
 
     def observe_request(self, call: CallRecord, code: str, seconds: float) -> None:
         """Count one finished RPC and its latency."""
         labels = (call.protocol, call.method, call.model, call.version, call.experiment, call.arm)
-        self._child(self.requests, *labels, code).inc()
-        self._child(self.request_latency, *labels).observe(seconds)
+        self.requests.inc((*labels, code))
+        self.request_latency.observe(labels, seconds)
+
+    def observe_requests(self, call: CallRecord, code: str, seconds: Sequence[float]) -> None:
+        """Count finished requests of one kind (e.g. the messages of a stream answered as a group)."""
+        labels = (call.protocol, call.method, call.model, call.version, call.experiment, call.arm)
+        self.requests.inc((*labels, code), len(seconds))
+        latency = self.request_latency
+        if len(seconds) == 1:
+            latency.observe(labels, seconds[0])
+        else:
+            values = np.asarray(seconds, dtype=np.float64)
+            latency.observe_counts(labels, bucket_counts(latency.bounds, values), float(values.sum()))
 
     @contextlib.contextmanager
     def track_in_flight(self, call: CallRecord) -> Iterator[None]:
         """Count an RPC as in flight while the block runs."""
-        gauge = self._child(self.in_flight, call.protocol, call.method)
-        gauge.inc()
+        key = (call.protocol, call.method)
+        gauge = self.in_flight
+        gauge.inc(key)
         try:
             yield
         finally:
-            gauge.dec()
+            gauge.inc(key, -1)
 
     # Batching -------------------------------------------------------------------------------
 
-    def observe_timings(self, model: str, version: str, timings: Timings) -> None:
-        """Record where one request's time went (queue wait, model call) and its batch size."""
-        self._child(self.queue_wait, model, version).observe(timings.queue_seconds)
-        self._child(self.compute, model, version).observe(timings.compute_seconds)
+    def observe_timings(self, model: str, version: str, timings: Timings, requests: int = 1) -> None:
+        """Record where `requests` requests' time went (queue wait, model call) and their batch size."""
+        key = (model, version)
+        self.queue_wait.observe(key, timings.queue_seconds, requests)
+        self.compute.observe(key, timings.compute_seconds, requests)
         if timings.batch_size > 0:
-            self._child(self.batch_size, model, version).observe(timings.batch_size)
+            self.batch_size.observe(key, timings.batch_size, requests)
 
     def set_queue_depth(self, model: str, version: str, depth: int) -> None:
         """Images now waiting in a model version's batching queue."""
-        self._child(self.queue_depth, model, version).set(depth)
+        self.queue_depth.values[(model, version)] = depth
 
     def count_rejected(self, model: str, version: str) -> None:
         """One request turned away because its queue was full."""
@@ -223,16 +219,16 @@ class ServerMetrics:
     ) -> None:
         """Count a request's predicted digits and observe each prediction's confidence."""
         if len(digits) == 1:  # the common case, without bincount's ten-way loop
-            self._child(self.predictions, model, version, traffic, DIGITS[int(digits[0])]).inc()
-        else:
-            for digit, count in enumerate(np.bincount(digits, minlength=10).tolist()):
-                if count:
-                    self._child(self.predictions, model, version, traffic, DIGITS[digit]).inc(count)
-        confidence = self._child(self.confidence, model, version, traffic)
-        if len(probabilities) == 1:
-            confidence.observe(float(probabilities[0].max()))
-        else:
-            observe_many(confidence, probabilities.max(axis=1))
+            self.predictions.inc((model, version, traffic, DIGITS[int(digits[0])]))
+            self.confidence.observe((model, version, traffic), float(probabilities[0].max()))
+            return
+        for digit, count in enumerate(np.bincount(digits, minlength=10).tolist()):
+            if count:
+                self.predictions.inc((model, version, traffic, DIGITS[digit]), count)
+        winning = probabilities.max(axis=1).astype(np.float64)
+        confidence = self.confidence
+        confidence.observe_counts((model, version, traffic), bucket_counts(confidence.bounds, winning),
+                                  float(winning.sum()))
 
     def count_labelled(
         self, model: str, version: str, traffic: str, source: str,
@@ -242,11 +238,11 @@ class ServerMetrics:
         pairs = collections.Counter(zip(true_digits, predicted_digits))
         if not pairs:
             return
-        self._child(self.labelled, model, version, traffic, source).inc(sum(pairs.values()))
-        correct = self._child(self.correct, model, version, traffic, source)  # present even while 0
-        correct.inc(sum(count for (truth, predicted), count in pairs.items() if truth == predicted))
+        key = (model, version, traffic, source)
+        self.labelled.inc(key, sum(pairs.values()))
+        self.correct.inc(key, sum(count for (truth, predicted), count in pairs.items() if truth == predicted))
         for (truth, predicted), count in pairs.items():
-            self._child(self.confusion, model, version, traffic, DIGITS[truth], DIGITS[predicted]).inc(count)
+            self.confusion.inc((model, version, traffic, DIGITS[truth], DIGITS[predicted]), count)
 
     def set_feedback_held(self, predictions: int) -> None:
         """How many predictions the feedback store remembers now."""
@@ -268,22 +264,22 @@ class ServerMetrics:
             self.model_state.labels(model, version, known).set(1 if known == state else 0)
         self.load_failures.labels(model, version)  # 0 from the start, so increase() sees a first failure
         if state == "AVAILABLE":  # present series from the start make rate() and ratios exact
-            self._child(self.queue_depth, model, version)  # 0 until a request queues (lone ones may never)
+            self.queue_depth.touch((model, version))  # 0 until a request queues (lone ones may never)
             for method in INFERENCE_METHODS:
-                self.requests.labels("digits.v1", method, model, version, "", "", "OK")
-                self.request_latency.labels("digits.v1", method, model, version, "", "")
+                self.requests.touch(("digits.v1", method, model, version, "", "", "OK"))
+                self.request_latency.touch(("digits.v1", method, model, version, "", ""))
             for traffic in TRAFFIC:
                 for source in LABEL_SOURCES:
-                    self.labelled.labels(model, version, traffic, source)
-                    self.correct.labels(model, version, traffic, source)
+                    self.labelled.touch((model, version, traffic, source))
+                    self.correct.touch((model, version, traffic, source))
 
     def forget_model_version(self, model: str, version: str) -> None:
         """Drop the state, info and queue series of a version that was unloaded."""
         for known in MODEL_STATES:
             self.model_state.remove(model, version, known)
-        for gauge in (self.model_info, self.model_test_accuracy, self.model_parameters, self.queue_depth):
+        for gauge in (self.model_info, self.model_test_accuracy, self.model_parameters):
             gauge.remove(model, version)
-        self._children.pop((id(self.queue_depth), (model, version)), None)  # a reloaded version starts afresh
+        self.queue_depth.remove((model, version))
 
     def observe_model_load(self, model: str, seconds: float) -> None:
         """How long a version took from LOADING to AVAILABLE or FAILED."""

@@ -36,8 +36,10 @@ class MetricsObserver:
 
     Shadow (mirrored) predictions are counted with traffic="shadow": their timings are real
     model work and their request labels are real evidence of that version's accuracy, but no
-    caller received them.
+    caller received them. A group's event (one stream's messages) is counted in one pass.
     """
+
+    observes_groups = True
 
     def __init__(self, metrics: ServerMetrics) -> None:
         self.metrics = metrics
@@ -46,8 +48,10 @@ class MetricsObserver:
         """PredictionObserver: one request's predictions."""
         model, version = event.served_by.model, str(event.served_by.version)
         traffic = "shadow" if event.shadow else "live"
-        self.metrics.observe_timings(model, version, event.timings)
+        self.metrics.observe_timings(model, version, event.timings, event.requests)
         self.metrics.count_predictions(model, version, traffic, event.digits, event.probabilities)
+        if all(label is None for label in event.true_labels):
+            return
         labelled = [(t, p) for t, p in zip(event.true_labels, event.digits.tolist()) if t is not None]
         if labelled:
             truth, predicted = zip(*labelled)

@@ -17,15 +17,15 @@ from digits.v1 import digits_pb2_grpc as pb_grpc
 from digits_server.core import ordered_streams as streaming
 from digits_server.core.dataplane import DataPlane
 from digits_server.core.domain import CallRecord
-from digits_server.core.errors import ModelNotFound, NotFound, RequestNotFound, ServingError
+from digits_server.core.errors import ModelNotFound, NotFound, RequestNotFound
 from digits_server.core.feedback import FeedbackStore
 from digits_server.core.imaging import ImageLimits
 from digits_server.experiments.service import ExperimentService
 from digits_server.observability.metrics import ServerMetrics
 from digits_server.settings import Settings
-from digits_server.transport import codec
+from digits_server.transport import codec, stream_groups
 from digits_server.transport.deadlines import deadline_of
-from digits_server.transport.status_codes import counted, stream_rpc, unary_rpc
+from digits_server.transport.status_codes import stream_rpc, unary_rpc
 
 
 async def converted(images: list[pb.Image], convert: Callable[[], np.ndarray]) -> np.ndarray:
@@ -61,7 +61,11 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     ) -> pb.ClassifyResponse:
         selector = codec.selector(request.model_spec)
         codec.short_text(request.request_id, "request_id")
-        image = await converted([request.image], lambda: codec.image(request.image, "image", self.image_limits))
+        picture = request.image
+        if picture.WhichOneof("data") == "encoded" and len(picture.encoded) > stream_groups.INLINE_DECODE_BYTES:
+            image = await asyncio.to_thread(codec.image, picture, "image", self.image_limits)  # off the event loop
+        else:
+            image = codec.image(picture, "image", self.image_limits)
         labels = [codec.true_label(request)]
         outcome = await self.dataplane.classify(selector, image[None], labels, request.request_id, call, deadline)
         return codec.classify_response(outcome)
@@ -70,18 +74,17 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     async def ClassifyStream(
         self, request_iterator: AsyncIterator[pb.ClassifyRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ClassifyResponse]:
-        """One response per request, in order; up to max_batch_size requests are in flight at once."""
+        """One response per request, in order. The messages that arrived while the previous group
+        was computed and answered (up to max_batch_size) form the next group (`stream_groups`)."""
         deadline = deadline_of(context)
-
-        async def classify_message(index: int, request: pb.ClassifyRequest) -> pb.ClassifyResponse:
-            try:
-                call = CallRecord("ClassifyStream")  # each message is counted like a request of its own
-                return await counted(self.metrics, call, self._classify_one(request, call, deadline))
-            except ServingError as exc:
-                raise type(exc)(f"stream message {index}: {exc}") from None
-
-        async for response in streaming.ordered(request_iterator, classify_message, self.settings.max_batch_size):
-            yield response
+        async for group in streaming.grouped(request_iterator, self.settings.max_batch_size):
+            answers, error = await stream_groups.classify_group(
+                self.dataplane, self.metrics, self.image_limits, group, deadline
+            )
+            for answer in answers:
+                yield answer
+            if error is not None:
+                raise error
 
     @unary_rpc("ClassifyBatch")
     async def ClassifyBatch(

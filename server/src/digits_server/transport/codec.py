@@ -36,8 +36,27 @@ def short_text(value: str, field: str) -> str:
     return value
 
 
+_SELECTORS: dict[tuple[bytes, str], ModelSelector] = {}  # valid specs seen, by wire bytes (see selector)
+MAX_CACHED_SELECTORS = 4096
+
+
 def selector(spec: pb.ModelSpec, field: str = "model_spec") -> ModelSelector:
-    """A ModelSpec as a domain selector; contradictory combinations are INVALID_ARGUMENT."""
+    """A ModelSpec as a domain selector; contradictory combinations are INVALID_ARGUMENT.
+
+    Valid specs are remembered by their wire bytes (a request path's few specs repeat: the
+    bytes and one dictionary lookup cost less than the checks and a frozen dataclass)."""
+    key = (spec.SerializeToString(), field)
+    found = _SELECTORS.get(key)
+    if found is not None:
+        return found
+    made = _selector(spec, field)
+    if len(_SELECTORS) >= MAX_CACHED_SELECTORS:
+        _SELECTORS.clear()
+    _SELECTORS[key] = made
+    return made
+
+
+def _selector(spec: pb.ModelSpec, field: str) -> ModelSelector:
     for name in ("name", "version_label", "experiment", "routing_key"):
         short_text(getattr(spec, name), f"{field}.{name}")
     version = spec.version if spec.HasField("version") else None
@@ -121,12 +140,20 @@ def served_by(served: ServedBy) -> pb.ServedBy:
     return pb.ServedBy(model=served.model, version=served.version, experiment=served.experiment, arm=served.arm)
 
 
+_SERVED_BY: dict[ServedBy, pb.ServedBy] = {}  # built once per version and arm (copied into each response)
+
+
 def classify_response(outcome: BatchOutcome) -> pb.ClassifyResponse:
     """The first prediction of an outcome as a ClassifyResponse."""
+    message = _SERVED_BY.get(outcome.served_by)
+    if message is None:
+        if len(_SERVED_BY) >= MAX_CACHED_SELECTORS:
+            _SERVED_BY.clear()
+        message = _SERVED_BY[outcome.served_by] = served_by(outcome.served_by)
     return pb.ClassifyResponse(
         digit=int(outcome.digits[0]),
         probabilities=outcome.probabilities[0].tolist(),
-        served_by=served_by(outcome.served_by),
+        served_by=message,
         request_id=outcome.request_id,
     )
 

@@ -4,13 +4,12 @@
 `context.abort(code, message)` with the error's kind in the trailing metadata (`digits-error:
 RequestNotFound`, so clients can tell the NOT_FOUNDs apart), any other exception into a plain INTERNAL (logged with its
 traceback server-side, never sent), and records the call's metrics with its final code.
-`stream_rpc` does the same for a streaming method, and `counted` records the metrics of
-each message of a stream.
+`stream_rpc` does the same for a streaming method (`stream_groups` records the metrics of
+each message of a stream).
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
@@ -86,9 +85,10 @@ def unary_rpc(method: str, protocol: str = "digits.v1") -> Callable[[Handler], H
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             metrics: ServerMetrics = self.metrics
+            in_flight = (protocol, method)
+            metrics.in_flight.inc(in_flight)
             try:
-                with metrics.track_in_flight(call):
-                    return await fn(self, request, context, call)
+                return await fn(self, request, context, call)
             except errors.ServingError as exc:
                 code = code_of(exc)
                 await context.abort(code, details_of(exc), trailing_metadata=kind_of(exc))
@@ -100,30 +100,12 @@ def unary_rpc(method: str, protocol: str = "digits.v1") -> Callable[[Handler], H
                 log.exception("%s failed", method)
                 await context.abort(code, INTERNAL_MESSAGE)
             finally:
+                metrics.in_flight.inc(in_flight, -1)
                 metrics.observe_request(call, code.name, time.perf_counter() - started)
 
         return wrapper  # type: ignore[return-value]
 
     return decorate
-
-
-Result = TypeVar("Result")
-
-
-async def counted(metrics: ServerMetrics, call: CallRecord, work: Awaitable[Result]) -> Result:
-    """Await one stream message's work and record its request metrics with the code it ended with."""
-    started = time.perf_counter()
-    code = grpc.StatusCode.OK
-    try:
-        return await work
-    except asyncio.CancelledError:
-        code = grpc.StatusCode.CANCELLED
-        raise
-    except Exception as exc:
-        code = code_of(exc)
-        raise
-    finally:
-        metrics.observe_request(call, code.name, time.perf_counter() - started)
 
 
 StreamHandler = TypeVar("StreamHandler", bound=Callable[..., AsyncIterator[Any]])
