@@ -230,7 +230,8 @@ def plot(document: dict, path: Path) -> Path:
             (run["requests_per_second"], run["latency_ms"]["p50"], run["latency_ms"]["p99"], key.split("_c")[-1])
             for key, run in results.items()
             if key != "memory" and "unary" in key and "v2_" not in key and (server == "echo" or key.startswith(cell + "/"))
-        )
+            and None not in (run["requests_per_second"], run["latency_ms"]["p50"], run["latency_ms"]["p99"])
+        )  # a run that answered nothing (e.g. every call timed out on a loaded machine) has no point
         if not points:
             continue
         xs, p50, p99, labels = zip(*points)
