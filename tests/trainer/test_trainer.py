@@ -221,6 +221,8 @@ def tuned_run(tmp_path_factory: pytest.TempPathFactory, tiny_npz: Path):
 
 
 def test_tuned_recipe_trains_on_a_held_out_split_with_its_levers(tuned_run) -> None:
+    from digits_trainer.recipes import TUNED
+
     out, result = tuned_run
     meta = result.metadata
     hyper = meta["hyperparameters"]
@@ -230,11 +232,13 @@ def test_tuned_recipe_trains_on_a_held_out_split_with_its_levers(tuned_run) -> N
     assert hyper["epochs_requested"] == 3 and 1 <= hyper["epochs_run"] <= 3
     assert hyper["validation_split"] == 0.1 and meta["data"]["n_validation"] == 100
     assert meta["data"]["n_fit"] == 900
-    assert hyper["augmentation"] == {"random_shift_pixels": 2, "random_rotation_degrees": 10.0,
-                                     "random_scale": 0.1}
+    assert hyper["augmentation"] == {"random_shift_pixels": TUNED.augment_shift,
+                                     "random_rotation_degrees": TUNED.augment_rotation,
+                                     "random_scale": TUNED.augment_scale}
+    assert TUNED.augment_rotation > 0 and TUNED.augment_scale > 0
     assert hyper["early_stopping"]["restore_best_weights"] is True
     assert hyper["learning_rate_schedule"]["type"] == "cosine"
-    assert hyper["weight_averaging"] == {"type": "ema", "decay": 0.998}
+    assert hyper["weight_averaging"] == {"type": "ema", "decay": TUNED.ema_decay}
     teacher = hyper["distillation"]["teacher_run"]
     assert hyper["distillation"]["teacher"] == "cnn" and 0.0 <= teacher["test_accuracy"] <= 1.0
     assert len(meta["history"]["val_loss"]) == hyper["epochs_run"]
@@ -265,7 +269,7 @@ def test_tuned_metadata_carries_the_calibration(tuned_run) -> None:
     assert "temperature" in meta["signature"]["preprocessing"]
 
 
-def test_temperature_in_the_graph_keeps_the_argmax_and_lowers_the_ece(
+def test_tuned_graph_serves_the_tempered_softmax_with_the_same_argmax(
     tuned_run, tiny_npz: Path
 ) -> None:
     import tensorflow as tf
@@ -281,11 +285,34 @@ def test_temperature_in_the_graph_keeps_the_argmax_and_lowers_the_ece(
     temperature = result.metadata["temperature"]
     np.testing.assert_allclose(served, softmax(logits, temperature), atol=1e-5)
     assert np.array_equal(served.argmax(axis=1), plain.argmax(axis=1))
-    before = expected_calibration_error(plain, y_test)
-    after = expected_calibration_error(served, y_test)
-    assert after < before
-    assert result.metadata["calibration"]["ece_before"] == pytest.approx(before, abs=1e-4)
-    assert result.metadata["calibration"]["ece"] == pytest.approx(after, abs=1e-9)
+    assert result.metadata["calibration"]["ece_before"] == pytest.approx(
+        expected_calibration_error(plain, y_test), abs=1e-4)
+    assert result.metadata["calibration"]["ece"] == pytest.approx(
+        expected_calibration_error(served, y_test), abs=1e-9)
+
+
+def test_temperature_scaling_keeps_the_argmax_and_lowers_the_ece(
+    trained_cells, tiny_npz: Path, tmp_path: Path
+) -> None:
+    """On trained (1-epoch SGD, badly calibrated) models: fit T on half the digits, export it
+    inside the graph, and measure on the other half: same digits predicted, lower ECE."""
+    from digits_trainer import export
+    from digits_trainer.calibration import expected_calibration_error, fit_temperature
+    from digits_trainer.loop import predict_logits
+
+    x_test, y_test = tiny_arrays(tiny_npz)
+    half = len(x_test) // 2
+    for result in trained_cells:
+        temperature = fit_temperature(predict_logits(result.model, x_test[:half]), y_test[:half])
+        assert temperature != pytest.approx(1.0, abs=0.05)
+        export.write_saved_model(result.model, tmp_path / result.cell, temperature=temperature)
+        plain = export.predict_probabilities(export.load_signature(result.path), x_test[half:])
+        scaled = export.predict_probabilities(
+            export.load_signature(tmp_path / result.cell), x_test[half:])
+        assert np.array_equal(scaled.argmax(axis=1), plain.argmax(axis=1)), result.cell
+        before = expected_calibration_error(plain, y_test[half:])
+        after = expected_calibration_error(scaled, y_test[half:])
+        assert after < before, (result.cell, temperature, before, after)
 
 
 def test_litert_copy_matches_the_calibrated_saved_model(tuned_run, tiny_npz: Path) -> None:

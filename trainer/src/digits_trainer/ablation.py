@@ -34,25 +34,25 @@ from .recipes import TUNED, TUNED_V1, Recipe
 
 #: Variant name -> (description, recipe). ``final`` is :data:`~digits_trainer.recipes.TUNED`.
 VARIANTS: dict[str, tuple[str, Recipe]] = {
-    "base": ("previous tuned recipe (Adam, plateau, early stop, shifts 2 px)", TUNED_V1),
+    "base": ("previous tuned recipe: Adam 1e-3 halved on plateaus, up to 40 epochs, early "
+             "stopping (patience 6), shifts 2 px, Model.fit", TUNED_V1),
     "cosine": (
-        "base loop, cosine schedule + warm-up instead of plateau, same epochs/patience",
+        "custom loop, cosine schedule (peak 2e-3, 2 warm-up epochs), 35 epochs (rnn 50), "
+        "early stopping (patience 8), shifts 2 px",
         replace(TUNED, augment_rotation=0.0, augment_scale=0.0, label_smoothing=0.0,
                 ema_decay=None, teacher=None, distill_alpha=0.0),
     ),
     "+affine": (
-        "cosine + rotations/scaling on top of the shifts",
+        "cosine + rotations (8 deg) and scaling (8%) on top of the shifts",
         replace(TUNED, label_smoothing=0.0, ema_decay=None, teacher=None, distill_alpha=0.0),
     ),
     "+ema": (
-        "+affine + EMA of the weights",
+        "+affine + EMA of the weights (0.998) = final without distillation",
         replace(TUNED, label_smoothing=0.0, teacher=None, distill_alpha=0.0),
     ),
-    "final": ("+ema + distillation from the CNN teacher: the tuned recipe", TUNED),
-    "+ema+ls": ("+ema + label smoothing 0.1 (no distillation)",
-                replace(TUNED, label_smoothing=0.1, teacher=None, distill_alpha=0.0)),
-    "final+ls": ("final + label smoothing 0.1", replace(TUNED, label_smoothing=0.1)),
-    "final-kd": ("final without distillation", replace(TUNED, teacher=None, distill_alpha=0.0)),
+    "final": ("+ema + distillation from the CNN teacher (alpha 0.5, T 4): the tuned recipe",
+              TUNED),
+    "+ls": ("final + label smoothing 0.1", replace(TUNED, label_smoothing=0.1)),
     "final-ema": ("final without EMA", replace(TUNED, ema_decay=None)),
     "final-affine": ("final with shifts only", replace(TUNED, augment_rotation=0.0,
                                                       augment_scale=0.0)),
@@ -71,7 +71,7 @@ def run_one(
     from .training import fit, seed_everything, split_validation
 
     if epochs is not None:
-        recipe = replace(recipe, epochs=epochs)
+        recipe = recipe.with_overrides(epochs=epochs)
     x_fit, y_fit, x_val, y_val = split_validation(
         data.x_train, data.y_train, recipe.validation_split, seed
     )
@@ -89,7 +89,7 @@ def run_one(
     if recipe.custom_loop:
         history, epochs_run, best_epoch, seconds = fit_loop(
             model, recipe, x_fit, y_fit, x_val, y_val, seed=seed, teacher=teacher,
-            quiet=not verbose, label=f"{variant}/{cell}/{seed}",
+            quiet=not verbose, label=f"{variant}/{cell}/{seed}", epochs=recipe.epochs_for(cell),
         )
     else:
         outcome = fit(model, recipe, data, seed=seed, quiet=True)
@@ -110,6 +110,30 @@ def run_one(
         "epochs_run": epochs_run, "best_epoch": best_epoch,
         "teacher": teacher_info, "epochs_override": epochs,
     }
+
+
+def rows_from_models(models: Path, variant: str = "final") -> list[dict[str, Any]]:
+    """Result rows read back from a ``digits-train`` model repository's ``metadata.json`` files.
+
+    A ``digits-train --recipe tuned --seed S`` run trains exactly what ``run_one("final", ...)``
+    trains for seed ``S`` (same split, teacher, loop), so its models can stand for those rows.
+    """
+    rows = []
+    for meta_path in sorted(models.glob("*/*/metadata.json")):
+        meta = json.loads(meta_path.read_text())
+        cal = meta.get("calibration") or {}
+        hyper = meta.get("hyperparameters", {})
+        rows.append({
+            "variant": variant, "cell": meta["cell"], "seed": meta["seed"],
+            "test_accuracy": meta["test_accuracy"], "val_accuracy": None,
+            "ece_before": cal.get("ece_before"), "ece_after": cal.get("ece"),
+            "temperature": meta.get("temperature"), "seconds": meta["training_seconds"],
+            "cpu_seconds": None, "epochs_run": hyper.get("epochs_run"),
+            "best_epoch": hyper.get("best_epoch"),
+            "teacher": (hyper.get("distillation") or {}).get("teacher_run"),
+            "epochs_override": None, "from": str(meta_path),
+        })
+    return rows
 
 
 def load_results(path: Path) -> list[dict[str, Any]]:
@@ -162,9 +186,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", default="ablation-results.jsonl")
     parser.add_argument("--table-only", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="print every epoch")
+    parser.add_argument("--import-models", default=None, metavar="DIR",
+                        help="append the 'final' rows of a digits-train --recipe tuned model "
+                        "repository (its metadata.json files) to the results, then continue")
     args = parser.parse_args(argv)
     cells = [c for c in args.cells.split(",") if c]
     results_path = Path(args.results)
+    if args.import_models:
+        with results_path.open("a") as handle:
+            for row in rows_from_models(Path(args.import_models)):
+                handle.write(json.dumps(row) + "\n")
     if not args.table_only:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         from .data import load_dataset

@@ -98,7 +98,7 @@ def train_cell(
                  data.n_train, seed)
     teacher_model, teacher_info = teacher if teacher is not None else (None, None)
     outcome = fit(model, recipe, data, seed=seed, quiet=quiet, teacher=teacher_model,
-                  teacher_info=teacher_info)
+                  teacher_info=teacher_info, cell=cell)
 
     temperature: float | None = None
     if recipe.calibrate and recipe.validation_split > 0:

@@ -37,7 +37,9 @@ REQUIRED_KEYS: tuple[str, ...] = (
 )
 
 
-def hyperparameters(recipe: Recipe, outcome: FitOutcome) -> dict[str, Any]:
+def hyperparameters(
+    recipe: Recipe, outcome: FitOutcome, cell: str | None = None
+) -> dict[str, Any]:
     """The training settings actually used, including what the run did (epochs run, best epoch)."""
     held_out = recipe.validation_split > 0
     # Schedule and early stopping watch the held-out split; without one they are off.
@@ -52,7 +54,7 @@ def hyperparameters(recipe: Recipe, outcome: FitOutcome) -> dict[str, Any]:
         "learning_rate": recipe.learning_rate,
         "learning_rate_schedule": schedule,
         "batch_size": recipe.batch_size,
-        "epochs_requested": recipe.epochs,
+        "epochs_requested": recipe.epochs_for(cell),
         "epochs_run": outcome.epochs_run,
         "best_epoch": outcome.best_epoch,
         "validation_split": recipe.validation_split,
@@ -145,7 +147,7 @@ def build_metadata(
                 "the graph"
             ),
         },
-        "hyperparameters": hyperparameters(recipe, outcome),
+        "hyperparameters": hyperparameters(recipe, outcome, cell),
         "parameters": parameters,
         "trainable_parameters": trainable_parameters,
         "test_accuracy": evaluation.accuracy,

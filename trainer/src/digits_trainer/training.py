@@ -144,6 +144,7 @@ def fit(
     quiet: bool = False,
     teacher: keras.Model | None = None,
     teacher_info: dict[str, Any] | None = None,
+    cell: str | None = None,
 ) -> FitOutcome:
     """Compile ``model`` and train it on ``data`` following ``recipe``; return the history.
 
@@ -165,7 +166,7 @@ def fit(
         )
         history, epochs_run, best_epoch, seconds = fit_loop(
             model, recipe, x_fit, y_fit, x_val, y_val, seed=seed, teacher=teacher,
-            quiet=quiet, label=model.name,
+            quiet=quiet, label=model.name, epochs=recipe.epochs_for(cell),
         )
         return FitOutcome(
             history=history, epochs_run=epochs_run, best_epoch=best_epoch, seconds=seconds,
