@@ -210,24 +210,189 @@ def test_next_version_ignores_hidden_and_non_integer_folders(tmp_path: Path) -> 
     assert next_version(cell_dir) == 4
 
 
-def test_tuned_recipe_trains_on_a_held_out_split_with_augmentation(
-    tmp_path: Path, tiny_npz: Path
-) -> None:
+@pytest.fixture(scope="module")
+def tuned_run(tmp_path_factory: pytest.TempPathFactory, tiny_npz: Path):
+    """The GRU trained with the tuned recipe (3 epochs) on 1,000 digits; measured on 300."""
     from digits_trainer import train
 
-    result, = train(cells="gru", recipe="tuned", epochs=2, data=tiny_npz, out=tmp_path,
-                    seed=1, train_limit=500, test_limit=100, plot=True, quiet=True)
+    out = tmp_path_factory.mktemp("tuned")
+    result, = train(cells="gru", recipe="tuned", epochs=3, data=tiny_npz, out=out, seed=1,
+                    train_limit=1000, test_limit=300, plot=True, quiet=True)
+    return out, result
+
+
+def test_tuned_recipe_trains_on_a_held_out_split_with_its_levers(tuned_run) -> None:
+    from digits_trainer.recipes import TUNED
+
+    out, result = tuned_run
     meta = result.metadata
     hyper = meta["hyperparameters"]
     assert meta["recipe"] == "tuned" and hyper["optimizer"] == "adam"
-    assert hyper["epochs_requested"] == 2 and 1 <= hyper["epochs_run"] <= 2
-    assert hyper["validation_split"] == 0.1 and meta["data"]["n_validation"] == 50
-    assert meta["data"]["n_fit"] == 450
-    assert hyper["augmentation"] == {"random_shift_pixels": 2}
+    assert meta["architecture"] == "GRU(64) -> BatchNormalization -> Dense(10)"
+    assert meta["parameters"] == EXPECTED_PARAMETERS["gru"]
+    assert hyper["epochs_requested"] == 3 and 1 <= hyper["epochs_run"] <= 3
+    assert hyper["validation_split"] == 0.1 and meta["data"]["n_validation"] == 100
+    assert meta["data"]["n_fit"] == 900
+    assert hyper["augmentation"] == {"random_shift_pixels": TUNED.augment_shift,
+                                     "random_rotation_degrees": TUNED.augment_rotation,
+                                     "random_scale": TUNED.augment_scale}
+    assert TUNED.augment_rotation > 0 and TUNED.augment_scale > 0
     assert hyper["early_stopping"]["restore_best_weights"] is True
+    assert hyper["learning_rate_schedule"]["type"] == "cosine"
+    assert hyper["weight_averaging"] == {"type": "ema", "decay": TUNED.ema_decay}
+    teacher = hyper["distillation"]["teacher_run"]
+    assert hyper["distillation"]["teacher"] == "cnn" and 0.0 <= teacher["test_accuracy"] <= 1.0
     assert len(meta["history"]["val_loss"]) == hyper["epochs_run"]
     assert result.curves is not None and result.curves.is_file()
-    assert (tmp_path / "training-curves.png").read_bytes() == result.curves.read_bytes()
+    assert (out / "training-curves.png").read_bytes() == result.curves.read_bytes()
+    assert result.reliability is not None and result.reliability.is_file()
+    assert (out / "reliability.png").read_bytes() == result.reliability.read_bytes()
+
+
+def test_tuned_metadata_carries_the_calibration(tuned_run) -> None:
+    from digits_trainer.metadata import REQUIRED_KEYS
+
+    _, result = tuned_run
+    meta = json.loads((result.path / "metadata.json").read_text())
+    assert meta == result.metadata and set(REQUIRED_KEYS) <= set(meta)
+    cal = meta["calibration"]
+    assert cal["bins_count"] == 15
+    assert meta["temperature"] == cal["temperature"] and cal["temperature"] > 0
+    assert meta["test_ece"] == cal["ece"]
+    assert 0.0 <= cal["ece"] <= 1.0 and 0.0 <= cal["ece_before"] <= 1.0
+    assert cal["validation_nll_after"] <= cal["validation_nll_before"] + 1e-12
+    assert "validation" in cal["fitted_on"]
+    for key in ("bins", "bins_before"):
+        assert len(cal[key]) == 15 and sum(b["count"] for b in cal[key]) == 300
+    assert cal["reliability_diagram"] == "assets.extra/reliability.png"
+    png = result.path / cal["reliability_diagram"]
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "temperature" in meta["signature"]["preprocessing"]
+
+
+def test_tuned_graph_serves_the_tempered_softmax_with_the_same_argmax(
+    tuned_run, tiny_npz: Path
+) -> None:
+    import tensorflow as tf
+    from digits_trainer.calibration import expected_calibration_error, softmax
+
+    _, result = tuned_run
+    x_test, y_test = tiny_arrays(tiny_npz)
+    x_test, y_test = x_test[:300], y_test[:300]
+    signature = tf.saved_model.load(str(result.path)).signatures["serving_default"]
+    served = signature(images=tf.constant(x_test))["probabilities"].numpy()
+    logits = result.model(x_test.astype(np.float32) / 255.0, training=False).numpy()
+    plain = softmax(logits)
+    temperature = result.metadata["temperature"]
+    np.testing.assert_allclose(served, softmax(logits, temperature), atol=1e-5)
+    assert np.array_equal(served.argmax(axis=1), plain.argmax(axis=1))
+    assert result.metadata["calibration"]["ece_before"] == pytest.approx(
+        expected_calibration_error(plain, y_test), abs=1e-4)
+    assert result.metadata["calibration"]["ece"] == pytest.approx(
+        expected_calibration_error(served, y_test), abs=1e-9)
+
+
+def test_temperature_scaling_keeps_the_argmax_and_lowers_the_ece(
+    trained_cells, tiny_npz: Path, tmp_path: Path
+) -> None:
+    """On trained (1-epoch SGD, badly calibrated) models: fit T on half the digits, export it
+    inside the graph, and measure on the other half: same digits predicted, lower ECE."""
+    from digits_trainer import export
+    from digits_trainer.calibration import expected_calibration_error, fit_temperature
+    from digits_trainer.loop import predict_logits
+
+    x_test, y_test = tiny_arrays(tiny_npz)
+    half = len(x_test) // 2
+    for result in trained_cells:
+        temperature = fit_temperature(predict_logits(result.model, x_test[:half]), y_test[:half])
+        assert temperature != pytest.approx(1.0, abs=0.05)
+        export.write_saved_model(result.model, tmp_path / result.cell, temperature=temperature)
+        plain = export.predict_probabilities(export.load_signature(result.path), x_test[half:])
+        scaled = export.predict_probabilities(
+            export.load_signature(tmp_path / result.cell), x_test[half:])
+        assert np.array_equal(scaled.argmax(axis=1), plain.argmax(axis=1)), result.cell
+        before = expected_calibration_error(plain, y_test[half:])
+        after = expected_calibration_error(scaled, y_test[half:])
+        assert after < before, (result.cell, temperature, before, after)
+
+
+def test_litert_copy_matches_the_calibrated_saved_model(tuned_run, tiny_npz: Path) -> None:
+    import tensorflow as tf
+    from digits_trainer.litert import TFLITE_PATH
+
+    _, result = tuned_run
+    x_test, _ = tiny_arrays(tiny_npz)
+    signature = tf.saved_model.load(str(result.path)).signatures["serving_default"]
+    interpreter = tf.lite.Interpreter(model_path=str(result.path / TFLITE_PATH))
+    interpreter.allocate_tensors()
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    for image in x_test[:5]:
+        interpreter.set_tensor(inp["index"], image[None])
+        interpreter.invoke()
+        lite = interpreter.get_tensor(out["index"])
+        served = signature(images=tf.constant(image[None]))["probabilities"].numpy()
+        np.testing.assert_allclose(lite, served, atol=1e-5)
+
+
+def test_the_seed_recipe_is_the_reference_unchanged(trained_cells) -> None:
+    import keras
+    from digits_trainer.recipes import SEED, get_recipe
+    from digits_trainer.training import make_callbacks, make_optimizer
+
+    assert get_recipe("seed") is SEED
+    assert (SEED.optimizer, SEED.learning_rate, SEED.batch_size, SEED.epochs) == (
+        "sgd", 0.01, 64, 10)
+    assert SEED.validation_split == 0.0 and SEED.lr_schedule == "constant"
+    assert SEED.early_stopping_patience is None and SEED.augment_shift == 0
+    assert SEED.clipnorm is None and not SEED.custom_loop and not SEED.calibrate
+    assert (SEED.augment_rotation, SEED.augment_scale, SEED.label_smoothing) == (0.0, 0.0, 0.0)
+    assert SEED.ema_decay is None and SEED.teacher is None
+    optimizer = make_optimizer(SEED)
+    assert isinstance(optimizer, keras.optimizers.SGD)
+    assert float(optimizer.learning_rate) == pytest.approx(0.01) and optimizer.clipnorm is None
+    assert float(optimizer.momentum) == 0.0
+    assert make_callbacks(SEED, has_validation=False) == []
+    for result in trained_cells:  # exported without a temperature: plain softmax, as before
+        meta = result.metadata
+        assert meta["temperature"] is None and meta["calibration"]["temperature"] is None
+        assert meta["calibration"]["ece"] == pytest.approx(meta["calibration"]["ece_before"],
+                                                           abs=1e-4)
+        assert meta["hyperparameters"]["loss"] == (
+            "sparse_categorical_crossentropy(from_logits=True)")
+        assert "distillation" not in meta["hyperparameters"]
+
+
+def test_ece_matches_a_hand_computation() -> None:
+    from digits_trainer.calibration import bin_statistics, expected_calibration_error
+
+    def row(confidence: float, top: int) -> list[float]:
+        rest = (1.0 - confidence) / 9
+        return [confidence if k == top else rest for k in range(10)]
+
+    # confidences 0.9 (right), 0.9 (wrong), 0.6 (right), 0.3 (right): three bins of 15.
+    probabilities = np.array([row(0.9, 3), row(0.9, 5), row(0.6, 1), row(0.3, 7)])
+    labels = np.array([3, 4, 1, 7])
+    # 2/4 * |0.5 - 0.9| + 1/4 * |1 - 0.6| + 1/4 * |1 - 0.3| = 0.2 + 0.1 + 0.175
+    assert expected_calibration_error(probabilities, labels) == pytest.approx(0.475)
+    stats = bin_statistics(probabilities, labels)
+    assert len(stats) == 15 and [s["count"] for s in stats if s["count"]] == [1, 1, 2]
+    assert stats[13]["lower"] == pytest.approx(13 / 15) and stats[13]["count"] == 2
+    assert stats[13]["accuracy"] == 0.5 and stats[13]["confidence"] == pytest.approx(0.9)
+    perfect = np.array([row(1.0, 2)] * 3)
+    assert expected_calibration_error(perfect, np.array([2, 2, 2])) == 0.0
+
+
+def test_fit_temperature_recovers_a_known_temperature() -> None:
+    from digits_trainer.calibration import fit_temperature, negative_log_likelihood, softmax
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0.0, 4.0, size=(20000, 10))
+    probabilities = softmax(logits, 2.5)
+    labels = np.array([rng.choice(10, p=p) for p in probabilities])
+    temperature = fit_temperature(logits, labels)
+    assert temperature == pytest.approx(2.5, rel=0.05)
+    assert negative_log_likelihood(logits, labels, temperature) < negative_log_likelihood(
+        logits, labels, 1.0)
 
 
 def test_shifted_batches_move_digits_without_changing_them(tiny_npz: Path) -> None:

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Each version's reliability diagram, relative to its folder (TF Serving ignores assets.extra/).
+RELIABILITY_PATH = "assets.extra/reliability.png"
+
 
 @dataclass
 class TrainResult:
@@ -32,7 +35,8 @@ class TrainResult:
 
     ``path`` is the published version folder ``<out>/<cell>/<version>``; ``metadata`` is the
     content of its ``metadata.json``; ``model`` is the trained Keras model (float ``[N, 28, 28]``
-    scaled images in, logits out); ``curves`` is the run's training-curves PNG, if drawn.
+    scaled images in, logits out); ``curves`` is the run's training-curves PNG and
+    ``reliability`` the run's reliability-diagrams PNG, if drawn.
     """
 
     cell: str
@@ -41,6 +45,7 @@ class TrainResult:
     metadata: dict[str, Any]
     model: keras.Model | None = field(default=None, repr=False, compare=False)
     curves: Path | None = None
+    reliability: Path | None = None
 
     @property
     def test_accuracy(self) -> float:
@@ -68,33 +73,77 @@ def train_cell(
     *,
     seed: int,
     quiet: bool = False,
+    teacher: tuple[keras.Model, dict[str, Any]] | None = None,
 ) -> TrainResult:
     """Train ``cell`` with ``recipe`` on ``data``, export ``<out>/<cell>/<version>``, measure it.
 
     The test figures in the metadata are computed by loading the freshly written SavedModel
-    and running ``x_test`` through its ``serving_default`` signature (batches of 256).
+    and running ``x_test`` through its ``serving_default`` signature (batches of 256). A recipe
+    with a teacher uses ``teacher`` (``(model, info)`` from :func:`digits_trainer.loop.train_teacher`,
+    shared by :func:`train` across cells) or trains its own. A recipe with ``calibrate`` fits a
+    temperature on the held-out validation digits and exports it inside the graph.
     """
+    from . import calibration
+    from .loop import predict_logits, train_teacher
+    from .training import split_validation
+
     check_cell(cell)
+    if recipe.teacher and teacher is None:
+        seed_everything(seed)
+        teacher = train_teacher(recipe, data, seed=seed, quiet=quiet)
     seed_everything(seed)
     model = build_model(cell)
     if not quiet:
         log.info("training %s with recipe %s (%d digits, seed %d)", cell, recipe.name,
                  data.n_train, seed)
-    outcome = fit(model, recipe, data, seed=seed, quiet=quiet)
+    teacher_model, teacher_info = teacher if teacher is not None else (None, None)
+    outcome = fit(model, recipe, data, seed=seed, quiet=quiet, teacher=teacher_model,
+                  teacher_info=teacher_info, cell=cell)
+
+    temperature: float | None = None
+    if recipe.calibrate and recipe.validation_split > 0:
+        _, _, x_val, y_val = split_validation(
+            data.x_train, data.y_train, recipe.validation_split, seed
+        )
+        val_logits = predict_logits(model, x_val)
+        temperature = calibration.fit_temperature(val_logits, y_val)
+        val_nll = (calibration.negative_log_likelihood(val_logits, y_val, 1.0),
+                   calibration.negative_log_likelihood(val_logits, y_val, temperature))
+    uncalibrated = calibration.softmax(predict_logits(model, data.x_test))
 
     cell_dir = Path(out) / cell
     version = export.next_version(cell_dir)
     with export.staging_dir(cell_dir, version) as temp:
-        export.write_saved_model(model, temp)
-        write_tflite(model, temp)  # batch-1 LiteRT copy the server prefers for single images
+        export.write_saved_model(model, temp, temperature=temperature)
+        # batch-1 LiteRT copy the server prefers for single images (same temperature)
+        write_tflite(model, temp, temperature=temperature)
         signature = export.load_signature(temp)
         probabilities = export.predict_probabilities(signature, data.x_test)
         evaluation = export.evaluate(probabilities.argmax(axis=1), data.y_test)
         trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+        cal: dict[str, Any] = {
+            "bins_count": calibration.ECE_BINS,
+            "temperature": temperature,
+            "fitted_on": (
+                f"held-out validation split ({outcome.n_validation} digits), NLL"
+                if temperature is not None else None
+            ),
+            "ece_before": calibration.expected_calibration_error(uncalibrated, data.y_test),
+            "ece": calibration.expected_calibration_error(probabilities, data.y_test),
+            "validation_nll_before": val_nll[0] if temperature is not None else None,
+            "validation_nll_after": val_nll[1] if temperature is not None else None,
+            "bins_before": calibration.bin_statistics(uncalibrated, data.y_test),
+            "bins": calibration.bin_statistics(probabilities, data.y_test),
+            "reliability_diagram": RELIABILITY_PATH,
+        }
         metadata = build_metadata(
             cell=cell, recipe=recipe, version=version, parameters=int(model.count_params()),
             trainable_parameters=trainable, evaluation=evaluation, data=data,
-            outcome=outcome, seed=seed,
+            outcome=outcome, seed=seed, calibration=cal,
+        )
+        calibration.plot_reliability(
+            [calibration.panel_from_metadata(metadata)], temp / RELIABILITY_PATH,
+            title=f"digits: reliability of {cell} v{version} on the test digits",
         )
         export.write_json(temp / export.METADATA_FILE, metadata)
 
@@ -141,12 +190,26 @@ def train(
     log.info("data: %s (%d train / %d test digits, %s)", dataset.source, dataset.n_train,
              dataset.n_test, dataset.fingerprint()[:19])
 
-    results = [train_cell(name, chosen, dataset, out, seed=seed, quiet=quiet) for name in names]
+    teacher = None
+    if chosen.teacher:
+        from .loop import train_teacher
+
+        log.info("training the %s teacher (%d epochs; never exported)", chosen.teacher,
+                 chosen.teacher_epochs)
+        seed_everything(seed)
+        teacher = train_teacher(chosen, dataset, seed=seed, quiet=quiet)
+        log.info("teacher: test accuracy %.4f in %.0f s", teacher[1]["test_accuracy"],
+                 teacher[1]["seconds"])
+    results = [train_cell(name, chosen, dataset, out, seed=seed, quiet=quiet, teacher=teacher)
+               for name in names]
     if plot:
-        from .report import plot_curves
+        from .report import plot_curves, plot_reliability_report
 
         curves = plot_curves([r.metadata for r in results], out)
         log.info("training curves: %s", curves)
+        reliability = plot_reliability_report([r.metadata for r in results], out)
+        log.info("reliability diagrams: %s", reliability)
         for result in results:
             result.curves = curves
+            result.reliability = reliability
     return results

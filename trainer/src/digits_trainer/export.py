@@ -4,7 +4,8 @@ A version folder is written as a hidden ``.tmp-<version>-<random>`` sibling firs
 ``<version>`` only when complete, so a reader that ignores non-integer names (the server, TF
 Serving) never sees a half-written model. The SavedModel's ``serving_default`` signature takes
 ``images``: uint8 ``[None, 28, 28]`` and returns ``{"probabilities": float32 [None, 10]}``; the
-``/ 255`` scaling and the softmax live inside the graph. Beside it, ``assets.extra/model.tflite``
+``/ 255`` scaling, the temperature (if the recipe fitted one) and the softmax live inside the
+graph. Beside it, ``assets.extra/model.tflite``
 is a batch-1 LiteRT copy of the same model (see :mod:`digits_trainer.litert`).
 """
 
@@ -51,14 +52,23 @@ def next_version(cell_dir: str | os.PathLike[str]) -> int:
     return versions[-1] + 1 if versions else 1
 
 
-def write_saved_model(model: keras.Model, path: str | os.PathLike[str]) -> None:
-    """Write ``model`` as a SavedModel whose ``serving_default`` maps uint8 images to probabilities."""
+def write_saved_model(
+    model: keras.Model, path: str | os.PathLike[str], *, temperature: float | None = None
+) -> None:
+    """Write ``model`` as a SavedModel whose ``serving_default`` maps uint8 images to probabilities.
+
+    With a ``temperature`` the graph computes ``softmax(logits / temperature)`` (temperature
+    scaling: calibrated probabilities, same argmax); without one, ``softmax(logits)`` exactly as
+    the reference graph does.
+    """
     import keras
     import tensorflow as tf
 
     def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
         scaled = tf.cast(images, tf.float32) / 255.0
         logits = model(scaled, training=False)
+        if temperature is not None:
+            logits = logits / tf.constant(temperature, tf.float32, name="temperature")
         return {OUTPUT_NAME: tf.nn.softmax(logits, axis=-1)}
 
     archive = keras.export.ExportArchive()

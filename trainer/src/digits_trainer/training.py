@@ -34,6 +34,7 @@ class FitOutcome:
     n_train: int
     n_validation: int
     validation: str
+    teacher: dict[str, Any] | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -141,13 +142,38 @@ def fit(
     *,
     seed: int,
     quiet: bool = False,
+    teacher: keras.Model | None = None,
+    teacher_info: dict[str, Any] | None = None,
+    cell: str | None = None,
 ) -> FitOutcome:
     """Compile ``model`` and train it on ``data`` following ``recipe``; return the history.
 
     ``seed`` drives the validation split and the augmentation stream; call
     :func:`seed_everything` before building the model so its initial weights are seeded too.
+    Recipes using the custom loop's levers (:attr:`Recipe.custom_loop`, e.g. ``tuned``) are
+    trained by :func:`digits_trainer.loop.fit_loop` (with ``teacher`` for distillation); the
+    others (``seed``) by ``Model.fit`` exactly as before.
     """
     import keras
+
+    if recipe.custom_loop:
+        from .loop import fit_loop
+
+        if recipe.validation_split <= 0:
+            raise ValueError(f"recipe {recipe.name!r} needs a held-out validation split")
+        x_fit, y_fit, x_val, y_val = split_validation(
+            data.x_train, data.y_train, recipe.validation_split, seed
+        )
+        history, epochs_run, best_epoch, seconds = fit_loop(
+            model, recipe, x_fit, y_fit, x_val, y_val, seed=seed, teacher=teacher,
+            quiet=quiet, label=model.name, epochs=recipe.epochs_for(cell),
+        )
+        return FitOutcome(
+            history=history, epochs_run=epochs_run, best_epoch=best_epoch, seconds=seconds,
+            n_train=len(x_fit), n_validation=len(x_val),
+            validation=f"held-out {recipe.validation_split:.0%} of the training digits",
+            teacher=teacher_info,
+        )
 
     model.compile(
         optimizer=make_optimizer(recipe),
