@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--recipe", choices=sorted(RECIPES), default="seed",
-        help="seed = the reference (SGD, 10 epochs); tuned = distillation from a CNN teacher, "
+        help="seed = the reference (SGD, 10 epochs); tuned = "
         "affine augmentation, cosine schedule, EMA weights, early stopping, temperature "
         "scaling (default: seed)",
     )

@@ -115,15 +115,17 @@ TUNED_V1 = Recipe(
 )
 
 
-#: Same architecture, better training: distillation from a CNN teacher, affine augmentation,
-#: cosine schedule, EMA weights, early stopping, temperature scaling (see docs/training.md).
+#: Same architecture, better training: affine augmentation, cosine schedule, EMA weights, early
+#: stopping, temperature scaling (see docs/training.md). Distillation from a CNN teacher is a
+#: lever of the recipe (`teacher`), measured in the ablation and left off: it cost the LSTM 0.4
+#: points and helped neither other cell.
 TUNED = Recipe(
     name="tuned",
     description=(
         "Adam lr=2e-3 with 2 warm-up epochs then cosine decay over 35 epochs (50 for the "
         "SimpleRNN), early stopping (patience 8) on a 10% held-out validation split (best EMA "
         "weights kept), EMA of the weights (decay 0.998), random shifts (2 px) / rotations "
-        "(8 deg) / scaling (8%), distillation from a small CNN teacher (alpha 0.5, T 4), "
+        "(8 deg) / scaling (8%), "
         "gradient clipping at norm 1, temperature scaling fitted on the validation split"
     ),
     optimizer="adam",
@@ -140,10 +142,6 @@ TUNED = Recipe(
     augment_scale=0.08,
     clipnorm=1.0,
     ema_decay=0.998,
-    teacher="cnn",
-    teacher_epochs=20,
-    distill_alpha=0.5,
-    distill_temperature=4.0,
     calibrate=True,
 )
 
