@@ -48,7 +48,7 @@ def served_by(spec: digits_pb2.ModelSpec) -> digits_pb2.ServedBy:
 
 def fake_models() -> list[digits_pb2.ModelStatus]:
     """lstm (default; v3 AVAILABLE labelled stable, v2 FAILED) and gru (v1 AVAILABLE)."""
-    info = digits_pb2.ModelInfo(cell="lstm", recipe="tuned", parameters=24586, test_accuracy=0.9812,
+    info = digits_pb2.ModelInfo(cell="lstm", recipe="tuned", parameters=24586, test_accuracy=0.9812, test_ece=0.0123,
                                 tensorflow_version="2.21.0", training_seconds=12.5,
                                 created_at="2025-01-01T00:00:00Z", runtime="savedmodel")
     lstm = digits_pb2.ModelStatus(name="lstm", is_default=True, versions=[

@@ -260,9 +260,9 @@ def test_models_table(fake_server, capsys):
     code, out, _ = run(capsys, "models", "--target", fake_server.target)
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["MODEL", "VERSION", "STATE", "LABELS", "TEST", "ACC", "CELL", "RECIPE",
+    assert lines[0].split() == ["MODEL", "VERSION", "STATE", "LABELS", "TEST", "ACC", "ECE", "CELL", "RECIPE",
                                 "PARAMS", "RUNTIME"]
-    assert lines[1].split() == ["lstm*", "3", "AVAILABLE", "stable,canary", "0.9812", "lstm", "tuned",
+    assert lines[1].split() == ["lstm*", "3", "AVAILABLE", "stable,canary", "0.9812", "0.0123", "lstm", "tuned",
                                 "24,586", "savedmodel"]
     assert lines[2].split()[:3] == ["lstm*", "2", "FAILED"]
     assert lines[3].strip() == "error: no serving signature"

@@ -123,6 +123,7 @@ def test_list_models_shows_every_cell_with_trainer_metadata(server, model_repo: 
         assert version.version == 1 and version.state == "AVAILABLE"
         assert version.test_accuracy == pytest.approx(trainer_metadata(model_repo, cell)["test_accuracy"])
         assert version.parameters == trainer_metadata(model_repo, cell)["parameters"]
+        assert version.test_ece == pytest.approx(trainer_metadata(model_repo, cell)["test_ece"]) and version.test_ece > 0
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -94,6 +94,8 @@ class VersionInfo:
     tensorflow_version: str = ""
     training_seconds: float = 0.0
     created_at: str = ""
+    test_ece: float = 0.0  # expected calibration error of the served probabilities (0: unknown)
+    temperature: float = 0.0  # temperature inside the exported graph (0: none)
 
     @property
     def available(self) -> bool:
@@ -188,6 +190,8 @@ def _version_info(status: digits_pb2.ModelVersionStatus) -> VersionInfo:
         tensorflow_version=info.tensorflow_version,
         training_seconds=float(info.training_seconds),
         created_at=info.created_at,
+        test_ece=float(info.test_ece),
+        temperature=float(info.temperature),
     )
 
 

@@ -135,7 +135,7 @@ class GetModelStatusRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("cell", "recipe", "parameters", "test_accuracy", "tensorflow_version", "training_seconds", "created_at", "runtime")
+    __slots__ = ("cell", "recipe", "parameters", "test_accuracy", "tensorflow_version", "training_seconds", "created_at", "runtime", "test_ece", "temperature")
     CELL_FIELD_NUMBER: _ClassVar[int]
     RECIPE_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
@@ -144,6 +144,8 @@ class ModelInfo(_message.Message):
     TRAINING_SECONDS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    TEST_ECE_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
     cell: str
     recipe: str
     parameters: int
@@ -152,7 +154,9 @@ class ModelInfo(_message.Message):
     training_seconds: float
     created_at: str
     runtime: str
-    def __init__(self, cell: _Optional[str] = ..., recipe: _Optional[str] = ..., parameters: _Optional[int] = ..., test_accuracy: _Optional[float] = ..., tensorflow_version: _Optional[str] = ..., training_seconds: _Optional[float] = ..., created_at: _Optional[str] = ..., runtime: _Optional[str] = ...) -> None: ...
+    test_ece: float
+    temperature: float
+    def __init__(self, cell: _Optional[str] = ..., recipe: _Optional[str] = ..., parameters: _Optional[int] = ..., test_accuracy: _Optional[float] = ..., tensorflow_version: _Optional[str] = ..., training_seconds: _Optional[float] = ..., created_at: _Optional[str] = ..., runtime: _Optional[str] = ..., test_ece: _Optional[float] = ..., temperature: _Optional[float] = ...) -> None: ...
 
 class ModelVersionStatus(_message.Message):
     __slots__ = ("version", "state", "error", "labels", "info")

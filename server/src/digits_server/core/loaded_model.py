@@ -39,6 +39,8 @@ class VersionInfo:
     tensorflow_version: str = ""
     training_seconds: float = 0.0
     created_at: str = ""
+    test_ece: float = 0.0
+    temperature: float = 0.0
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -57,6 +59,8 @@ class VersionInfo:
             tensorflow_version=str(raw.get("tensorflow_version", "")),
             training_seconds=float(raw.get("training_seconds", 0.0) or 0.0),
             created_at=str(raw.get("created_at", "")),
+            test_ece=float(raw.get("test_ece", 0.0) or 0.0),
+            temperature=float(raw.get("temperature", 0.0) or 0.0),
             raw=raw,
         )
 

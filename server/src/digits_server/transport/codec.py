@@ -199,6 +199,8 @@ def model_status(model: ModelStatusView) -> pb.ModelStatus:
                 training_seconds=v.info.training_seconds,
                 created_at=v.info.created_at,
                 runtime=v.runtime,
+                test_ece=v.info.test_ece,
+                temperature=v.info.temperature,
             ),
         )
         for v in model.versions
