@@ -449,6 +449,22 @@ def test_cli_trains_exports_plots_and_prints_the_table(
     assert len(list(out.glob("training-curves-*.png"))) == 1
 
 
+def test_cli_prints_no_tensorflow_warning(tmp_path: Path, tiny_npz: Path) -> None:
+    """`digits-train` (as `make demo` runs it) prints no TensorFlow warning: no absl deprecation
+    from the LiteRT export, no native start-up banner."""
+    env = child_env()
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user runs it
+    completed = subprocess.run(
+        [*train_command(), "--cells", "rnn", "--recipe", "seed", "--epochs", "1", "--data", str(tiny_npz),
+         "--out", str(tmp_path / "models"), "--seed", "0", "--train-limit", "300", "--test-limit", "100"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert completed.returncode == 0, completed.stderr
+    noise = [line for line in completed.stderr.splitlines()
+             if "WARNING:absl" in line or "absl::InitializeLog" in line or "retracing" in line]
+    assert not noise, noise
+
+
 def test_cli_rejects_unknown_cells(capsys: pytest.CaptureFixture[str]) -> None:
     from digits_trainer.cli import main
 

@@ -41,7 +41,7 @@ def tflite_bytes(model: keras.Model, *, temperature: float | None = None) -> byt
     frozen = convert_variables_to_constants_v2(serve.get_concrete_function())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], trackable_obj=single)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         return converter.convert()
 
