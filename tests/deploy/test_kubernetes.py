@@ -21,7 +21,7 @@ from tests.tools import require_tool
 
 KUBERNETES = REPO / "deploy" / "kubernetes"
 KUSTOMIZATIONS = sorted(p.parent.relative_to(KUBERNETES).as_posix() for p in KUBERNETES.rglob("kustomization.yaml"))
-OVERLAYS = ("overlays/demo", "overlays/keda", "overlays/prometheus-operator", "overlays/kserve")
+OVERLAYS = ("overlays/demo", "overlays/envoy", "overlays/keda", "overlays/prometheus-operator", "overlays/kserve")
 #: The Kubernetes version whose API schemas the built-in kinds are checked against.
 KUBERNETES_VERSION = "1.35.0"
 CRDS = REPO.parent / "shared" / "k8s-crds"
