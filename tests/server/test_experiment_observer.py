@@ -10,7 +10,8 @@ from prometheus_client import CollectorRegistry
 from digits_server.core.domain import BatchOutcome, CallRecord, FeedbackEvent, ModelSelector, PredictionEvent, ServedBy
 from digits_server.experiments.observer import ArmTraffic, ExperimentObserver, arm_traffic
 from digits_server.experiments.router import Arm, Experiment
-from digits_server.observability.metrics import ExperimentMetrics, ServerMetrics
+from digits_server.observability.experiment_metrics import ExperimentMetrics
+from digits_server.observability.metrics import ServerMetrics
 
 CELLS = Experiment("cells", (Arm("rnn", ModelSelector("rnn"), 1), Arm("lstm", ModelSelector("lstm"), 1)))
 

@@ -10,7 +10,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from digits_server.core.domain import CallRecord, Timings
-from digits_server.observability.metrics import ExperimentMetrics, ServerMetrics
+from digits_server.observability.experiment_metrics import ExperimentMetrics
+from digits_server.observability.metrics import ServerMetrics
 from tests.serverproc import REPO
 from tests.tools import require_tool
 

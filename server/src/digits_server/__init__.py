@@ -12,7 +12,8 @@ Layers, from the inside out (`tests/server/test_layers.py` keeps the first three
   behind the RPCs), `config_file` (experiments <-> the config file's entries, the sync plan). The
   statistics and the verdict words live in the client package (`digits.experiments.statistics`,
   `digits.experiments.verdict`), shared with `digits ab report --prometheus`.
-- `observability`: `metrics` (every Prometheus metric, one injected registry), `observers`
+- `observability`: `metrics` (the serving path's Prometheus metrics, one injected registry),
+  `experiment_metrics` (the A/B experiments' metrics, same registry), `request_metrics`, `observers`
   (events -> metrics), `histograms`, `http_endpoint` (/metrics).
 - `transport`: the gRPC layer for digits.v1: `classifier_servicer`, `admin_servicer`, `codec`
   (wire <-> domain), `status_codes` (domain error -> gRPC status, the only place),

@@ -22,18 +22,19 @@ from digits_server.core.batching import BatchingOptions, BatchingRunner
 from digits_server.core.dataplane import DataPlane
 from digits_server.core.feedback import FeedbackStore
 from digits_server.core.manager import END, ModelManager, VersionSlot, prepare_runtime, savedmodel_loader
-from digits_server.core.model_runner import DirectRunner, ModelRunner
 from digits_server.core.model_config import ServingConfig, config_hash
+from digits_server.core.model_runner import DirectRunner, ModelRunner
 from digits_server.core.model_trust import guard_loader
 from digits_server.core.reloader import Reloader
-from digits_server.core.request_ids import RequestIds, feedback_key
 from digits_server.core.repository import ModelSource
+from digits_server.core.request_ids import RequestIds, feedback_key
 from digits_server.core.runtimes import parse_buckets
 from digits_server.experiments.observer import ExperimentObserver
 from digits_server.experiments.router import ExperimentRouter
 from digits_server.experiments.service import ExperimentService
+from digits_server.observability.experiment_metrics import ExperimentMetrics
 from digits_server.observability.http_endpoint import serve_metrics_endpoint
-from digits_server.observability.metrics import ExperimentMetrics, ServerMetrics
+from digits_server.observability.metrics import ServerMetrics
 from digits_server.observability.observers import MetricsObserver, ModelStateObserver, describe_server
 from digits_server.protocols import add_protocols
 from digits_server.security.credentials import grpc_security, metrics_endpoint

@@ -19,7 +19,8 @@ from digits.experiments.statistics import PairedOutcomes
 from digits_server.core.domain import FeedbackEvent, PredictionEvent
 from digits_server.experiments.router import Experiment
 from digits_server.experiments.sequential import Running
-from digits_server.observability.metrics import PAIRED_OUTCOMES, ExperimentMetrics, ServerMetrics
+from digits_server.observability.experiment_metrics import PAIRED_OUTCOMES, ExperimentMetrics
+from digits_server.observability.metrics import ServerMetrics
 
 
 @dataclass(frozen=True)
