@@ -66,7 +66,8 @@ def test_text_report() -> None:
     assert "sent 3 requests in 2.0 s (1.5/s offered, 2/s answered), 10 routing keys, 1 failed" in text
     assert "client-measured latency of gru: p50 3.00 ms" in text
     gru_row = next(line for line in text.splitlines() if line.startswith("gru "))
-    assert gru_row.split() == ["gru", "gru:1", "300", "1.0%", "297", "30.3%", "[25.0%,", "36.0%]", "2.00", "4.00", "6.10"]
+    assert gru_row.split() == ["gru", "gru:1", "300", "1.0%", "297", "30.3%", "[25.0%,", "36.0%]", "2.00", "4.00",
+                               "6.10"]
     pair_row = next(line for line in text.splitlines() if line.startswith("gru vs lstm"))
     assert "-49.7" in pair_row and "<0.001" in pair_row and "72" in pair_row and "41.7%" in pair_row
     assert pair_row.endswith("lstm beats gru by 49.7 points, p < 0.001 (z-test)")

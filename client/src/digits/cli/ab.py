@@ -89,7 +89,8 @@ def add_parser(subparsers: Any) -> None:
     run.add_argument("--experiment", required=True, metavar="NAME")
     run.add_argument("--rate", type=positive_float, default=200.0, help="requests per second (default 200)")
     amount = run.add_mutually_exclusive_group()
-    amount.add_argument("--duration", type=positive_float, default=None, metavar="S", help="seconds of traffic (default 60)")
+    amount.add_argument("--duration", type=positive_float, default=None, metavar="S",
+                        help="seconds of traffic (default 60)")
     amount.add_argument("--count", type=positive_int, default=None, metavar="N", help="number of requests")
     run.add_argument("--keys", type=int, default=100, metavar="N",
                      help="simulated users, one routing key each (0: no keys, random by weight; default 100)")
