@@ -66,7 +66,8 @@ def test_text_report() -> None:
     assert "sent 3 requests in 2.0 s (1.5/s offered, 2/s answered), 10 routing keys, 1 failed" in text
     assert "client-measured latency of gru: p50 3.00 ms" in text
     gru_row = next(line for line in text.splitlines() if line.startswith("gru "))
-    assert gru_row.split() == ["gru", "gru:1", "300", "1.0%", "297", "30.3%", "[25.0%,", "36.0%]", "2.00", "4.00", "6.10"]
+    assert gru_row.split() == ["gru", "gru:1", "300", "1.0%", "297", "30.3%", "[25.0%,", "36.0%]", "2.00", "4.00",
+                               "6.10"]
     pair_row = next(line for line in text.splitlines() if line.startswith("gru vs lstm"))
     assert "-49.7" in pair_row and "<0.001" in pair_row and "72" in pair_row and "41.7%" in pair_row
     assert pair_row.endswith("lstm beats gru by 49.7 points, p < 0.001 (z-test)")
@@ -86,3 +87,41 @@ def test_png_report(tmp_path) -> None:
     samples = [Sample("gru", "gru", 1, 0.002 + i * 1e-4, True) for i in range(50)]
     path = ab_output.draw_png(REPORT, samples, tmp_path / "ab-report.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# The fields of a pair that are neither kind of statistic: names, counts, the chosen verdict and its basis.
+PAIR_INPUTS = {"arm_a", "arm_b", "both_right", "only_a_right", "only_b_right", "both_wrong", "shadow_agree",
+               "shadow_disagree", "verdict", "verdict_basis"}
+
+
+def test_json_figures_say_which_fields_are_fixed_horizon_and_which_always_valid() -> None:
+    assert ab_output.figures(REPORT) == {}  # no always-valid results (an older server): nothing to say
+    report = pb.ExperimentReport()
+    report.CopyFrom(REPORT)
+    report.pairs[0].verdict_basis = "always-valid"
+    figures = ab_output.figures(report)["figures"]
+    assert figures["verdict"] == "always-valid"
+    fixed, always = set(figures["fixed-horizon"]["fields"]), set(figures["always-valid"]["fields"])
+    assert not fixed & always and "once" in figures["fixed-horizon"]["valid"]
+    assert "every look" in figures["always-valid"]["valid"]
+    messages = {"arms": pb.ArmReport, "pairs": pb.PairReport}
+    for path in fixed | always - {"guardrails"}:
+        message, name = path.split(".")
+        assert name in messages[message].DESCRIPTOR.fields_by_name, path
+    pair_fields = {path.split(".")[1] for path in fixed | always if path.startswith("pairs.")}
+    assert pair_fields | PAIR_INPUTS == set(pb.PairReport.DESCRIPTOR.fields_by_name)  # every statistic classified
+
+
+def test_text_report_heads_each_kind_of_statistic() -> None:
+    report = pb.ExperimentReport()
+    report.CopyFrom(REPORT)
+    pair = report.pairs[0]
+    pair.verdict_basis, pair.fixed_horizon_verdict = "always-valid", pair.verdict
+    pair.verdict = "lstm beats gru: a - b in [-60.0, -40.0] points, always-valid p < 0.001 (Holm-adjusted, mSPRT)"
+    pair.always_valid_test, pair.sequence_low, pair.sequence_high, pair.sequence_confidence = "mSPRT", -0.6, -0.4, 0.95
+    lines = ab_output.render_text(report).splitlines()
+    fixed = lines.index("fixed-horizon (valid for one look at a planned sample size):")
+    always = lines.index("always-valid (valid at every look; the verdicts rest on the always-valid tests):")
+    assert fixed < always
+    assert lines[fixed + 2].endswith("lstm beats gru by 49.7 points, p < 0.001 (z-test)")
+    assert "[-60.0, -40.0] (95.0%)" in lines[always + 2] and lines[always + 2].endswith(pair.verdict)

@@ -8,12 +8,12 @@ import math
 
 import pytest
 
+from digits.experiments import sequential as seq
+from digits_server.core.domain import ModelSelector
 from digits_server.experiments import decisions
-from digits_server.experiments import sequential as seq
 from digits_server.experiments.observer import ArmTraffic, ExperimentCounts
 from digits_server.experiments.report import build_report
 from digits_server.experiments.router import Arm, Experiment
-from digits_server.core.domain import ModelSelector
 from digits_server.transport import codec
 
 THREE = Experiment("three", tuple(Arm(name, ModelSelector(name), 1) for name in ("stable", "b", "c")))

@@ -1,6 +1,7 @@
 """`digits ab report NAME --prometheus URL`: a real Prometheus scraping three real replicas; the
 fleet report's counts equal the sum of the replicas' own GetExperimentReport counts, and its
-statistics are those of the shared statistics module on the summed counts."""
+statistics — fixed-horizon and always-valid, guardrails and verdict words — are those of the
+shared statistics modules on the summed counts (not any one replica's share)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ import yaml
 
 from digits import DigitsClient
 from digits.cli import main as digits_cli
+from digits.experiments import sequential as seq
 from digits.experiments import statistics as stats
+from digits.experiments.always_valid import INDEPENDENT, PAIRED, AlwaysValid, Guardrail
+from digits.experiments.verdict import always_valid_verdict
 from tests.fleet import ConfigMapDir, start_replicas, wait_for
 from tests.promproc import SERVER_JOB, free_port, start_prometheus, write_config
 from tests.tools import require_tool
@@ -115,11 +119,63 @@ def test_the_fleet_report_equals_the_sum_of_the_replicas(fleet, prometheus, tiny
     low, high = stats.wilson_interval(int(a.get("correct", 0)), int(a["labelled"]))
     assert (a["accuracy_low"], a["accuracy_high"]) == (pytest.approx(low), pytest.approx(high))
     assert "summed over instances" in fleet_report["latency_source"]
+    assert_always_valid_on_the_sums(fleet_report, reports, paired)
+    assert fleet_report["figures"]["verdict"] == "always-valid"
+    assert "pairs.sequence_low" in fleet_report["figures"]["always-valid"]["fields"]
+    assert "pairs.z_test_p_value" in fleet_report["figures"]["fixed-horizon"]["fields"]
+
+    assert digits_cli(["--target", fleet[0].target, "ab", "report", NAME, "--prometheus", prometheus.url,
+                       "--json", "--fixed-horizon"]) == 0
+    fixed = json.loads(capsys.readouterr().out)["pairs"][0]
+    assert fixed["verdict_basis"] == "fixed-horizon" and fixed["verdict"] == fixed["fixed_horizon_verdict"]
+    assert fixed.get("always_valid_p_value", 0.0) == pytest.approx(pair.get("always_valid_p_value", 0.0))
 
     assert digits_cli(["--target", fleet[2].target, "ab", "report", NAME, "--prometheus", prometheus.url,
                        "--since", "10m"]) == 0  # the text form, over a window (increase() extrapolates)
     text = capsys.readouterr().out
     assert "gru" in text and "lstm" in text
+    assert "fixed-horizon (valid for one look at a planned sample size):" in text
+    assert "always-valid (valid at every look; the verdicts rest on the always-valid tests):" in text
+    assert "Fleet: one look at the counters summed over the replicas" in text and "sliding window" in text
     assert digits_cli(["--target", fleet[2].target, "ab", "report", NAME, "--prometheus", prometheus.url,
                        "--since", "ten minutes"]) == 2
     assert "--since" in capsys.readouterr().err
+
+
+def assert_always_valid_on_the_sums(fleet_report: dict, reports: list, paired: stats.PairedOutcomes) -> None:
+    """The fleet's always-valid figures are sequential.py's on the replicas' summed counts (one look;
+    one pair, so Holm leaves the p-value as it is and the sequence is at 95%), its guardrails those
+    of the summed requests and errors, and its verdict the single-server words for them."""
+    pair, arms = fleet_report["pairs"][0], {arm["arm"]: arm for arm in fleet_report["arms"]}
+    ca, na = summed(reports, "correct")["gru"], summed(reports, "labelled")["gru"]
+    cb, nb = summed(reports, "correct")["lstm"], summed(reports, "labelled")["lstm"]
+    if paired.total < min(na, nb):
+        test, p_value = INDEPENDENT, seq.independent_p_value(ca, na, cb, nb)
+        sequence = seq.independent_interval(ca, na, cb, nb, alpha=0.05)
+    else:
+        test, p_value = PAIRED, seq.paired_p_value(paired.only_a_right, paired.only_b_right)
+        sequence = seq.paired_interval(paired.only_a_right, paired.only_b_right, paired.total, alpha=0.05)
+    assert pair["always_valid_test"] == test
+    assert pair.get("always_valid_p_value", 0.0) == pytest.approx(p_value, rel=1e-9)
+    assert pair.get("always_valid_p_holm", 0.0) == pytest.approx(p_value, rel=1e-9)
+    assert (pair.get("sequence_low", 0.0), pair.get("sequence_high", 0.0)) == pytest.approx(sequence, abs=1e-12)
+    assert pair["sequence_confidence"] == pytest.approx(0.95)
+
+    requests, errors = summed(reports, "requests"), summed(reports, "errors")
+    latency, error = fleet_report["guardrails"]
+    assert (latency["metric"], error["metric"], error["arm"], error["baseline_arm"]) == (
+        "latency", "errors", "lstm", "gru")
+    low, high = seq.independent_interval(errors["lstm"], requests["lstm"], errors["gru"], requests["gru"], alpha=0.05)
+    assert float(error.get("excess_low", 0.0)) == pytest.approx(low - 0.01, abs=1e-12)
+    assert float(error.get("excess_high", 0.0)) == pytest.approx(high - 0.01, abs=1e-12)
+    for arm in ("gru", "lstm"):  # the fleet's mean latency is the replicas' means weighted by their requests
+        weighted = sum(a.latency_mean_seconds * a.requests for r in reports for a in r.arms if a.arm == arm)
+        assert arms[arm]["latency_mean_seconds"] == pytest.approx(weighted / requests[arm], rel=1e-6)
+
+    guards = [Guardrail(g["arm"], g["baseline_arm"], g["metric"], 0.0, 0.0, 0.0, 0.0, float(g.get("excess_low", 0.0)),
+                        float(g.get("excess_high", 0.0))) for g in fleet_report["guardrails"]]
+    assert [g.status for g in guards] == [g["status"] for g in fleet_report["guardrails"]]
+    breached = [g for g in guards if g.status == "breached"]
+    expected = always_valid_verdict("gru", "lstm", AlwaysValid(test, p_value, p_value, *sequence, 0.95, 0.05), breached)
+    assert pair["verdict_basis"] == "always-valid" and pair["verdict"] == expected
+    assert pair["fixed_horizon_verdict"].startswith(("no significant difference", "gru beats", "lstm beats"))

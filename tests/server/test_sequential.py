@@ -1,7 +1,7 @@
-"""The anytime-valid statistics (experiments/sequential.py) against values computed independently:
-the mixture likelihood ratios by numerical integration (scipy.integrate.quad over the mixing
-distribution), Holm's adjustment by hand, and a fixed-seed simulation of peeking (the small
-version of bench/ab_peeking.py)."""
+"""The anytime-valid statistics (digits/experiments/sequential.py, shared by the server and the fleet
+report) against values computed independently: the mixture likelihood ratios by numerical
+integration (scipy.integrate.quad over the mixing distribution), Holm's adjustment by hand, and a
+fixed-seed simulation of peeking (the small version of bench/ab_peeking.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from scipy import integrate
 from scipy import stats as scipy_stats
 
 from bench.ab_peeking import simulate_aa, simulate_power, wilson
-from digits_server.experiments import sequential as seq
+from digits.experiments import sequential as seq
 
 
 def mixture_lr_by_integration(estimate: float, variance: float, tau: float) -> float:

@@ -73,11 +73,13 @@ def add_parser(subparsers: Any) -> None:
     report.add_argument("--fixed-horizon", action="store_true",
                         help="verdicts from the fixed-horizon tests (valid for one look at a planned size only)")
     report.add_argument("--prometheus", metavar="URL",
-                        help="the whole fleet's report: counts summed over every replica Prometheus scrapes "
-                             "(arms from --target; needs scipy: pip install 'digits-client[stats]')")
+                        help="the whole fleet's report: counts summed over every replica Prometheus scrapes, "
+                             "fixed-horizon and always-valid (arms from --target; needs scipy: "
+                             "pip install 'digits-client[stats]')")
     report.add_argument("--since", metavar="DURATION",
                         help="with --prometheus: counts of the last DURATION (PromQL, e.g. 1h) by increase(); "
-                             "default: everything the replicas counted")
+                             "default: everything the replicas counted (a sliding window is a new sample at "
+                             "each look: for always-valid figures across looks, leave it out)")
     report.set_defaults(handler=_report)
 
     run = commands.add_parser("run", help="replay labelled digits as live traffic, then report",
@@ -87,7 +89,8 @@ def add_parser(subparsers: Any) -> None:
     run.add_argument("--experiment", required=True, metavar="NAME")
     run.add_argument("--rate", type=positive_float, default=200.0, help="requests per second (default 200)")
     amount = run.add_mutually_exclusive_group()
-    amount.add_argument("--duration", type=positive_float, default=None, metavar="S", help="seconds of traffic (default 60)")
+    amount.add_argument("--duration", type=positive_float, default=None, metavar="S",
+                        help="seconds of traffic (default 60)")
     amount.add_argument("--count", type=positive_int, default=None, metavar="N", help="number of requests")
     run.add_argument("--keys", type=int, default=100, metavar="N",
                      help="simulated users, one routing key each (0: no keys, random by weight; default 100)")
@@ -161,7 +164,8 @@ def _report(args: argparse.Namespace) -> int:
         else:
             report = client.experiment_report(args.name, verdict_basis="fixed-horizon" if args.fixed_horizon else "")
     if args.json:
-        print_json(json_format.MessageToDict(report, preserving_proto_field_name=True))
+        print_json({**json_format.MessageToDict(report, preserving_proto_field_name=True),
+                    **ab_output.figures(report)})
     else:
         print(ab_output.render_text(report))
     return 0
@@ -176,7 +180,8 @@ def _fleet_report(args: argparse.Namespace, client: Any) -> Any:
         raise UsageError(f"name: no experiment '{args.name}' at {client.target} "
                          f"(experiments: {', '.join(sorted(found)) or 'none'})")
     try:
-        return fleet_report(args.prometheus, found[args.name], args.since)
+        basis = "fixed-horizon" if args.fixed_horizon else "always-valid"
+        return fleet_report(args.prometheus, found[args.name], args.since, basis)
     except ModuleNotFoundError as exc:
         raise UsageError(f"--prometheus needs {exc.name}: pip install 'digits-client[stats]'") from None
     except (PrometheusError, ValueError) as exc:

@@ -17,13 +17,19 @@ from digits.experiments.replay import Replay, Sample
 from digits.v1 import digits_pb2
 
 __all__ = ["arm_rows", "pair_rows", "always_valid_rows", "guardrail_rows", "decision_rows", "format_table",
-           "render_text", "render_markdown", "draw_png", "client_latencies"]
+           "figures", "render_text", "render_markdown", "draw_png", "client_latencies"]
 
 ARM_HEADER = ("arm", "model", "requests", "errors", "labelled", "accuracy", "95% CI", "p50 ms", "p95 ms", "p99 ms")
 PAIR_HEADER = ("pair (a vs b)", "a - b", "95% CI", "z-test p", "paired n", "McNemar p", "agree", "verdict")
 ALWAYS_VALID_HEADER = ("pair (a vs b)", "test", "a - b conf. sequence", "p", "Holm p", "verdict")
 GUARDRAIL_HEADER = ("arm", "vs", "guardrail", "value", "baseline", "allowed", "excess conf. sequence", "status")
 DECISION_HEADER = ("time (UTC)", "decision", "arm", "weight", "reason")
+# Which fields of an ExperimentReport are which kind of statistic (`--json` says it beside the report).
+FIXED_HORIZON_FIELDS = ("arms.accuracy_low", "arms.accuracy_high", "pairs.accuracy_difference",
+                        "pairs.difference_low", "pairs.difference_high", "pairs.z_test_p_value",
+                        "pairs.mcnemar_p_value", "pairs.more_needed_per_arm", "pairs.fixed_horizon_verdict")
+ALWAYS_VALID_FIELDS = ("pairs.always_valid_test", "pairs.always_valid_p_value", "pairs.always_valid_p_holm",
+                       "pairs.sequence_low", "pairs.sequence_high", "pairs.sequence_confidence", "guardrails")
 
 
 def _pct(value: float) -> str:
@@ -75,6 +81,20 @@ def always_valid_rows(report: digits_pb2.ExperimentReport) -> list[tuple[str, ..
          _p(p.always_valid_p_value), _p(p.always_valid_p_holm), p.verdict)
         for p in report.pairs if p.verdict_basis
     ]
+
+
+def figures(report: digits_pb2.ExperimentReport) -> dict[str, object]:
+    """For `--json`: which fields are fixed-horizon and which always-valid, and what `pairs.verdict`
+    rests on; empty for a report without always-valid results (an older server)."""
+    if not any(p.verdict_basis for p in report.pairs):
+        return {}
+    return {"figures": {
+        "fixed-horizon": {"valid": "only when read once, at a sample size fixed in advance",
+                          "fields": list(FIXED_HORIZON_FIELDS)},
+        "always-valid": {"valid": "at every look, however often, including when you stop because of what you saw",
+                         "fields": list(ALWAYS_VALID_FIELDS)},
+        "verdict": report.pairs[0].verdict_basis,
+    }}
 
 
 def _guard_value(metric: str, value: float) -> str:

@@ -1,11 +1,19 @@
 """The A/B report of a whole fleet, from Prometheus: the same numbers and statistics as the
-server's GetExperimentReport, computed from every replica's counters summed over instances.
+server's GetExperimentReport — fixed-horizon and always-valid, with the same verdict words —
+computed from every replica's counters summed over instances.
 
 Without `since`, instant sums (counts since each replica started counting; a restarted replica's
 counts restart from 0, so they can only be missing, never double). With `since` (a PromQL duration
 such as `1h`), `increase(...[since])` summed over instances: counter resets are tolerated by
 PromQL, and increase() extrapolates to the window's edges, so counts are rounded to integers.
 The experiment's arms and their order (arm A is listed first) come from ListExperiments.
+
+Always-valid figures (always_valid.py, the server's code): each fleet report is one look at the summed
+counts. No state is kept between looks (the CLI is stateless and replicas share none), so the
+p-values are this look's 1/Lambda, not running minima, and the confidence sequences this look's
+interval, not running intersections: valid at any look, never sharper than a single server's
+running state, and equal to a single server's first look on the same counts. With `since` the
+window slides, so repeated looks are not one growing sample (said in the report's `method`).
 Needs scipy (`pip install 'digits-client[stats]'`) for the statistics.
 """
 
@@ -20,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import combinations
 
+from digits.experiments import always_valid as av
 from digits.v1 import digits_pb2
 
 OUTCOMES = ("both_right", "only_a_right", "only_b_right", "both_wrong")
@@ -63,8 +72,15 @@ class FleetCounts:
     errors: dict[str, int] = field(default_factory=dict)
     served: dict[str, tuple[str, int]] = field(default_factory=dict)  # arm -> (model, version) most served
     buckets: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    latency_sum: dict[str, float] = field(default_factory=dict)  # seconds, the histograms' _sum
     agreement: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (primary, shadow, agree|disagree)
     paired: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (arm_a, arm_b, outcome)
+
+    def traffic(self) -> dict[str, av.ArmTraffic]:
+        """Each arm's requests, errors and latency histogram, as the guardrails read them."""
+        return {arm: av.ArmTraffic(self.requests.get(arm, 0), self.errors.get(arm, 0),
+                                tuple(self.buckets.get(arm, ())), self.latency_sum.get(arm, 0.0))
+                for arm in set(self.requests) | set(self.buckets)}
 
 
 def fetch_counts(query: Query, experiment: str, since: str | None = None) -> FleetCounts:
@@ -76,9 +92,12 @@ def fetch_counts(query: Query, experiment: str, since: str | None = None) -> Fle
     match = f'experiment="{experiment}"'
 
     def summed(metric: str, by: str, extra: str = "") -> list[tuple[dict[str, str], int]]:
+        return [(labels, int(round(value))) for labels, value in real(metric, by, extra)]
+
+    def real(metric: str, by: str, extra: str = "") -> list[tuple[dict[str, str], float]]:
         selector = f"{metric}{{{match}{extra}}}"
         inner = f"increase({selector}[{since}])" if since else selector
-        return [(labels, int(round(value))) for labels, value in query(f"sum by ({by}) ({inner})")]
+        return query(f"sum by ({by}) ({inner})")
 
     counts = FleetCounts()
     for labels, value in summed("digits_experiment_labelled_predictions_total", "arm"):
@@ -98,6 +117,8 @@ def fetch_counts(query: Query, experiment: str, since: str | None = None) -> Fle
         counts.buckets.setdefault(labels["arm"], []).append((float(labels["le"]), float(value)))
     for bucket in counts.buckets.values():
         bucket.sort()
+    for labels, value in real("digits_request_duration_seconds_sum", "arm"):
+        counts.latency_sum[labels["arm"]] = value
     for labels, value in summed("digits_shadow_agreement_total", "primary_arm, shadow_arm, agreement"):
         counts.agreement[(labels["primary_arm"], labels["shadow_arm"], labels["agreement"])] = value
     for labels, value in summed("digits_paired_outcomes_total", "arm_a, arm_b, outcome"):
@@ -105,46 +126,72 @@ def fetch_counts(query: Query, experiment: str, since: str | None = None) -> Fle
     return counts
 
 
-def build_fleet_report(experiment: digits_pb2.Experiment, counts: FleetCounts, source: str) -> digits_pb2.ExperimentReport:
-    """The ExperimentReport GetExperimentReport would give if one server had seen the whole fleet's traffic."""
+def build_fleet_report(
+    experiment: digits_pb2.Experiment, counts: FleetCounts, source: str, verdict_basis: str = "always-valid",
+    window: str | None = None,
+) -> digits_pb2.ExperimentReport:
+    """The ExperimentReport GetExperimentReport would give at its first look if one server had seen the
+    whole fleet's traffic. `verdict_basis`: "always-valid" or "fixed-horizon"; `window`: the --since
+    duration the counts cover, if any (said in `method`)."""
     from digits.experiments import statistics as stats
-    from digits.experiments.verdict import ALPHA, POWER, verdict
+    from digits.experiments.verdict import ALPHA, ALWAYS_VALID, FIXED_HORIZON, POWER, pair_verdicts
 
-    report = digits_pb2.ExperimentReport(experiment=experiment, latency_source=source)
+    if verdict_basis not in (ALWAYS_VALID, FIXED_HORIZON):
+        raise ValueError(f"verdict basis: must be '{ALWAYS_VALID}' or '{FIXED_HORIZON}', got {verdict_basis!r}")
+    method = f"{av.describe(av.ONE_LOOK)}. Fleet: one look at the counters summed over the replicas in Prometheus"
+    if window:
+        method += (f"; --since {window}: increase() over a sliding window, so repeated looks are different samples "
+                   "and the always-valid guarantee across looks holds only without --since")
+    report = digits_pb2.ExperimentReport(experiment=experiment, latency_source=source, method=method)
+    traffic = counts.traffic()
+    names = [arm.name for arm in experiment.arms]
     arms = {}
     for arm in experiment.arms:
-        labelled, correct = counts.labelled.get(arm.name, 0), counts.correct.get(arm.name, 0)
-        requests, errors = counts.requests.get(arm.name, 0), counts.errors.get(arm.name, 0)
+        name = arm.name
+        labelled, correct = counts.labelled.get(name, 0), counts.correct.get(name, 0)
+        requests, errors = counts.requests.get(name, 0), counts.errors.get(name, 0)
         low, high = stats.wilson_interval(correct, labelled)
-        buckets = counts.buckets.get(arm.name, [])
-        model, version = counts.served.get(arm.name, (arm.model.name, 0))
-        arms[arm.name] = report.arms.add(
-            arm=arm.name, model=model, version=version, requests=requests, errors=errors,
+        flow = traffic.get(name, av.ArmTraffic())
+        model, version = counts.served.get(name, (arm.model.name, 0))
+        arms[name] = report.arms.add(
+            arm=name, model=model, version=version, requests=requests, errors=errors,
             error_rate=errors / requests if requests else 0.0, labelled=labelled, correct=correct,
             accuracy=correct / labelled if labelled else 0.0, accuracy_low=low, accuracy_high=high,
-            latency_p50_seconds=stats.histogram_quantile(0.50, buckets),
-            latency_p95_seconds=stats.histogram_quantile(0.95, buckets),
-            latency_p99_seconds=stats.histogram_quantile(0.99, buckets),
+            latency_p50_seconds=stats.histogram_quantile(0.50, flow.buckets),
+            latency_p95_seconds=stats.histogram_quantile(0.95, flow.buckets),
+            latency_p99_seconds=stats.histogram_quantile(0.99, flow.buckets),
+            latency_mean_seconds=av.latency_moments(flow)[1],
         )
-    for name_a, name_b in combinations([arm.name for arm in experiment.arms], 2):
-        a, b = arms[name_a], arms[name_b]
-        paired = stats.PairedOutcomes(**{o: counts.paired.get((name_a, name_b, o), 0) for o in OUTCOMES})
+    pairs = list(combinations(names, 2))
+    paired = {(a, b): stats.PairedOutcomes(**{o: counts.paired.get((a, b, o), 0) for o in OUTCOMES}) for a, b in pairs}
+    always = av.compare_pairs({n: (arms[n].correct, arms[n].labelled) for n in names}, paired, ALPHA)
+    guards = av.guardrails(names, traffic, alpha=ALPHA)
+    for (name_a, name_b), valid in zip(pairs, always):
+        a, b, table = arms[name_a], arms[name_b], paired[(name_a, name_b)]
         agree = sum(counts.agreement.get((p, s, "agree"), 0) for p, s in ((name_a, name_b), (name_b, name_a)))
         disagree = sum(counts.agreement.get((p, s, "disagree"), 0) for p, s in ((name_a, name_b), (name_b, name_a)))
-        comparison = stats.compare(a.correct, a.labelled, b.correct, b.labelled, paired, alpha=ALPHA, power=POWER)
+        comparison = stats.compare(a.correct, a.labelled, b.correct, b.labelled, table, alpha=ALPHA, power=POWER)
+        chosen, fixed = pair_verdicts(name_a, name_b, names[0], comparison, valid, guards, verdict_basis)
         report.pairs.add(
             arm_a=name_a, arm_b=name_b, accuracy_difference=comparison.difference,
             difference_low=comparison.difference_low, difference_high=comparison.difference_high,
-            z_test_p_value=comparison.z_test_p, both_right=paired.both_right, only_a_right=paired.only_a_right,
-            only_b_right=paired.only_b_right, both_wrong=paired.both_wrong, mcnemar_p_value=comparison.mcnemar_p,
-            shadow_agree=agree, shadow_disagree=disagree, verdict=verdict(name_a, name_b, comparison),
-            more_needed_per_arm=comparison.more_needed_per_arm,
+            z_test_p_value=comparison.z_test_p, both_right=table.both_right, only_a_right=table.only_a_right,
+            only_b_right=table.only_b_right, both_wrong=table.both_wrong, mcnemar_p_value=comparison.mcnemar_p,
+            shadow_agree=agree, shadow_disagree=disagree, verdict=chosen, fixed_horizon_verdict=fixed,
+            verdict_basis=verdict_basis, more_needed_per_arm=comparison.more_needed_per_arm,
+            always_valid_p_value=valid.p_value, always_valid_p_holm=valid.p_holm, sequence_low=valid.low,
+            sequence_high=valid.high, sequence_confidence=valid.confidence, always_valid_test=valid.test,
         )
+    for g in guards:
+        report.guardrails.add(arm=g.arm, baseline_arm=g.baseline_arm, metric=g.metric, value=g.value,
+                              baseline_value=g.baseline_value, tolerance=g.tolerance, excess=g.excess,
+                              excess_low=g.low, excess_high=g.high, status=g.status)
     return report
 
 
 def fleet_report(
-    prometheus: str | Query, experiment: digits_pb2.Experiment, since: str | None = None
+    prometheus: str | Query, experiment: digits_pb2.Experiment, since: str | None = None,
+    verdict_basis: str = "always-valid",
 ) -> digits_pb2.ExperimentReport:
     """The fleet's report of `experiment` from Prometheus (a URL or a query function)."""
     query = prometheus_query(prometheus) if isinstance(prometheus, str) else prometheus
@@ -152,4 +199,4 @@ def fleet_report(
     window = f"increase over the last {since}" if since else "instant sums (since each replica began counting)"
     source = (f"fleet: server histograms digits_request_duration_seconds summed over instances in Prometheus, "
               f"{window}, interpolated within buckets like PromQL histogram_quantile")
-    return build_fleet_report(experiment, counts, source)
+    return build_fleet_report(experiment, counts, source, verdict_basis, since)

@@ -15,32 +15,16 @@ from itertools import combinations
 
 import numpy as np
 
+from digits.experiments.always_valid import ArmTraffic
+from digits.experiments.sequential import Running
 from digits.experiments.statistics import PairedOutcomes
 from digits_server.core.domain import FeedbackEvent, PredictionEvent
 from digits_server.experiments.router import Experiment
-from digits_server.experiments.sequential import Running
 from digits_server.observability.experiment_metrics import PAIRED_OUTCOMES, ExperimentMetrics
 from digits_server.observability.metrics import ServerMetrics
 
-
-@dataclass(frozen=True)
-class ArmTraffic:
-    """An arm's RPCs from the request metrics: count, errors, cumulative latency buckets and sum."""
-
-    requests: float = 0.0
-    errors: float = 0.0
-    buckets: tuple[tuple[float, float], ...] = ()  # (upper bound, cumulative count), +Inf last
-    latency_sum: float = 0.0  # seconds, the histogram's _sum
-
-    def minus(self, earlier: "ArmTraffic") -> "ArmTraffic":
-        """The traffic since an earlier snapshot."""
-        before = dict(earlier.buckets)
-        return ArmTraffic(
-            self.requests - earlier.requests,
-            self.errors - earlier.errors,
-            tuple((bound, count - before.get(bound, 0.0)) for bound, count in self.buckets),
-            self.latency_sum - earlier.latency_sum,
-        )
+__all__ = ["ArmCounts", "ArmTraffic", "ExperimentCounts", "ExperimentObserver", "PairCounts", "arm_traffic",
+           "paired_outcomes"]
 
 
 def arm_traffic(metrics: ServerMetrics, experiment: str) -> dict[str, ArmTraffic]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 from digits.experiments import statistics as stats
-from digits.experiments.verdict import ALPHA, POWER, format_p, verdict
+from digits.experiments.verdict import ALPHA, ALWAYS_VALID, FIXED_HORIZON, POWER, format_p, pair_verdicts, verdict
 from digits_server.core.domain import ModelSelector
 from digits_server.core.errors import InvalidInput
 from digits_server.experiments import decisions
@@ -23,11 +23,9 @@ LATENCY_SOURCE = (
     "server histogram digits_request_duration_seconds (in-server RPC time) since the experiment "
     "was created, interpolated within buckets like PromQL histogram_quantile"
 )
-ALWAYS_VALID = "always-valid"
-FIXED_HORIZON = "fixed-horizon"
 
 __all__ = ["ALPHA", "ALWAYS_VALID", "FIXED_HORIZON", "POWER", "ArmResult", "PairResult", "Report",
-           "always_valid_verdict", "build_report", "format_p", "verdict"]
+           "build_report", "format_p", "verdict"]
 
 
 @dataclass(frozen=True)
@@ -143,27 +141,8 @@ def build_report(
         pair = counts.pairs[(name_a, name_b)]
         comparison = stats.compare(a.correct, a.labelled, b.correct, b.labelled, paired[(name_a, name_b)],
                                    alpha=ALPHA, power=POWER)
-        fixed = verdict(name_a, name_b, comparison)
-        breached = decisions.breaches(guards, name_b) if name_a == counts.arm_order[0] else []
-        chosen = always_valid_verdict(name_a, name_b, valid, breached) if basis == ALWAYS_VALID else fixed
+        chosen, fixed = pair_verdicts(name_a, name_b, counts.arm_order[0], comparison, valid, guards, basis)
         pairs.append(PairResult(name_a, name_b, comparison, paired[(name_a, name_b)], pair.agree, pair.disagree,
                                 chosen, valid, fixed, basis))
     return Report(experiment, tuple(arms), tuple(pairs), guardrails=tuple(guards), decisions=tuple(recorded))
-
-
-def always_valid_verdict(
-    arm_a: str, arm_b: str, valid: decisions.AlwaysValid, breached: Sequence[decisions.Guardrail]
-) -> str:
-    """The always-valid verdict: a guardrail breach first (never reported as an accuracy loss),
-    then a difference at family-wise level alpha (Holm), else 'no difference shown yet'."""
-    if breached:
-        return f"guardrail breached: {', '.join(g.metric for g in breached)} ({arm_b} vs {arm_a})"
-    if not valid.test:
-        return "no labelled traffic yet: send true labels (or Feedback) to compare accuracy"
-    interval = f"[{valid.low * 100:+.1f}, {valid.high * 100:+.1f}] points"
-    if valid.significant:
-        winner, loser = (arm_a, arm_b) if valid.low > 0 else (arm_b, arm_a)
-        return (f"{winner} beats {loser}: a - b in {interval}, always-valid {format_p(valid.p_holm)} "
-                f"(Holm-adjusted, {valid.test})")
-    return f"no difference shown yet (always-valid {format_p(valid.p_holm)}, {valid.test}); a - b in {interval}"
 
