@@ -5,7 +5,7 @@ Usage (from the repository root):
 
 A/A: both arms at 95% accuracy, looked at after every `step` labelled requests per arm up to
 `horizon` per arm. "False positive" = some look declared a difference: the fixed-horizon pooled
-z-test at p < 0.05, or the always-valid mSPRT (digits_server.experiments.sequential) at p <= 0.05.
+z-test at p < 0.05, or the always-valid mSPRT (digits.experiments.sequential) at p <= 0.05.
 Also the paired design (shadowed requests; both arms see the same images) with McNemar's test
 against the exact beta-binomial mixture SPRT on discordant pairs.
 
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server/src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "client/src"))
 
-from digits_server.experiments import sequential  # noqa: E402
+from digits.experiments import sequential  # noqa: E402
 
 Z_95 = 1.959963984540054  # two-sided 5%
 
