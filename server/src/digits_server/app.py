@@ -41,6 +41,7 @@ from digits_server.security.credentials import grpc_security, metrics_endpoint
 from digits_server.settings import Settings
 from digits_server.transport.admin_servicer import DigitsAdminServicer
 from digits_server.transport.classifier_servicer import DigitClassifierServicer
+from digits_server.transport.drain import Drain
 from digits_server.transport.guarded_handlers import GuardedHandlers
 from digits_server.transport.health_service import HealthReporter
 from digits_server.transport.wire_guard import guard_decoding
@@ -101,6 +102,7 @@ class DigitsServer:
         self.port = 0
         self.metrics_port = 0
         self._grpc: grpc.aio.Server | None = None
+        self.drain = Drain()
         self._metrics_http: object | None = None
         self._background: set[asyncio.Task] = set()
         self._looks: asyncio.Task | None = None
@@ -125,7 +127,8 @@ class DigitsServer:
         ]
         self._grpc = grpc.aio.server(options=options)
         # Every service behind one generic handler that guards each method once (see guarded_handlers).
-        services = GuardedHandlers([security.auth.wrap, guard_decoding], fallback=security.auth.refuse_unknown)
+        guards = [self.drain.guard, security.auth.wrap, guard_decoding]
+        services = GuardedHandlers(guards, fallback=security.auth.refuse_unknown)
         pb_grpc.add_DigitClassifierServicer_to_server(
             DigitClassifierServicer(self.dataplane, self.metrics, s, feedback=self.feedback, experiments=self.experiments),
             services,
@@ -136,10 +139,11 @@ class DigitsServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, services)
         reflected = [*SERVICE_NAMES, *protocols, HEALTH_SERVICE, reflection.SERVICE_NAME]
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection.aio.ReflectionServicer(reflected), services)
-        self._grpc.add_generic_rpc_handlers((services,))
+        self._grpc.add_generic_rpc_handlers((self.drain, services))  # drain first: it refuses once closed
         self.port = security.add_port(self._grpc, f"{s.host}:{s.port}")
         if self.port == 0:
             raise OSError(f"could not bind the gRPC port {s.host}:{s.port}")
+        self.drain.add_port(self._grpc)
         if s.metrics_port >= 0:
             self._metrics_http, self.metrics_port = serve_metrics_endpoint(self.metrics.registry, metrics_config)
         await self._grpc.start()
@@ -152,15 +156,16 @@ class DigitsServer:
         )
 
     async def stop(self, grace: float | None = None) -> None:
-        """Health NOT_SERVING, refuse new calls, let in-flight ones finish within `grace` seconds, release all."""
+        """Health NOT_SERVING, refuse new calls, let every call already received (even one grpc
+        core has not handed to Python yet) finish within `grace` seconds, then release all."""
         await self.health.shut_down()
         await self.reloader.stop()
         if self._looks is not None:
             self._looks.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._looks
-        if self._grpc is not None:
-            await self._grpc.stop(self.settings.grace_seconds if grace is None else grace)
+        if self._grpc is not None:  # not a bare server.stop(grace): see transport/drain.py
+            await self.drain.stop_server(self._grpc, self.settings.grace_seconds if grace is None else grace)
         if self._metrics_http is not None:
             self._metrics_http.shutdown()  # type: ignore[attr-defined]
             self._metrics_http.server_close()  # type: ignore[attr-defined]

@@ -35,6 +35,10 @@ class ModelUnavailable(ServingError):
     """The model exists but no version of it can serve right now (loading, failed, shutting down)."""
 
 
+class ShuttingDown(ServingError):
+    """The server is shutting down and did not start the call (safe to retry elsewhere)."""
+
+
 class DeadlineExpired(ServingError):
     """The caller's deadline passed before the request was computed."""
 

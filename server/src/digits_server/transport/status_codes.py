@@ -32,6 +32,7 @@ CODES: dict[type[errors.ServingError], grpc.StatusCode] = {
     errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     errors.Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.ModelUnavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.ShuttingDown: grpc.StatusCode.UNAVAILABLE,
     errors.DeadlineExpired: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.InvalidConfig: grpc.StatusCode.FAILED_PRECONDITION,
     errors.NotSupported: grpc.StatusCode.UNIMPLEMENTED,
