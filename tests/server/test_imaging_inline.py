@@ -38,6 +38,7 @@ def test_small_files_and_small_pngs_are_cheap_big_ones_are_not() -> None:
     assert len(scan) > imaging.INLINE_FILE_BYTES
     assert imaging.cheap_to_decode([scan])
     assert imaging.cheap_to_decode([encode(noise(28, 28))] * 3)
+    assert not imaging.cheap_to_decode([encode(noise(28, 28))] * 10)  # each file has a fixed cost too
     assert not imaging.cheap_to_decode([scan, scan])  # a group's files count together
     assert not imaging.cheap_to_decode([encode(noise(300, 300))])
     assert not imaging.cheap_to_decode([encode(noise(200, 200, "RGBA"))])

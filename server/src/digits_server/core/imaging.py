@@ -18,11 +18,13 @@ from digits_server.core.errors import InvalidInput
 SIDE = 28
 PIXELS = SIDE * SIDE
 # Decoding on the event loop instead of in a worker thread saves the hop (~0.2 ms of CPU here) but
-# stalls the loop meanwhile, so only cheap files are: any file up to INLINE_FILE_BYTES, or PNGs whose
-# header says they decode to at most INLINE_DECODED_BYTES of scanlines (a 200x200 grayscale scan:
-# 40 KB, ~0.5 ms to decode and preprocess here; 256x256 gray or 128x128 RGBA at most).
+# stalls the loop meanwhile, so only cheap files are: files of at most INLINE_FILE_BYTES in all, or
+# PNGs whose headers say they decode to at most INLINE_DECODED_BYTES of scanlines in all, each file
+# counting at least MIN_FILE_COST_BYTES for its fixed cost (~0.1 ms). That is one 200x200 grayscale
+# scan (40 KB, ~0.5 ms to decode and preprocess here) or five small PNGs (~0.7 ms).
 INLINE_FILE_BYTES = 2048
 INLINE_DECODED_BYTES = 64 * 1024
+MIN_FILE_COST_BYTES = 12 * 1024
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by IHDR colour type
 
@@ -82,11 +84,12 @@ def png_decoded_bytes(data: bytes) -> int | None:
 
 def cheap_to_decode(files: Iterable[bytes]) -> bool:
     """Whether decoding these image files together is cheap enough for the event loop: at most
-    INLINE_FILE_BYTES of files in all, or only PNGs decoding to at most INLINE_DECODED_BYTES in all."""
+    INLINE_FILE_BYTES of files in all, or only PNGs decoding to at most INLINE_DECODED_BYTES in all
+    (each counting at least MIN_FILE_COST_BYTES)."""
     encoded = decoded = 0
     for data in files:
         encoded += len(data)
         if decoded <= INLINE_DECODED_BYTES:
             size = png_decoded_bytes(data)
-            decoded = INLINE_DECODED_BYTES + 1 if size is None else decoded + size
+            decoded = INLINE_DECODED_BYTES + 1 if size is None else decoded + max(size, MIN_FILE_COST_BYTES)
     return encoded <= INLINE_FILE_BYTES or decoded <= INLINE_DECODED_BYTES
