@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from digits import imaging
+from tests.scans import float_reference, scanned
 from tests.serverproc import source_env
 
 
@@ -108,3 +109,33 @@ def test_classify_show_prints_what_the_model_sees(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stderr
     lines = completed.stdout.splitlines()
     assert len(lines) == 28 and sum("@" in line for line in lines) == 20
+
+
+def test_the_uint8_fast_path_gives_the_float_path_s_digit_pixel_for_pixel(mnist_npz: Path) -> None:
+    with np.load(mnist_npz) as data:
+        digits = data["x_test"][:120]
+    rng = np.random.default_rng(14)
+    for index, digit in enumerate(digits):
+        picture = scanned(digit, rng, size=int(rng.integers(60, 260)), light=index % 3 != 0)
+        if index % 4 == 1:
+            picture = picture.convert("RGB")
+        data = encode(picture)
+        np.testing.assert_array_equal(imaging.preprocess(data), float_reference(data), err_msg=f"digit {index}")
+        ink = imaging.ink_from_gray(np.asarray(picture.convert("L"), np.float32))
+        rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+        cropped = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        np.testing.assert_array_equal(imaging.ink_crop(np.asarray(picture.convert("L"))), cropped)
+
+
+def test_a_big_jpeg_decoded_at_a_reduced_scale_gives_nearly_the_same_digit(mnist_npz: Path) -> None:
+    with np.load(mnist_npz) as data:
+        digits = data["x_test"][:10]
+    rng = np.random.default_rng(7)
+    for digit in digits:  # (less noise: 4 M pixels of sigma 6 hold specks that pass for ink at full scale)
+        page = scanned(digit, rng, size=2000, noise=2.0).convert("RGB")
+        full = float_reference(encode(page, "PNG"))
+        drafted = imaging.preprocess(encode(page, "JPEG", quality=90))  # decoded at 1/4 scale: 500x500
+        assert np.abs(drafted.astype(int) - full).mean() < 3
+        assert np.corrcoef(drafted.ravel(), full.ravel())[0, 1] > 0.97
+    assert imaging.decode_levels(encode(scanned(digits[0], rng, size=2000), "JPEG")).shape == (500, 500)
+    assert imaging.decode_levels(encode(scanned(digits[0], rng, size=300), "JPEG")).shape == (300, 300)

@@ -96,6 +96,11 @@ class LoadedModel:
     bucket), "tflite" (the trainer's batch-1 LiteRT model for single images, the signature
     otherwise) or "auto" (tflite for single images when the file exists, xla for the rest).
     `self.runtime` names what serves now, e.g. "savedmodel+tflite+xla" (+xla once compiled).
+
+    Memory (issue 14): with LiteRT serving single images, XLA compiles no batch-1 bucket, and the
+    signature is not warmed up (its first call costs ~5 MiB per version, for nothing once XLA
+    serves): until the buckets are compiled, LiteRT answers batches image by image, and the
+    signature is warmed up only if the compile fails. So no request ever pays a trace.
     """
 
     def __init__(
@@ -117,6 +122,8 @@ class LoadedModel:
         self._xla: XlaBuckets | None = None
         self._lite: LiteInterpreters | None = None
         self._xla_settled = threading.Event()  # set once the XLA compile thread finished, whatever happened
+        self._signature_warm = False  # whether batches may go to the signature (it has been called once)
+        self._warm_sizes: tuple[int, ...] = (1,)
         self.load_seconds = 0.0
 
     def load(self) -> None:
@@ -142,7 +149,10 @@ class LoadedModel:
         elif self.requested_runtime == "tflite":
             log.warning("%s:%d has no %s: serving with the SavedModel signature", self.name, self.version, TFLITE_FILE)
         if self.requested_runtime in ("auto", "xla"):
-            self._xla = XlaBuckets(fn, OUTPUT_NAME, self.xla_buckets, keep_alive=loaded)
+            buckets = self.xla_buckets
+            if self._lite is not None:  # LiteRT serves every single image: a batch-1 bucket would never run
+                buckets = tuple(size for size in buckets if size > 1) or buckets
+            self._xla = XlaBuckets(fn, OUTPUT_NAME, buckets, keep_alive=loaded)
         self.load_seconds = time.perf_counter() - started
 
     def _signature(self, images: np.ndarray) -> np.ndarray:
@@ -158,6 +168,8 @@ class LoadedModel:
             return self._lite.predict_one(images)
         if self._xla is not None and self._xla.ready:
             return self._xla.predict(images)
+        if self._lite is not None and self._xla is not None and not self._signature_warm:  # XLA compiling: no trace
+            return np.concatenate([self._lite.predict_one(images[i : i + 1]) for i in range(len(images))])
         return self._signature(images)
 
     @property
@@ -172,9 +184,11 @@ class LoadedModel:
     def warm_up(self, batch_sizes: tuple[int, ...] = (1, 8, 64)) -> None:
         """Trace the signature, then compile the XLA buckets in a background thread: the model
         serves at once (signature) and switches to XLA when every bucket is compiled, so no
-        request pays for a trace or a compile, and loading stays as fast as before."""
-        for size in batch_sizes:
-            self._signature(np.zeros((size, 28, 28), dtype=np.uint8))
+        request pays for a trace or a compile, and loading stays as fast as before. With LiteRT
+        and XLA both there, LiteRT serves in the meantime and the signature is not traced."""
+        self._warm_sizes = batch_sizes
+        if self._lite is None or self._xla is None:
+            self._warm_signature()
         if self._lite is not None:
             self._lite.predict_one(np.zeros((1, 28, 28), dtype=np.uint8))
         self._name_runtime()
@@ -186,6 +200,11 @@ class LoadedModel:
             # unload() cancels it after the bucket in progress
             threading.Thread(target=self._compile_xla, args=(self._xla,), name=f"xla-{self.name}", daemon=False).start()
 
+    def _warm_signature(self) -> None:
+        for size in self._warm_sizes:
+            self._signature(np.zeros((size, 28, 28), dtype=np.uint8))
+        self._signature_warm = True
+
     def _compile_xla(self, xla: XlaBuckets) -> None:
         started = time.perf_counter()
         try:
@@ -194,8 +213,10 @@ class LoadedModel:
                 log.info("%s:%d: XLA buckets %s compiled in %.1f s", self.name, self.version,
                          ",".join(map(str, xla.buckets)), time.perf_counter() - started)
                 self._name_runtime()
-        except Exception:  # the signature keeps serving
+        except Exception:  # the signature serves batches instead, once warmed up
             log.exception("%s:%d: XLA compilation failed; serving with the signature", self.name, self.version)
+            if self._fn is not None and not self._signature_warm:
+                self._warm_signature()
         finally:
             return_free_heap()  # the compiler's scratch memory, freed but still resident until trimmed
             self._xla_settled.set()

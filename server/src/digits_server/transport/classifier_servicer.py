@@ -19,7 +19,7 @@ from digits_server.core.dataplane import DataPlane
 from digits_server.core.domain import CallRecord
 from digits_server.core.errors import ModelNotFound, NotFound, RequestNotFound
 from digits_server.core.feedback import FeedbackStore
-from digits_server.core.imaging import ImageLimits
+from digits_server.core.imaging import ImageLimits, cheap_to_decode
 from digits_server.experiments.service import ExperimentService
 from digits_server.observability.metrics import ServerMetrics
 from digits_server.settings import Settings
@@ -62,7 +62,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         selector = codec.selector(request.model_spec)
         codec.short_text(request.request_id, "request_id")
         picture = request.image
-        if picture.WhichOneof("data") == "encoded" and len(picture.encoded) > stream_groups.INLINE_DECODE_BYTES:
+        if picture.WhichOneof("data") == "encoded" and not cheap_to_decode((picture.encoded,)):
             image = await asyncio.to_thread(codec.image, picture, "image", self.image_limits)  # off the event loop
         else:
             image = codec.image(picture, "image", self.image_limits)

@@ -27,11 +27,6 @@ from digits_server.transport import codec
 from digits_server.transport.status_codes import code_of
 
 METHOD = "ClassifyStream"
-# Image files up to this size (a request's, or a group's in all) are decoded right on the event
-# loop: a small PNG (a 28x28 digit is ~300 bytes, ~0.5 ms to decode and preprocess) costs less than
-# the thread hop (~0.2-0.4 ms of CPU here); larger files go to a worker thread, so that one upload
-# never stalls the loop for long.
-INLINE_DECODE_BYTES = 2048
 Answers = tuple[list[pb.ClassifyResponse], ServingError | None]
 
 
@@ -117,7 +112,7 @@ async def classify_group(
     for run in runs:
         call = CallRecord(METHOD)
         try:
-            inline = sum(len(data) for _, data in run.encoded) <= INLINE_DECODE_BYTES
+            inline = imaging.cheap_to_decode(data for _, data in run.encoded)  # else off the event loop
             images, bad = _images(run, limits) if inline else await asyncio.to_thread(_images, run, limits)
             if bad is not None:
                 at = run.start + len(run.ids)
