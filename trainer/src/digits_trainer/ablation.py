@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from .recipes import TUNED, TUNED_V1, Recipe
+from .recipes import TUNED, TUNED_2, TUNED_V1, Recipe
 
 #: The tuned recipe plus distillation from the CNN teacher (the ablation's `final`; measured, left out).
-DISTILLED = replace(TUNED, teacher="cnn", teacher_epochs=20, distill_alpha=0.5, distill_temperature=4.0)
+DISTILLED = replace(TUNED_2, teacher="cnn", teacher_epochs=20, distill_alpha=0.5, distill_temperature=4.0)
 
 #: Variant name -> (description, recipe). ``+ema`` is :data:`~digits_trainer.recipes.TUNED`.
 VARIANTS: dict[str, tuple[str, Recipe]] = {
@@ -42,16 +42,16 @@ VARIANTS: dict[str, tuple[str, Recipe]] = {
     "cosine": (
         "custom loop, cosine schedule (peak 2e-3, 2 warm-up epochs), 35 epochs (rnn 50), "
         "early stopping (patience 8), shifts 2 px",
-        replace(TUNED, augment_rotation=0.0, augment_scale=0.0, label_smoothing=0.0,
+        replace(TUNED_2, augment_rotation=0.0, augment_scale=0.0, label_smoothing=0.0,
                 ema_decay=None, teacher=None, distill_alpha=0.0),
     ),
     "+affine": (
         "cosine + rotations (8 deg) and scaling (8%) on top of the shifts",
-        replace(TUNED, label_smoothing=0.0, ema_decay=None, teacher=None, distill_alpha=0.0),
+        replace(TUNED_2, label_smoothing=0.0, ema_decay=None, teacher=None, distill_alpha=0.0),
     ),
     "+ema": (
         "+affine + EMA of the weights (0.998) = the tuned recipe (final without distillation)",
-        replace(TUNED, label_smoothing=0.0, teacher=None, distill_alpha=0.0),
+        replace(TUNED_2, label_smoothing=0.0, teacher=None, distill_alpha=0.0),
     ),
     "final": ("+ema + distillation from the CNN teacher (alpha 0.5, T 4); left out of tuned",
               DISTILLED),
@@ -59,6 +59,16 @@ VARIANTS: dict[str, tuple[str, Recipe]] = {
     "final-ema": ("final without EMA", replace(DISTILLED, ema_decay=None)),
     "final-affine": ("final with shifts only", replace(DISTILLED, augment_rotation=0.0,
                                                           augment_scale=0.0)),
+    # --- third round: levers on top of +ema (the second tuned recipe), one at a time ---
+    "ema+ls": ("+ema + label smoothing 0.1 (no teacher)", replace(TUNED_2, label_smoothing=0.1)),
+    "ema+elastic": ("+ema + elastic distortion (alpha 34, sigma 4 px) composed with the affine warp",
+                    replace(TUNED_2, elastic_alpha=34.0, elastic_sigma=4.0)),
+    "ema+ep50": ("+ema with 50 epochs for every cell (cosine over 50)", replace(TUNED_2, epochs=50)),
+    "ema+val5": ("+ema with a 5% validation split (7,125 fit digits)",
+                 replace(TUNED_2, validation_split=0.05)),
+    "ema+adamw": ("+ema with AdamW, decoupled weight decay 0.05", replace(TUNED_2, weight_decay=0.05)),
+    "ema+erase": ("+ema + random erasing (half the digits, 2-15% of the area)",
+                  replace(TUNED_2, random_erasing=0.5)),
 }
 
 
@@ -100,6 +110,10 @@ def run_one(
     test_logits = predict_logits(model, data.x_test)
     val_logits = predict_logits(model, x_val)
     temperature = calibration.fit_temperature(val_logits, y_val)
+    val_nll = (calibration.negative_log_likelihood(val_logits, y_val, 1.0),
+               calibration.negative_log_likelihood(val_logits, y_val, temperature))
+    if not calibration.temperature_pays(*val_nll, recipe.calibrate_min_gain):
+        temperature = 1.0
     before = calibration.softmax(test_logits)
     after = calibration.softmax(test_logits, temperature)
     return {
@@ -108,7 +122,7 @@ def run_one(
         "val_accuracy": float(np.mean(val_logits.argmax(axis=1) == y_val)),
         "ece_before": calibration.expected_calibration_error(before, data.y_test),
         "ece_after": calibration.expected_calibration_error(after, data.y_test),
-        "temperature": temperature,
+        "temperature": temperature, "val_nll_before": val_nll[0], "val_nll_after": val_nll[1],
         "seconds": round(seconds, 2), "cpu_seconds": round(time.process_time() - cpu_started, 2),
         "epochs_run": epochs_run, "best_epoch": best_epoch,
         "teacher": teacher_info, "epochs_override": epochs,

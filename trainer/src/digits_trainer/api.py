@@ -109,6 +109,8 @@ def train_cell(
         temperature = calibration.fit_temperature(val_logits, y_val)
         val_nll = (calibration.negative_log_likelihood(val_logits, y_val, 1.0),
                    calibration.negative_log_likelihood(val_logits, y_val, temperature))
+        if not calibration.temperature_pays(*val_nll, recipe.calibrate_min_gain):
+            temperature, val_nll = 1.0, (val_nll[0], val_nll[0])
     uncalibrated = calibration.softmax(predict_logits(model, data.x_test))
 
     cell_dir = Path(out) / cell

@@ -19,6 +19,10 @@ class Recipe:
     test split", as the reference does (monitoring only: nothing is selected on it).
     ``augment_shift`` is the maximum random translation in pixels (``0`` = no augmentation).
     ``lr_schedule`` is ``"constant"`` or ``"plateau"`` (halve the rate when validation loss stalls).
+    ``elastic_alpha`` / ``elastic_sigma`` switch on elastic distortion (:mod:`digits_trainer.augment`),
+    ``random_erasing`` is the share of digits with a blanked rectangle, ``weight_decay`` makes the
+    optimizer AdamW, and ``calibrate_min_gain`` keeps the fitted temperature only if it lowers the
+    validation NLL by at least that fraction (else ``T = 1``).
     """
 
     name: str
@@ -47,6 +51,12 @@ class Recipe:
     distill_temperature: float = 1.0
     calibrate: bool = False
     cell_epochs: tuple[tuple[str, int], ...] = ()
+    # --- levers added by the third tuning round (all off by default) ---
+    elastic_alpha: float = 0.0
+    elastic_sigma: float = 4.0
+    random_erasing: float = 0.0
+    weight_decay: float = 0.0
+    calibrate_min_gain: float = 0.0
 
     def epochs_for(self, cell: str | None) -> int:
         """The epochs of ``cell``: its entry in ``cell_epochs`` if any, else ``epochs``."""
@@ -58,6 +68,7 @@ class Recipe:
         return bool(
             self.augment_rotation or self.augment_scale or self.label_smoothing
             or self.lr_schedule == "cosine" or self.ema_decay or self.teacher
+            or self.elastic_alpha or self.random_erasing or self.weight_decay
         )
 
     def with_overrides(
@@ -144,6 +155,9 @@ TUNED = Recipe(
     ema_decay=0.998,
     calibrate=True,
 )
+
+#: The second tuned recipe (ablation ``+ema``; the CLI's ``tuned`` until the third tuning round).
+TUNED_2 = replace(TUNED, name="tuned-2")
 
 RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in (SEED, TUNED)}
 
