@@ -69,6 +69,17 @@ VARIANTS: dict[str, tuple[str, Recipe]] = {
     "ema+adamw": ("+ema with AdamW, decoupled weight decay 0.05", replace(TUNED_2, weight_decay=0.05)),
     "ema+erase": ("+ema + random erasing (half the digits, 2-15% of the area)",
                   replace(TUNED_2, random_erasing=0.5)),
+    "ema+swa": ("+ema + SWA: equal average of the last 10 epochs' EMA weights (kept if it validates better)",
+                replace(TUNED_2, swa_epochs=10)),
+    "ep50+elastic": ("ema+ep50 + elastic distortion (alpha 34, sigma 4)",
+                     replace(TUNED_2, epochs=50, elastic_alpha=34.0, elastic_sigma=4.0)),
+    "ep50+noes": ("ema+ep50 without early stopping (all 50 epochs; best validation epoch still kept)",
+                  replace(TUNED_2, epochs=50, early_stopping_patience=None)),
+    "ep50+last": ("ema+ep50, no early stopping, the last epoch's EMA weights kept (no selection)",
+                  replace(TUNED_2, epochs=50, early_stopping_patience=None, keep_best=False)),
+    "ep50+elastic+last": ("ep50+last + elastic distortion (alpha 34, sigma 4)",
+                          replace(TUNED_2, epochs=50, early_stopping_patience=None, keep_best=False,
+                                  elastic_alpha=34.0, elastic_sigma=4.0)),
 }
 
 

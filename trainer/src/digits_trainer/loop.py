@@ -12,7 +12,10 @@
 * a cosine learning-rate schedule with linear warm-up (``lr_schedule="cosine"``);
 * an exponential moving average of the weights (``ema_decay``), which is what is evaluated
   and kept;
-* early stopping on the held-out validation loss (best weights kept).
+* stochastic weight averaging (``swa_epochs``): the equal average of the weights after each of
+  the last epochs, kept if its validation loss beats the best epoch's;
+* early stopping on the held-out validation loss (best weights kept, unless ``keep_best`` is
+  off: then the last epoch's weights are kept).
 
 The teacher (:func:`build_teacher`) is a small CNN, a training artefact only: it is never
 exported or served.
@@ -199,6 +202,8 @@ def fit_loop(
     best_loss, best_epoch, best_weights = math.inf, None, None
     patience = recipe.early_stopping_patience
     plateau_wait, lr_now = 0, recipe.learning_rate
+    swa: list[np.ndarray] = []
+    swa_count = 0
     started = time.perf_counter()
     cpu_started = time.process_time()
     for epoch in range(1, epochs + 1):
@@ -224,6 +229,10 @@ def fit_loop(
             plateau_wait = 0
         else:
             plateau_wait += 1
+        if recipe.swa_epochs and epoch > epochs - recipe.swa_epochs:
+            snapshot = [w.numpy() for w in weights]
+            swa = [a + b for a, b in zip(swa, snapshot)] if swa else snapshot
+            swa_count += 1
         if shadows:
             swap()
         if not quiet:
@@ -239,8 +248,14 @@ def fit_loop(
             optimizer.learning_rate = lr_now
         if patience is not None and epoch - (best_epoch or 0) >= patience:
             break
+    if swa_count:
+        # SWA: the equal average of the last epochs' (averaged) weights, kept if it validates better.
+        for weight, total in zip(weights, swa):
+            weight.assign(total / swa_count)
+        if val_metrics()[0] < best_loss:
+            best_weights = None
     seconds = time.perf_counter() - started
-    if best_weights is not None:
+    if best_weights is not None and recipe.keep_best:
         for weight, value in zip(weights, best_weights):
             weight.assign(value)
     return history, len(history["loss"]), best_epoch, seconds

@@ -57,6 +57,8 @@ class Recipe:
     random_erasing: float = 0.0
     weight_decay: float = 0.0
     calibrate_min_gain: float = 0.0
+    swa_epochs: int = 0
+    keep_best: bool = True
 
     def epochs_for(self, cell: str | None) -> int:
         """The epochs of ``cell``: its entry in ``cell_epochs`` if any, else ``epochs``."""
@@ -68,7 +70,7 @@ class Recipe:
         return bool(
             self.augment_rotation or self.augment_scale or self.label_smoothing
             or self.lr_schedule == "cosine" or self.ema_decay or self.teacher
-            or self.elastic_alpha or self.random_erasing or self.weight_decay
+            or self.elastic_alpha or self.random_erasing or self.weight_decay or self.swa_epochs
         )
 
     def with_overrides(
