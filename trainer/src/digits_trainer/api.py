@@ -91,6 +91,7 @@ def train_cell(
     if recipe.teacher and teacher is None:
         seed_everything(seed)
         teacher = train_teacher(recipe, data, seed=seed, quiet=quiet)
+    recipe = recipe.for_cell(cell)
     seed_everything(seed)
     model = build_model(cell)
     if not quiet:

@@ -14,8 +14,8 @@
   and kept;
 * stochastic weight averaging (``swa_epochs``): the equal average of the weights after each of
   the last epochs, kept if its validation loss beats the best epoch's;
-* early stopping on the held-out validation loss (best weights kept, unless ``keep_best`` is
-  off: then the last epoch's weights are kept).
+* early stopping on the held-out validation loss; the best epoch's weights are kept, or the
+  last epoch's (averaged or raw) weights (``final_weights``).
 
 The teacher (:func:`build_teacher`) is a small CNN, a training artefact only: it is never
 exported or served.
@@ -102,6 +102,8 @@ def fit_loop(
     import tensorflow as tf
 
     epochs = epochs or recipe.epochs
+    if recipe.final_weights not in ("best", "last-ema", "last"):
+        raise ValueError(f"unknown final_weights {recipe.final_weights!r}")
     steps_per_epoch = math.ceil(len(x_fit) / recipe.batch_size)
     total_steps = max(epochs * steps_per_epoch, 1)
     if recipe.lr_schedule == "cosine":
@@ -255,7 +257,9 @@ def fit_loop(
         if val_metrics()[0] < best_loss:
             best_weights = None
     seconds = time.perf_counter() - started
-    if best_weights is not None and recipe.keep_best:
+    if recipe.final_weights == "last-ema" and shadows:
+        swap()
+    if best_weights is not None and recipe.final_weights == "best":
         for weight, value in zip(weights, best_weights):
             weight.assign(value)
     return history, len(history["loss"]), best_epoch, seconds
