@@ -23,6 +23,7 @@ def digits(tiny_npz: Path, n: int = 64) -> tuple[np.ndarray, np.ndarray]:
 
 def test_elastic_distortion_moves_ink_but_keeps_the_digit(tiny_npz: Path) -> None:
     import tensorflow as tf
+
     from digits_trainer.augment import warp_augment
 
     x, _ = digits(tiny_npz)
@@ -43,6 +44,7 @@ def test_elastic_distortion_moves_ink_but_keeps_the_digit(tiny_npz: Path) -> Non
 
 def test_warp_without_elastic_is_the_affine_warp(tiny_npz: Path) -> None:
     import tensorflow as tf
+
     from digits_trainer.augment import affine_augment, warp_augment
 
     x = tf.constant(digits(tiny_npz)[0])
@@ -60,6 +62,7 @@ def test_warp_without_elastic_is_the_affine_warp(tiny_npz: Path) -> None:
 
 def test_random_erasing_blanks_a_rectangle_in_some_digits(tiny_npz: Path) -> None:
     import tensorflow as tf
+
     from digits_trainer.augment import random_erase
 
     x, _ = digits(tiny_npz, 256)

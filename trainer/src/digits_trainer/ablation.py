@@ -84,8 +84,8 @@ VARIANTS: dict[str, tuple[str, Recipe]] = {
     "ep70+elastic+last": ("ep50+elastic+last with 70 epochs for every cell",
                           replace(TUNED_2, epochs=70, cell_epochs=(), early_stopping_patience=None,
                                   final_weights="last", elastic_alpha=34.0, elastic_sigma=4.0)),
-    "tuned": ("the third tuned recipe = ep70+elastic+last without the (then unused) EMA, temperature kept "
-              "only if it lowers the validation NLL by >= 3%", TUNED),
+    "tuned": (("the third tuned recipe = ep70+elastic+last without the (then unused) EMA, temperature "
+               "kept only if it lowers the validation NLL by >= 3%"), TUNED),
 }
 
 
@@ -127,7 +127,7 @@ def run_one(
         epochs_run, best_epoch, seconds = outcome.epochs_run, outcome.best_epoch, outcome.seconds
     test_logits = predict_logits(model, data.x_test)
     val_logits = predict_logits(model, x_val)
-    temperature = calibration.fit_temperature(val_logits, y_val)
+    temperature = fitted = calibration.fit_temperature(val_logits, y_val)
     val_nll = (calibration.negative_log_likelihood(val_logits, y_val, 1.0),
                calibration.negative_log_likelihood(val_logits, y_val, temperature))
     if not calibration.temperature_pays(*val_nll, recipe.calibrate_min_gain):
@@ -140,7 +140,8 @@ def run_one(
         "val_accuracy": float(np.mean(val_logits.argmax(axis=1) == y_val)),
         "ece_before": calibration.expected_calibration_error(before, data.y_test),
         "ece_after": calibration.expected_calibration_error(after, data.y_test),
-        "temperature": temperature, "val_nll_before": val_nll[0], "val_nll_after": val_nll[1],
+        "temperature": temperature, "temperature_fitted": fitted,
+        "val_nll_before": val_nll[0], "val_nll_after": val_nll[1],
         "seconds": round(seconds, 2), "cpu_seconds": round(time.process_time() - cpu_started, 2),
         "epochs_run": epochs_run, "best_epoch": best_epoch,
         "teacher": teacher_info, "epochs_override": epochs,

@@ -69,7 +69,7 @@ def affine_augment(
 
 def gaussian_kernel(sigma: float) -> np.ndarray:
     """Normalised 1-D Gaussian of standard deviation ``sigma`` (radius ``ceil(3 sigma)``)."""
-    radius = max(int(math.ceil(3.0 * sigma)), 1)
+    radius = max(math.ceil(3.0 * sigma), 1)
     taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
     return (taps / taps.sum()).astype(np.float32)
 
