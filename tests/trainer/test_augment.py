@@ -105,3 +105,18 @@ def test_temperature_is_kept_only_when_it_pays() -> None:
     assert temperature_pays(0.10, 0.09, 0.02)  # 10% lower NLL
     assert not temperature_pays(0.10, 0.0995, 0.02)  # 0.5%: noise, keep T = 1
     assert temperature_pays(0.10, 0.0995, 0.0)  # rule off: any fitted T is kept
+
+
+def test_cell_overrides_apply_to_their_cell_and_yield_to_epochs() -> None:
+    """The tuned SimpleRNN trains as in tuned-2; ``--epochs`` still applies to every cell."""
+    from dataclasses import asdict
+
+    from digits_trainer.recipes import TUNED, TUNED_2
+
+    rnn, gru = TUNED.for_cell("rnn"), TUNED.for_cell("gru")
+    differing = {k for k, v in asdict(rnn).items() if asdict(TUNED_2.for_cell("rnn"))[k] != v}
+    assert differing == {"name", "description", "calibrate_min_gain"}
+    assert gru.epochs == 70 and gru.elastic_alpha > 0 and gru.final_weights == "last"
+    short = TUNED.with_overrides(epochs=3)
+    assert short.for_cell("rnn").epochs == short.for_cell("gru").epochs == 3
+    assert short.for_cell("rnn").ema_decay == TUNED_2.ema_decay

@@ -84,8 +84,10 @@ VARIANTS: dict[str, tuple[str, Recipe]] = {
     "ep70+elastic+last": ("ep50+elastic+last with 70 epochs for every cell",
                           replace(TUNED_2, epochs=70, cell_epochs=(), early_stopping_patience=None,
                                   final_weights="last", elastic_alpha=34.0, elastic_sigma=4.0)),
+    "uniform-rnn": (("the third recipe with the SimpleRNN trained like the gated cells (70 epochs, elastic, "
+                     "last weights); rnn only"), replace(TUNED, cell_overrides=())),
     "tuned": (("the third tuned recipe = ep70+elastic+last without the (then unused) EMA, temperature "
-               "kept only if it lowers the validation NLL by >= 3%"), TUNED),
+               "kept only if it lowers the validation NLL by >= 3%; the SimpleRNN as in +ema"), TUNED),
 }
 
 
