@@ -182,7 +182,7 @@ def load_results(path: Path) -> list[dict[str, Any]]:
 
 
 def format_table(results: list[dict[str, Any]], cells: list[str]) -> str:
-    """Markdown table: per variant, test accuracy mean ± std per cell (n seeds), ECE, seconds."""
+    """Markdown table: per variant and cell, test accuracy mean ± std (n seeds, mean seconds per run), ECE."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     order: list[str] = []
     for r in results:
@@ -190,24 +190,24 @@ def format_table(results: list[dict[str, Any]], cells: list[str]) -> str:
         if r["variant"] not in order:
             order.append(r["variant"])
 
-    def stat(values: list[float], digits: int = 4) -> str:
+    def stat(rows: list[dict[str, Any]], digits: int = 4) -> str:
+        values = [r["test_accuracy"] for r in rows]
         if not values:
             return "-"
         std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-        return f"{np.mean(values):.{digits}f} ± {std:.{digits}f} (n={len(values)})"
+        seconds = np.mean([r["seconds"] for r in rows])
+        return f"{np.mean(values):.{digits}f} ± {std:.{digits}f} (n={len(values)}, {seconds:.0f} s)"
 
-    head = ["variant", *[f"{c} test acc" for c in cells], "ECE before -> after (mean)",
-            "s/cell (mean)"]
+    head = ["variant", *[f"{c} test acc (n, s/run)" for c in cells], "ECE before -> after (mean)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for variant in order:
         rows = [r for c in cells for r in groups.get((variant, c), [])]
         if not rows:
             continue
-        accs = [stat([r["test_accuracy"] for r in groups.get((variant, c), [])]) for c in cells]
+        accs = [stat(groups.get((variant, c), [])) for c in cells]
         ece = (f"{np.mean([r['ece_before'] for r in rows]):.4f} -> "
                f"{np.mean([r['ece_after'] for r in rows]):.4f}")
-        secs = f"{np.mean([r['seconds'] for r in rows]):.0f}"
-        lines.append("| " + " | ".join([variant, *accs, ece, secs]) + " |")
+        lines.append("| " + " | ".join([variant, *accs, ece]) + " |")
     return "\n".join(lines)
 
 
