@@ -51,7 +51,7 @@ VARIANTS: dict[str, tuple[str, Recipe]] = {
         replace(TUNED_2, label_smoothing=0.0, ema_decay=None, teacher=None, distill_alpha=0.0),
     ),
     "+ema": (
-        "+affine + EMA of the weights (0.998) = the tuned recipe (final without distillation)",
+        "+affine + EMA of the weights (0.998) = tuned-2, the second tuned recipe (final without distillation)",
         replace(TUNED_2, label_smoothing=0.0, teacher=None, distill_alpha=0.0),
     ),
     "final": ("+ema + distillation from the CNN teacher (alpha 0.5, T 4); left out of tuned",
