@@ -120,7 +120,8 @@ def test_cell_overrides_apply_to_their_cell_and_yield_to_epochs() -> None:
     rnn, gru = TUNED.for_cell("rnn"), TUNED.for_cell("gru")
     differing = {k for k, v in asdict(rnn).items() if asdict(TUNED_2.for_cell("rnn"))[k] != v}
     assert differing == {"name", "description", "calibrate_min_gain"}
-    assert gru.epochs == 70 and gru.elastic_alpha > 0 and gru.final_weights == "last"
+    assert gru.epochs == 90 and TUNED.for_cell("lstm").epochs == 70
+    assert gru.elastic_alpha > 0 and gru.final_weights == "last"
     short = TUNED.with_overrides(epochs=3)
     assert short.for_cell("rnn").epochs == short.for_cell("gru").epochs == 3
     assert short.for_cell("rnn").ema_decay == TUNED_2.ema_decay
