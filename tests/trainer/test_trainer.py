@@ -245,22 +245,41 @@ def test_tuned_recipe_trains_on_a_held_out_split_with_its_levers(tuned_run) -> N
     assert meta["recipe"] == "tuned" and hyper["optimizer"] == "adam"
     assert meta["architecture"] == "GRU(64) -> BatchNormalization -> Dense(10)"
     assert meta["parameters"] == EXPECTED_PARAMETERS["gru"]
-    assert hyper["epochs_requested"] == 3 and 1 <= hyper["epochs_run"] <= 3
+    assert hyper["epochs_requested"] == 3 and hyper["epochs_run"] == 3  # no early stopping
     assert hyper["validation_split"] == 0.1 and meta["data"]["n_validation"] == 100
     assert meta["data"]["n_fit"] == 900
     assert hyper["augmentation"] == {"random_shift_pixels": TUNED.augment_shift,
                                      "random_rotation_degrees": TUNED.augment_rotation,
-                                     "random_scale": TUNED.augment_scale}
-    assert TUNED.augment_rotation > 0 and TUNED.augment_scale > 0
-    assert hyper["early_stopping"]["restore_best_weights"] is True
+                                     "random_scale": TUNED.augment_scale,
+                                     "elastic_alpha": TUNED.elastic_alpha,
+                                     "elastic_sigma": TUNED.elastic_sigma}
+    assert TUNED.augment_rotation > 0 and TUNED.augment_scale > 0 and TUNED.elastic_alpha > 0
+    assert hyper["early_stopping"] is None and hyper["weights_kept"] == "last" == TUNED.final_weights
     assert hyper["learning_rate_schedule"]["type"] == "cosine"
-    assert hyper["weight_averaging"] == {"type": "ema", "decay": TUNED.ema_decay}
+    assert hyper["weight_averaging"] is None  # the last weights are served: an average would go unused
+    assert hyper["temperature_min_nll_gain"] == TUNED.calibrate_min_gain > 0
     assert hyper["distillation"] is None and TUNED.teacher is None  # measured and left off (docs/training.md)
     assert len(meta["history"]["val_loss"]) == hyper["epochs_run"]
     assert result.curves is not None and result.curves.is_file()
     assert (out / "training-curves.png").read_bytes() == result.curves.read_bytes()
     assert result.reliability is not None and result.reliability.is_file()
     assert (out / "reliability.png").read_bytes() == result.reliability.read_bytes()
+
+
+def test_a_temperature_that_does_not_pay_is_not_exported(tmp_path: Path, tiny_npz: Path) -> None:
+    """With ``calibrate_min_gain`` out of reach the fitted temperature is dropped: T = 1 in the graph."""
+    import dataclasses
+
+    from digits_trainer import train
+    from digits_trainer.recipes import TUNED
+
+    strict = dataclasses.replace(TUNED, name="strict", calibrate_min_gain=1.0)
+    result, = train(cells="rnn", recipe=strict, epochs=1, data=tiny_npz, out=tmp_path, seed=1,
+                    train_limit=400, test_limit=100, plot=False, quiet=True)
+    cal = result.metadata["calibration"]
+    assert result.metadata["temperature"] == cal["temperature"] == 1.0
+    assert cal["validation_nll_after"] == cal["validation_nll_before"]
+    assert cal["ece"] == pytest.approx(cal["ece_before"], abs=1e-4)
 
 
 def test_tuned_metadata_carries_the_calibration(tuned_run) -> None:

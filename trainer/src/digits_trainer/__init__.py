@@ -29,8 +29,9 @@ plus a ``metadata.json`` (see :mod:`digits_trainer.metadata`). Versions are writ
 
 Modules: ``data`` (sources, fingerprint, offline fallback), ``model`` (architecture),
 ``recipes`` (seed / tuned as data), ``training`` (fit, seeding, augmentation), ``loop`` (the
-tuned recipe's loop: affine augmentation, cosine schedule, EMA; distillation from a CNN
-teacher as a lever), ``calibration`` (ECE, temperature scaling, reliability diagrams), ``export``
+tuned recipe's loop: cosine schedule, EMA, SWA; distillation from a CNN teacher as a lever),
+``augment`` (in-graph affine and elastic warps, random erasing), ``calibration`` (ECE,
+temperature scaling, reliability diagrams), ``export``
 (SavedModel, versions, atomic publish, accuracy from the exported graph), ``metadata``,
 ``report`` (curves and reliability PNGs, comparison table), ``ablation`` (the levers' table,
 ``python -m digits_trainer.ablation``), ``api``, ``cli``.

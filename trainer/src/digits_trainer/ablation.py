@@ -30,28 +30,29 @@ from typing import Any
 
 import numpy as np
 
-from .recipes import TUNED, TUNED_V1, Recipe
+from .recipes import TUNED, TUNED_2, TUNED_V1, Recipe
 
 #: The tuned recipe plus distillation from the CNN teacher (the ablation's `final`; measured, left out).
-DISTILLED = replace(TUNED, teacher="cnn", teacher_epochs=20, distill_alpha=0.5, distill_temperature=4.0)
+DISTILLED = replace(TUNED_2, teacher="cnn", teacher_epochs=20, distill_alpha=0.5, distill_temperature=4.0)
 
-#: Variant name -> (description, recipe). ``+ema`` is :data:`~digits_trainer.recipes.TUNED`.
+#: Variant name -> (description, recipe). ``+ema`` is :data:`~digits_trainer.recipes.TUNED_2` (the
+#: second tuned recipe), ``tuned`` is :data:`~digits_trainer.recipes.TUNED`.
 VARIANTS: dict[str, tuple[str, Recipe]] = {
     "base": ("previous tuned recipe: Adam 1e-3 halved on plateaus, up to 40 epochs, early "
              "stopping (patience 6), shifts 2 px, Model.fit", TUNED_V1),
     "cosine": (
         "custom loop, cosine schedule (peak 2e-3, 2 warm-up epochs), 35 epochs (rnn 50), "
         "early stopping (patience 8), shifts 2 px",
-        replace(TUNED, augment_rotation=0.0, augment_scale=0.0, label_smoothing=0.0,
+        replace(TUNED_2, augment_rotation=0.0, augment_scale=0.0, label_smoothing=0.0,
                 ema_decay=None, teacher=None, distill_alpha=0.0),
     ),
     "+affine": (
         "cosine + rotations (8 deg) and scaling (8%) on top of the shifts",
-        replace(TUNED, label_smoothing=0.0, ema_decay=None, teacher=None, distill_alpha=0.0),
+        replace(TUNED_2, label_smoothing=0.0, ema_decay=None, teacher=None, distill_alpha=0.0),
     ),
     "+ema": (
-        "+affine + EMA of the weights (0.998) = the tuned recipe (final without distillation)",
-        replace(TUNED, label_smoothing=0.0, teacher=None, distill_alpha=0.0),
+        "+affine + EMA of the weights (0.998) = tuned-2, the second tuned recipe (final without distillation)",
+        replace(TUNED_2, label_smoothing=0.0, teacher=None, distill_alpha=0.0),
     ),
     "final": ("+ema + distillation from the CNN teacher (alpha 0.5, T 4); left out of tuned",
               DISTILLED),
@@ -59,6 +60,36 @@ VARIANTS: dict[str, tuple[str, Recipe]] = {
     "final-ema": ("final without EMA", replace(DISTILLED, ema_decay=None)),
     "final-affine": ("final with shifts only", replace(DISTILLED, augment_rotation=0.0,
                                                           augment_scale=0.0)),
+    # --- third round: levers on top of +ema (the second tuned recipe), one at a time ---
+    "ema+ls": ("+ema + label smoothing 0.1 (no teacher)", replace(TUNED_2, label_smoothing=0.1)),
+    "ema+elastic": ("+ema + elastic distortion (alpha 34, sigma 4 px) composed with the affine warp",
+                    replace(TUNED_2, elastic_alpha=34.0, elastic_sigma=4.0)),
+    "ema+ep50": ("+ema with 50 epochs for every cell (cosine over 50)", replace(TUNED_2, epochs=50)),
+    "ema+val5": ("+ema with a 5% validation split (7,125 fit digits)",
+                 replace(TUNED_2, validation_split=0.05)),
+    "ema+adamw": ("+ema with AdamW, decoupled weight decay 0.05", replace(TUNED_2, weight_decay=0.05)),
+    "ema+erase": ("+ema + random erasing (half the digits, 2-15% of the area)",
+                  replace(TUNED_2, random_erasing=0.5)),
+    "ema+swa": ("+ema + SWA: equal average of the last 10 epochs' EMA weights (kept if it validates better)",
+                replace(TUNED_2, swa_epochs=10)),
+    "ep50+elastic": ("ema+ep50 + elastic distortion (alpha 34, sigma 4)",
+                     replace(TUNED_2, epochs=50, elastic_alpha=34.0, elastic_sigma=4.0)),
+    "ep50+noes": ("ema+ep50 without early stopping (all 50 epochs; best validation epoch still kept)",
+                  replace(TUNED_2, epochs=50, early_stopping_patience=None)),
+    "ep50+last": ("ema+ep50, no early stopping, the last step's raw (not averaged) weights kept",
+                  replace(TUNED_2, epochs=50, early_stopping_patience=None, final_weights="last")),
+    "ep50+elastic+last": ("ep50+last + elastic distortion (alpha 34, sigma 4)",
+                          replace(TUNED_2, epochs=50, early_stopping_patience=None, final_weights="last",
+                                  elastic_alpha=34.0, elastic_sigma=4.0)),
+    "ep70+elastic+last": ("ep50+elastic+last with 70 epochs for every cell",
+                          replace(TUNED_2, epochs=70, cell_epochs=(), early_stopping_patience=None,
+                                  final_weights="last", elastic_alpha=34.0, elastic_sigma=4.0)),
+    "tuned-gru70": ("tuned with the GRU at 70 epochs like the LSTM (before its 90-epoch override); gru only",
+                    replace(TUNED, cell_overrides=TUNED.cell_overrides[:1])),
+    "uniform-rnn": (("the third recipe with the SimpleRNN trained like the gated cells (70 epochs, elastic, "
+                     "last weights); rnn only"), replace(TUNED, cell_overrides=())),
+    "tuned": (("the third tuned recipe = ep70+elastic+last without the (then unused) EMA, temperature "
+               "kept only if it lowers the validation NLL by >= 3%; GRU 90 epochs; the SimpleRNN as in +ema"), TUNED),
 }
 
 
@@ -75,6 +106,7 @@ def run_one(
 
     if epochs is not None:
         recipe = recipe.with_overrides(epochs=epochs)
+    recipe = recipe.for_cell(cell)
     x_fit, y_fit, x_val, y_val = split_validation(
         data.x_train, data.y_train, recipe.validation_split, seed
     )
@@ -99,7 +131,11 @@ def run_one(
         epochs_run, best_epoch, seconds = outcome.epochs_run, outcome.best_epoch, outcome.seconds
     test_logits = predict_logits(model, data.x_test)
     val_logits = predict_logits(model, x_val)
-    temperature = calibration.fit_temperature(val_logits, y_val)
+    temperature = fitted = calibration.fit_temperature(val_logits, y_val)
+    val_nll = (calibration.negative_log_likelihood(val_logits, y_val, 1.0),
+               calibration.negative_log_likelihood(val_logits, y_val, temperature))
+    if not calibration.temperature_pays(*val_nll, recipe.calibrate_min_gain):
+        temperature = 1.0
     before = calibration.softmax(test_logits)
     after = calibration.softmax(test_logits, temperature)
     return {
@@ -108,7 +144,8 @@ def run_one(
         "val_accuracy": float(np.mean(val_logits.argmax(axis=1) == y_val)),
         "ece_before": calibration.expected_calibration_error(before, data.y_test),
         "ece_after": calibration.expected_calibration_error(after, data.y_test),
-        "temperature": temperature,
+        "temperature": temperature, "temperature_fitted": fitted,
+        "val_nll_before": val_nll[0], "val_nll_after": val_nll[1],
         "seconds": round(seconds, 2), "cpu_seconds": round(time.process_time() - cpu_started, 2),
         "epochs_run": epochs_run, "best_epoch": best_epoch,
         "teacher": teacher_info, "epochs_override": epochs,
@@ -147,7 +184,7 @@ def load_results(path: Path) -> list[dict[str, Any]]:
 
 
 def format_table(results: list[dict[str, Any]], cells: list[str]) -> str:
-    """Markdown table: per variant, test accuracy mean ± std per cell (n seeds), ECE, seconds."""
+    """Markdown table: per variant and cell, test accuracy mean ± std (n seeds, mean seconds per run), ECE."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     order: list[str] = []
     for r in results:
@@ -155,24 +192,24 @@ def format_table(results: list[dict[str, Any]], cells: list[str]) -> str:
         if r["variant"] not in order:
             order.append(r["variant"])
 
-    def stat(values: list[float], digits: int = 4) -> str:
+    def stat(rows: list[dict[str, Any]], digits: int = 4) -> str:
+        values = [r["test_accuracy"] for r in rows]
         if not values:
             return "-"
         std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-        return f"{np.mean(values):.{digits}f} ± {std:.{digits}f} (n={len(values)})"
+        seconds = np.mean([r["seconds"] for r in rows])
+        return f"{np.mean(values):.{digits}f} ± {std:.{digits}f} (n={len(values)}, {seconds:.0f} s)"
 
-    head = ["variant", *[f"{c} test acc" for c in cells], "ECE before -> after (mean)",
-            "s/cell (mean)"]
+    head = ["variant", *[f"{c} test acc (n, s/run)" for c in cells], "ECE before -> after (mean)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for variant in order:
         rows = [r for c in cells for r in groups.get((variant, c), [])]
         if not rows:
             continue
-        accs = [stat([r["test_accuracy"] for r in groups.get((variant, c), [])]) for c in cells]
+        accs = [stat(groups.get((variant, c), [])) for c in cells]
         ece = (f"{np.mean([r['ece_before'] for r in rows]):.4f} -> "
                f"{np.mean([r['ece_after'] for r in rows]):.4f}")
-        secs = f"{np.mean([r['seconds'] for r in rows]):.0f}"
-        lines.append("| " + " | ".join([variant, *accs, ece, secs]) + " |")
+        lines.append("| " + " | ".join([variant, *accs, ece]) + " |")
     return "\n".join(lines)
 
 

@@ -91,6 +91,7 @@ def train_cell(
     if recipe.teacher and teacher is None:
         seed_everything(seed)
         teacher = train_teacher(recipe, data, seed=seed, quiet=quiet)
+    recipe = recipe.for_cell(cell)
     seed_everything(seed)
     model = build_model(cell)
     if not quiet:
@@ -101,14 +102,17 @@ def train_cell(
                   teacher_info=teacher_info, cell=cell)
 
     temperature: float | None = None
+    fitted: float | None = None
     if recipe.calibrate and recipe.validation_split > 0:
         _, _, x_val, y_val = split_validation(
             data.x_train, data.y_train, recipe.validation_split, seed
         )
         val_logits = predict_logits(model, x_val)
-        temperature = calibration.fit_temperature(val_logits, y_val)
+        fitted = temperature = calibration.fit_temperature(val_logits, y_val)
         val_nll = (calibration.negative_log_likelihood(val_logits, y_val, 1.0),
                    calibration.negative_log_likelihood(val_logits, y_val, temperature))
+        if not calibration.temperature_pays(*val_nll, recipe.calibrate_min_gain):
+            temperature, val_nll = 1.0, (val_nll[0], val_nll[0])  # within noise: keep T = 1
     uncalibrated = calibration.softmax(predict_logits(model, data.x_test))
 
     cell_dir = Path(out) / cell
@@ -124,6 +128,8 @@ def train_cell(
         cal: dict[str, Any] = {
             "bins_count": calibration.ECE_BINS,
             "temperature": temperature,
+            "temperature_fitted": fitted if temperature is not None else None,
+            "min_validation_nll_gain": recipe.calibrate_min_gain if temperature is not None else None,
             "fitted_on": (
                 f"held-out validation split ({outcome.n_validation} digits), NLL"
                 if temperature is not None else None

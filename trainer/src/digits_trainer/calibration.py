@@ -109,6 +109,15 @@ def fit_temperature(
     return float(math.exp((a + b) / 2.0))
 
 
+def temperature_pays(nll_before: float, nll_after: float, min_gain: float) -> bool:
+    """True when a fitted temperature lowers the validation NLL by at least ``min_gain`` (a fraction).
+
+    With a few hundred validation digits a fitted ``T`` close to 1 is mostly noise and can raise
+    the test ECE; a recipe can then keep ``T = 1`` (``Recipe.calibrate_min_gain``).
+    """
+    return nll_after <= nll_before * (1.0 - min_gain)
+
+
 def plot_reliability(
     panels: Sequence[dict[str, Any]],
     path: str | os.PathLike[str],

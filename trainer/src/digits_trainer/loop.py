@@ -3,14 +3,19 @@
 :func:`fit_loop` trains a model (the served recurrent student, or the CNN teacher) with
 
 * random affine augmentation inside the graph: shifts (``augment_shift`` px), rotations
-  (``augment_rotation`` degrees) and scaling (``1 +- augment_scale``), bilinear, zero fill;
+  (``augment_rotation`` degrees) and scaling (``1 +- augment_scale``), bilinear, zero fill,
+  optionally composed with elastic distortion and followed by random erasing
+  (:mod:`digits_trainer.augment`);
 * label smoothing;
 * knowledge distillation from a teacher (``distill_alpha`` weighs the KL term between the
   teacher's and the student's ``softmax(logits / distill_temperature)``, times ``T**2``);
 * a cosine learning-rate schedule with linear warm-up (``lr_schedule="cosine"``);
 * an exponential moving average of the weights (``ema_decay``), which is what is evaluated
   and kept;
-* early stopping on the held-out validation loss (best weights kept).
+* stochastic weight averaging (``swa_epochs``): the equal average of the weights after each of
+  the last epochs, kept if its validation loss beats the best epoch's;
+* early stopping on the held-out validation loss; the best epoch's weights are kept, or the
+  last epoch's (averaged or raw) weights (``final_weights``).
 
 The teacher (:func:`build_teacher`) is a small CNN, a training artefact only: it is never
 exported or served.
@@ -25,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .augment import affine_augment, random_erase, warp_augment
 from .data import Dataset
 from .recipes import Recipe
 
@@ -50,38 +56,6 @@ def build_teacher() -> keras.Model:
     x = keras.layers.Dropout(0.3)(x)
     logits = keras.layers.Dense(10)(x)
     return keras.Model(inputs, logits, name="teacher_cnn")
-
-
-def affine_augment(
-    images: tf.Tensor,
-    generator: tf.random.Generator,
-    *,
-    max_shift: float,
-    max_rotation_degrees: float,
-    max_scale: float,
-) -> tf.Tensor:
-    """Random shift / rotation / scaling of float ``[B, 28, 28]`` images (bilinear, zero fill)."""
-    import tensorflow as tf
-
-    batch = tf.shape(images)[0]
-    angle = generator.uniform([batch], -1.0, 1.0) * (max_rotation_degrees * math.pi / 180.0)
-    scale = 1.0 + generator.uniform([batch], -1.0, 1.0) * max_scale
-    dx = generator.uniform([batch], -1.0, 1.0) * max_shift
-    dy = generator.uniform([batch], -1.0, 1.0) * max_shift
-    # Output pixel p maps to input pixel M (p - c - t) + c, M = rotation(-angle) / scale.
-    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
-    c = 13.5
-    a0, a1 = cos, sin
-    b0, b1 = -sin, cos
-    a2 = c - a0 * (c + dx) - a1 * (c + dy)
-    b2 = c - b0 * (c + dx) - b1 * (c + dy)
-    zeros = tf.zeros_like(a0)
-    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
-    out = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images[..., None], transforms=transforms, output_shape=tf.constant([28, 28]),
-        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT",
-    )
-    return out[..., 0]
 
 
 def _uint8_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None) -> Any:
@@ -128,6 +102,8 @@ def fit_loop(
     import tensorflow as tf
 
     epochs = epochs or recipe.epochs
+    if recipe.final_weights not in ("best", "last-ema", "last"):
+        raise ValueError(f"unknown final_weights {recipe.final_weights!r}")
     steps_per_epoch = math.ceil(len(x_fit) / recipe.batch_size)
     total_steps = max(epochs * steps_per_epoch, 1)
     if recipe.lr_schedule == "cosine":
@@ -144,9 +120,11 @@ def fit_loop(
     kwargs: dict[str, Any] = {"learning_rate": schedule}
     if recipe.clipnorm is not None:
         kwargs["clipnorm"] = recipe.clipnorm
-    optimizer = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}[recipe.optimizer](
-        **kwargs
-    )
+    factories: dict[str, Any] = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
+    if recipe.weight_decay:
+        factories["adam"] = keras.optimizers.AdamW
+        kwargs["weight_decay"] = recipe.weight_decay
+    optimizer = factories[recipe.optimizer](**kwargs)
     variables = model.trainable_variables
     optimizer.build(variables)
     generator = tf.random.Generator.from_seed(seed + 7919)
@@ -164,12 +142,21 @@ def fit_loop(
     @tf.function(reduce_retracing=True)
     def train_step(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         x = tf.cast(images, tf.float32) / 255.0
-        if augmenting:
+        if recipe.elastic_alpha:
+            x = warp_augment(
+                x, generator, max_shift=float(recipe.augment_shift),
+                max_rotation_degrees=float(recipe.augment_rotation),
+                max_scale=float(recipe.augment_scale), elastic_alpha=float(recipe.elastic_alpha),
+                elastic_sigma=float(recipe.elastic_sigma),
+            )
+        elif augmenting:
             x = affine_augment(
                 x, generator, max_shift=float(recipe.augment_shift),
                 max_rotation_degrees=float(recipe.augment_rotation),
                 max_scale=float(recipe.augment_scale),
             )
+        if recipe.random_erasing:
+            x = random_erase(x, generator, probability=float(recipe.random_erasing))
         onehot = tf.one_hot(labels, 10)
         targets = onehot * (1.0 - smoothing) + smoothing / 10.0
         if alpha:
@@ -217,6 +204,8 @@ def fit_loop(
     best_loss, best_epoch, best_weights = math.inf, None, None
     patience = recipe.early_stopping_patience
     plateau_wait, lr_now = 0, recipe.learning_rate
+    swa: list[np.ndarray] = []
+    swa_count = 0
     started = time.perf_counter()
     cpu_started = time.process_time()
     for epoch in range(1, epochs + 1):
@@ -242,6 +231,10 @@ def fit_loop(
             plateau_wait = 0
         else:
             plateau_wait += 1
+        if recipe.swa_epochs and epoch > epochs - recipe.swa_epochs:
+            snapshot = [w.numpy() for w in weights]
+            swa = [a + b for a, b in zip(swa, snapshot)] if swa else snapshot
+            swa_count += 1
         if shadows:
             swap()
         if not quiet:
@@ -257,8 +250,16 @@ def fit_loop(
             optimizer.learning_rate = lr_now
         if patience is not None and epoch - (best_epoch or 0) >= patience:
             break
+    if swa_count:
+        # SWA: the equal average of the last epochs' (averaged) weights, kept if it validates better.
+        for weight, total in zip(weights, swa):
+            weight.assign(total / swa_count)
+        if val_metrics()[0] < best_loss:
+            best_weights = None
     seconds = time.perf_counter() - started
-    if best_weights is not None:
+    if recipe.final_weights == "last-ema" and shadows:
+        swap()
+    if best_weights is not None and recipe.final_weights == "best":
         for weight, value in zip(weights, best_weights):
             weight.assign(value)
     return history, len(history["loss"]), best_epoch, seconds

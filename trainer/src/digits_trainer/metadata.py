@@ -93,16 +93,25 @@ def _levers(recipe: Recipe, outcome: FitOutcome) -> dict[str, Any]:
         "learning_rate_schedule": schedule,
         "early_stopping": (
             {"monitor": "val_loss (averaged weights)", "patience": recipe.early_stopping_patience,
-             "restore_best_weights": True}
+             "restore_best_weights": recipe.final_weights == "best"}
             if recipe.early_stopping_patience is not None else None
         ),
+        "weights_kept": recipe.final_weights,
         "augmentation": {
             "random_shift_pixels": recipe.augment_shift,
             "random_rotation_degrees": recipe.augment_rotation,
             "random_scale": recipe.augment_scale,
+            **({"elastic_alpha": recipe.elastic_alpha, "elastic_sigma": recipe.elastic_sigma}
+               if recipe.elastic_alpha else {}),
+            **({"random_erasing": recipe.random_erasing} if recipe.random_erasing else {}),
         },
         "label_smoothing": recipe.label_smoothing,
-        "weight_averaging": {"type": "ema", "decay": recipe.ema_decay} if recipe.ema_decay else None,
+        "weight_decay": recipe.weight_decay,
+        "weight_averaging": (
+            {"type": "ema", "decay": recipe.ema_decay,
+             **({"swa_epochs": recipe.swa_epochs} if recipe.swa_epochs else {})}
+            if recipe.ema_decay else None
+        ),
         "distillation": (
             {"teacher": recipe.teacher, "alpha": recipe.distill_alpha,
              "temperature": recipe.distill_temperature, "teacher_epochs": recipe.teacher_epochs,
@@ -110,6 +119,7 @@ def _levers(recipe: Recipe, outcome: FitOutcome) -> dict[str, Any]:
             if recipe.teacher else None
         ),
         "temperature_scaling": recipe.calibrate,
+        "temperature_min_nll_gain": recipe.calibrate_min_gain,
     }
 
 
