@@ -214,7 +214,7 @@ def test_file_decoding_runs_in_a_worker_thread() -> None:
     import threading
 
     async def where(encoded: bool) -> bool:
-        return await tensors.converted(encoded, lambda: threading.current_thread() is threading.main_thread())
+        return await imaging.converted(encoded, lambda: threading.current_thread() is threading.main_thread())
 
     assert asyncio.run(where(False)) is True
     assert asyncio.run(where(True)) is False

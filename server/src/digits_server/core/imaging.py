@@ -6,9 +6,11 @@ every error message names.
 
 from __future__ import annotations
 
+import asyncio
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -27,6 +29,8 @@ INLINE_DECODED_BYTES = 64 * 1024
 MIN_FILE_COST_BYTES = 12 * 1024
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by IHDR colour type
+
+T = TypeVar("T")
 
 
 def from_pixels(data: bytes, field: str) -> np.ndarray:
@@ -93,3 +97,8 @@ def cheap_to_decode(files: Iterable[bytes]) -> bool:
             size = png_decoded_bytes(data)
             decoded = INLINE_DECODED_BYTES + 1 if size is None else decoded + max(size, MIN_FILE_COST_BYTES)
     return encoded <= INLINE_FILE_BYTES or decoded <= INLINE_DECODED_BYTES
+
+
+async def converted(encoded: bool, conversion: Callable[[], T]) -> T:
+    """Run an image conversion; one that decodes image files runs in a worker thread, off the event loop."""
+    return await asyncio.to_thread(conversion) if encoded else conversion()

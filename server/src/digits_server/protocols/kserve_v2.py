@@ -14,6 +14,7 @@ import grpc
 from digits_server import __version__
 from digits_server.apis import inference_v2_pb2 as v2
 from digits_server.apis import inference_v2_pb2_grpc as v2_grpc
+from digits_server.core import imaging
 from digits_server.core.dataplane import DataPlane
 from digits_server.core.domain import CallRecord, ModelSelector
 from digits_server.core.errors import InvalidInput, ModelNotFound, ModelUnavailable, NotSupported
@@ -21,7 +22,7 @@ from digits_server.core.imaging import ImageLimits
 from digits_server.core.manager import AVAILABLE, VersionSlot
 from digits_server.observability.metrics import ServerMetrics
 from digits_server.protocols import kserve_v2_codec as codec
-from digits_server.protocols import naming, tensors
+from digits_server.protocols import naming
 from digits_server.settings import Settings
 from digits_server.transport.deadlines import deadline_of
 from digits_server.transport.status_codes import unary_rpc
@@ -95,7 +96,7 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         self, request: v2.ModelInferRequest, context: grpc.aio.ServicerContext, call: CallRecord
     ) -> v2.ModelInferResponse:
         chosen = codec.selector(request.model_name, request.model_version, self._models())
-        images, raw = await tensors.converted(
+        images, raw = await imaging.converted(
             codec.is_encoded(request), lambda: codec.images(request, self.settings.max_batch_images, self.image_limits)
         )
         outputs = codec.requested_outputs(request)

@@ -9,17 +9,14 @@ uint8 pixels [N,28,28], float pixels in [0,1] [N,28,28], and encoded image files
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 import numpy as np
 
 from digits_server.core import imaging
 from digits_server.core.errors import InvalidInput
 
-T = TypeVar("T")
 IMAGE_SHAPE = (imaging.SIDE, imaging.SIDE)
 
 
@@ -87,8 +84,3 @@ def to_images(
     if isinstance(values, np.ndarray):
         return pixel_images(values, shape, field, limit)
     return encoded_images(values, shape, field, limit, limits)
-
-
-async def converted(encoded: bool, conversion: Callable[[], T]) -> T:
-    """Run a conversion; one that decodes image files runs in a worker thread, off the event loop."""
-    return await asyncio.to_thread(conversion) if encoded else conversion()

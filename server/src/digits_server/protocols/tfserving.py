@@ -11,12 +11,13 @@ import grpc
 
 from digits_server.apis import tensorflow_serving_pb2 as tfs
 from digits_server.apis import tensorflow_serving_pb2_grpc as tfs_grpc
+from digits_server.core import imaging
 from digits_server.core.dataplane import DataPlane
 from digits_server.core.domain import CallRecord, ServedBy
 from digits_server.core.errors import ModelNotFound, NotSupported
 from digits_server.core.imaging import ImageLimits
 from digits_server.observability.metrics import ServerMetrics
-from digits_server.protocols import naming, tensors
+from digits_server.protocols import naming
 from digits_server.protocols import tfserving_codec as codec
 from digits_server.settings import Settings
 from digits_server.transport.deadlines import deadline_of
@@ -44,7 +45,7 @@ class PredictionServicer(tfs_grpc.PredictionServiceServicer):
     ) -> tfs.PredictResponse:
         chosen = codec.selector(request.model_spec, self.dataplane.manager.slots())
         inputs = dict(request.inputs)
-        images, packed = await tensors.converted(
+        images, packed = await imaging.converted(
             codec.is_encoded(inputs), lambda: codec.images(inputs, self.settings.max_batch_images, self.image_limits)
         )
         outcome = await naming.classify(

@@ -7,13 +7,13 @@ result back. Status codes come only from `status.unary_rpc`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import grpc
-import numpy as np
 
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
+from digits_server.core import imaging
 from digits_server.core import ordered_streams as streaming
 from digits_server.core.dataplane import DataPlane
 from digits_server.core.domain import CallRecord
@@ -26,13 +26,6 @@ from digits_server.settings import Settings
 from digits_server.transport import codec, stream_groups
 from digits_server.transport.deadlines import deadline_of
 from digits_server.transport.status_codes import stream_rpc, unary_rpc
-
-
-async def converted(images: list[pb.Image], convert: Callable[[], np.ndarray]) -> np.ndarray:
-    """Run an image conversion; image files are decoded in a worker thread, off the event loop."""
-    if any(image.WhichOneof("data") == "encoded" for image in images):
-        return await asyncio.to_thread(convert)
-    return convert()
 
 
 class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
@@ -92,8 +85,8 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     ) -> pb.ClassifyBatchResponse:
         selector = codec.selector(request.model_spec)
         codec.short_text(request.request_id, "request_id")
-        images = await converted(
-            list(request.images),
+        images = await imaging.converted(
+            any(image.WhichOneof("data") == "encoded" for image in request.images),
             lambda: codec.images(request.images, "images", self.settings.max_batch_images, self.image_limits),
         )
         labels = codec.true_labels(request.true_labels, len(images))
