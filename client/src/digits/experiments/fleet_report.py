@@ -14,6 +14,7 @@ p-values are this look's 1/Lambda, not running minima, and the confidence sequen
 interval, not running intersections: valid at any look, never sharper than a single server's
 running state, and equal to a single server's first look on the same counts. With `since` the
 window slides, so repeated looks are not one growing sample (said in the report's `method`).
+The arms' numbers, tests and verdicts are computed by comparison.py, as in the server's report.
 Needs scipy (`pip install 'digits-client[stats]'`) for the statistics.
 """
 
@@ -29,6 +30,10 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 from digits.experiments import always_valid as av
+from digits.experiments import comparison
+from digits.experiments.comparison import PairTally
+from digits.experiments.report_message import comparison_fields
+from digits.experiments.statistics import PairedOutcomes
 from digits.v1 import digits_pb2
 
 OUTCOMES = ("both_right", "only_a_right", "only_b_right", "both_wrong")
@@ -75,6 +80,14 @@ class FleetCounts:
     latency_sum: dict[str, float] = field(default_factory=dict)  # seconds, the histograms' _sum
     agreement: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (primary, shadow, agree|disagree)
     paired: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (arm_a, arm_b, outcome)
+
+    def pair_tally(self, arm_a: str, arm_b: str) -> PairTally:
+        """Arms a and b's paired outcomes, and shadow agreement whichever of them was primary."""
+        agreed = {kind: sum(self.agreement.get((primary, shadow, kind), 0)
+                            for primary, shadow in ((arm_a, arm_b), (arm_b, arm_a)))
+                  for kind in ("agree", "disagree")}
+        outcomes = PairedOutcomes(**{o: self.paired.get((arm_a, arm_b, o), 0) for o in OUTCOMES})
+        return PairTally(outcomes, agreed["agree"], agreed["disagree"])
 
     def traffic(self) -> dict[str, av.ArmTraffic]:
         """Each arm's requests, errors and latency histogram, as the guardrails read them."""
@@ -133,60 +146,23 @@ def build_fleet_report(
     """The ExperimentReport GetExperimentReport would give at its first look if one server had seen the
     whole fleet's traffic. `verdict_basis`: "always-valid" or "fixed-horizon"; `window`: the --since
     duration the counts cover, if any (said in `method`)."""
-    from digits.experiments import statistics as stats
-    from digits.experiments.verdict import ALPHA, ALWAYS_VALID, FIXED_HORIZON, POWER, pair_verdicts
-
-    if verdict_basis not in (ALWAYS_VALID, FIXED_HORIZON):
-        raise ValueError(f"verdict basis: must be '{ALWAYS_VALID}' or '{FIXED_HORIZON}', got {verdict_basis!r}")
+    comparison.check_basis(verdict_basis)
     method = f"{av.describe(av.ONE_LOOK)}. Fleet: one look at the counters summed over the replicas in Prometheus"
     if window:
         method += (f"; --since {window}: increase() over a sliding window, so repeated looks are different samples "
                    "and the always-valid guarantee across looks holds only without --since")
-    report = digits_pb2.ExperimentReport(experiment=experiment, latency_source=source, method=method)
     traffic = counts.traffic()
+    arms = [
+        comparison.ArmTally(arm.name, *counts.served.get(arm.name, (arm.model.name, 0)),
+                            counts.labelled.get(arm.name, 0), counts.correct.get(arm.name, 0),
+                            traffic.get(arm.name, av.ArmTraffic()))
+        for arm in experiment.arms
+    ]
     names = [arm.name for arm in experiment.arms]
-    arms = {}
-    for arm in experiment.arms:
-        name = arm.name
-        labelled, correct = counts.labelled.get(name, 0), counts.correct.get(name, 0)
-        requests, errors = counts.requests.get(name, 0), counts.errors.get(name, 0)
-        low, high = stats.wilson_interval(correct, labelled)
-        flow = traffic.get(name, av.ArmTraffic())
-        model, version = counts.served.get(name, (arm.model.name, 0))
-        arms[name] = report.arms.add(
-            arm=name, model=model, version=version, requests=requests, errors=errors,
-            error_rate=errors / requests if requests else 0.0, labelled=labelled, correct=correct,
-            accuracy=correct / labelled if labelled else 0.0, accuracy_low=low, accuracy_high=high,
-            latency_p50_seconds=stats.histogram_quantile(0.50, flow.buckets),
-            latency_p95_seconds=stats.histogram_quantile(0.95, flow.buckets),
-            latency_p99_seconds=stats.histogram_quantile(0.99, flow.buckets),
-            latency_mean_seconds=av.latency_moments(flow)[1],
-        )
-    pairs = list(combinations(names, 2))
-    paired = {(a, b): stats.PairedOutcomes(**{o: counts.paired.get((a, b, o), 0) for o in OUTCOMES}) for a, b in pairs}
-    always = av.compare_pairs({n: (arms[n].correct, arms[n].labelled) for n in names}, paired, ALPHA)
-    guards = av.guardrails(names, traffic, alpha=ALPHA)
-    for (name_a, name_b), valid in zip(pairs, always):
-        a, b, table = arms[name_a], arms[name_b], paired[(name_a, name_b)]
-        agree = sum(counts.agreement.get((p, s, "agree"), 0) for p, s in ((name_a, name_b), (name_b, name_a)))
-        disagree = sum(counts.agreement.get((p, s, "disagree"), 0) for p, s in ((name_a, name_b), (name_b, name_a)))
-        comparison = stats.compare(a.correct, a.labelled, b.correct, b.labelled, table, alpha=ALPHA, power=POWER)
-        chosen, fixed = pair_verdicts(name_a, name_b, names[0], comparison, valid, guards, verdict_basis)
-        report.pairs.add(
-            arm_a=name_a, arm_b=name_b, accuracy_difference=comparison.difference,
-            difference_low=comparison.difference_low, difference_high=comparison.difference_high,
-            z_test_p_value=comparison.z_test_p, both_right=table.both_right, only_a_right=table.only_a_right,
-            only_b_right=table.only_b_right, both_wrong=table.both_wrong, mcnemar_p_value=comparison.mcnemar_p,
-            shadow_agree=agree, shadow_disagree=disagree, verdict=chosen, fixed_horizon_verdict=fixed,
-            verdict_basis=verdict_basis, more_needed_per_arm=comparison.more_needed_per_arm,
-            always_valid_p_value=valid.p_value, always_valid_p_holm=valid.p_holm, sequence_low=valid.low,
-            sequence_high=valid.high, sequence_confidence=valid.confidence, always_valid_test=valid.test,
-        )
-    for g in guards:
-        report.guardrails.add(arm=g.arm, baseline_arm=g.baseline_arm, metric=g.metric, value=g.value,
-                              baseline_value=g.baseline_value, tolerance=g.tolerance, excess=g.excess,
-                              excess_low=g.low, excess_high=g.high, status=g.status)
-    return report
+    pairs = {(a, b): counts.pair_tally(a, b) for a, b in combinations(names, 2)}
+    found = comparison.compare(arms, pairs, verdict_basis)
+    return digits_pb2.ExperimentReport(experiment=experiment, latency_source=source, method=method,
+                                       **comparison_fields(found))
 
 
 def fleet_report(

@@ -4,15 +4,15 @@ field-level validation (with messages that name the field)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
+from digits.experiments.comparison import Comparison
+from digits.experiments.report_message import comparison_fields
 from digits.v1 import digits_pb2 as pb
 from digits_server.core import imaging
 from digits_server.core.domain import BatchOutcome, FeedbackEvent, ModelSelector, ModelStatusView, ServedBy
 from digits_server.core.errors import InvalidInput
-from digits_server.experiments.decisions import AlwaysValid
 from digits_server.experiments.report import Report, RolloutDecision
 from digits_server.experiments.router import Arm, Experiment, ExperimentChange
 
@@ -257,46 +257,11 @@ def experiment_report(report: Report) -> pb.ExperimentReport:
     """A comparison report as an ExperimentReport message."""
     return pb.ExperimentReport(
         experiment=experiment_message(report.experiment),
-        arms=[
-            pb.ArmReport(
-                arm=a.arm, model=a.model, version=a.version, requests=a.requests, errors=a.errors,
-                error_rate=a.error_rate, labelled=a.labelled, correct=a.correct, accuracy=a.accuracy,
-                accuracy_low=a.accuracy_low, accuracy_high=a.accuracy_high, latency_p50_seconds=a.latency_p50,
-                latency_p95_seconds=a.latency_p95, latency_p99_seconds=a.latency_p99,
-                latency_mean_seconds=a.latency_mean,
-            )
-            for a in report.arms
-        ],
-        pairs=[
-            pb.PairReport(
-                arm_a=p.arm_a, arm_b=p.arm_b, accuracy_difference=p.comparison.difference,
-                difference_low=p.comparison.difference_low, difference_high=p.comparison.difference_high,
-                z_test_p_value=p.comparison.z_test_p, both_right=p.paired.both_right,
-                only_a_right=p.paired.only_a_right, only_b_right=p.paired.only_b_right,
-                both_wrong=p.paired.both_wrong, mcnemar_p_value=p.comparison.mcnemar_p,
-                shadow_agree=p.shadow_agree, shadow_disagree=p.shadow_disagree, verdict=p.verdict,
-                more_needed_per_arm=p.comparison.more_needed_per_arm, fixed_horizon_verdict=p.fixed_horizon_verdict,
-                verdict_basis=p.verdict_basis, **_always_valid(p.always_valid),
-            )
-            for p in report.pairs
-        ],
         latency_source=report.latency_source,
-        guardrails=[
-            pb.GuardrailReport(arm=g.arm, baseline_arm=g.baseline_arm, metric=g.metric, value=g.value,
-                               baseline_value=g.baseline_value, tolerance=g.tolerance, excess=g.excess,
-                               excess_low=g.low, excess_high=g.high, status=g.status)
-            for g in report.guardrails
-        ],
         method=report.method,
         decisions=[rollout_decision_message(d) for d in report.decisions],
+        **comparison_fields(Comparison(report.arms, report.pairs, report.guardrails)),
     )
-
-
-def _always_valid(valid: AlwaysValid | None) -> dict[str, Any]:
-    if valid is None:
-        return {}
-    return {"always_valid_p_value": valid.p_value, "always_valid_p_holm": valid.p_holm, "sequence_low": valid.low,
-            "sequence_high": valid.high, "sequence_confidence": valid.confidence, "always_valid_test": valid.test}
 
 
 def rollout_decision(message: pb.RolloutDecision) -> RolloutDecision:
