@@ -73,8 +73,8 @@ def measure_cell(version_dir: Path, cell: str, sizes: list[int], digits: np.ndar
     xla = XlaBuckets(model._fn, OUTPUT_NAME, sizes)  # exact buckets: no padding in this measurement
     xla.compile()
     lite_batch = None
-    if (version_dir / TFLITE_BATCH_FILE).is_file():  # the dynamic-batch LiteRT export, exact buckets too
-        lite_batch = LiteBatchInterpreters(version_dir / TFLITE_BATCH_FILE, sizes)
+    if (version_dir / TFLITE_BATCH_FILE).is_file():  # the dynamic-batch LiteRT export, as the server runs it
+        lite_batch = LiteBatchInterpreters(version_dir / TFLITE_BATCH_FILE)
         runtimes["tflite-batch"] = {}
     for size, batch in batches.items():
         runtimes["savedmodel"][str(size)] = images_per_second(model.reference, batch, seconds)

@@ -3,7 +3,7 @@ A and B alternating in the same process (the machine is shared: only ratios with
 trusted), plus the numerical agreement of each with the SavedModel signature.
 
 Usage: ``python bench/litert_batches.py --models DIR [--cells rnn,lstm,gru] [--rounds 5]
-[--callers 1,2] [--lite-threads 1,2] [--data mnist.npz]``; prints one JSON document: per cell,
+[--callers 1,2] [--lite 64x1,64x2,256x1] [--data mnist.npz]``; prints one JSON document: per cell,
 batch size and caller count, the median images/s of each runtime over the rounds and the median
 of the per-round ratios LiteRT / XLA.
 """
@@ -24,6 +24,12 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 BUCKETS = (4, 16, 64, 256)  # the server's default --xla-buckets without 1 (LiteRT's batch-1 file serves 1)
+
+
+def lite_variant(text: str) -> tuple[int, int]:
+    """'64x2' -> (largest batch of one call 64, interpreter threads 2)."""
+    largest, threads = text.split("x")
+    return int(largest), int(threads)
 
 
 def images_per_second(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, seconds: float,
@@ -69,8 +75,9 @@ def measure_cell(version_dir: Path, args: argparse.Namespace, digits: np.ndarray
     xla = XlaBuckets(model._fn, OUTPUT_NAME, BUCKETS, keep_alive=model._loaded)
     xla.compile()
     runtimes: dict[str, Callable[[np.ndarray], np.ndarray]] = {"xla": xla.predict}
-    for threads in args.lite_threads:
-        runtimes[f"litert{threads}"] = LiteBatchInterpreters(version_dir / TFLITE_BATCH_FILE, BUCKETS, threads).predict
+    for largest, threads in args.lite:
+        lite = LiteBatchInterpreters(version_dir / TFLITE_BATCH_FILE, max_batch=largest, threads=threads)
+        runtimes[f"litert{largest}x{threads}"] = lite.predict
     reference = model.reference(digits)
     found: dict = {"agreement": {name: agreement(reference, predict(digits)) for name, predict in runtimes.items()}}
     rates: dict[str, dict[str, list[float]]] = {}
@@ -100,7 +107,8 @@ def main() -> None:
     parser.add_argument("--cells", default="rnn,lstm,gru")
     parser.add_argument("--batch-sizes", default="4,16,64,256,512", type=lambda t: [int(s) for s in t.split(",")])
     parser.add_argument("--callers", default="1,2", type=lambda t: [int(s) for s in t.split(",")])
-    parser.add_argument("--lite-threads", default="1,2", type=lambda t: [int(s) for s in t.split(",")])
+    parser.add_argument("--lite", default="64x1,64x2,256x1", type=lambda t: [lite_variant(s) for s in t.split(",")],
+                        help="LiteRT variants: largest batch of one call x interpreter threads")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.5, help="measuring time per runtime, size and round")
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/mnist-9k.npz"))

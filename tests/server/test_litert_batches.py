@@ -15,14 +15,14 @@ import pytest
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
 from digits_server.core.loaded_model import LoadedModel
-from digits_server.core.runtimes import TFLITE_BATCH_FILE, TFLITE_FILE, LiteBatchInterpreters
+from digits_server.core.runtimes import LITE_MAX_BATCH, TFLITE_BATCH_FILE, TFLITE_FILE, LiteBatchInterpreters
 from tests.serverproc import start_server
 
 CELLS = ("rnn", "lstm", "gru")
 TOLERANCE = 1e-5
-BUCKETS = (1, 4, 16, 64)
-# odd sizes padded to a bucket, exact buckets, and sizes cut into chunks of the largest (64)
-SIZES = (2, 3, 4, 5, 16, 17, 37, 64, 65, 100, 200, 1)
+BUCKETS = (1, 4, 16, 64)  # XLA's, when it serves
+# odd and even sizes, the largest LiteRT batch (64), sizes cut into chunks of it, back to small ones
+SIZES = (2, 3, 4, 5, 16, 17, 37, LITE_MAX_BATCH, LITE_MAX_BATCH + 1, 100, 200, 3, 1)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,6 @@ def test_auto_serves_every_batch_size_with_litert_like_the_signature(
     model = loaded(model_repo / cell / "1")
     assert model.runtime == "savedmodel+tflite+tflite-batch"
     assert model._xla is None and not model._signature_warm  # no compile, no trace
-    assert model._lite_batch is not None and model._lite_batch.buckets == (4, 16, 64)  # LiteRT has batch 1
     reference = model.reference(digits)
     start = 0
     for size in SIZES:
@@ -55,7 +54,7 @@ def test_auto_serves_every_batch_size_with_litert_like_the_signature(
         assert got.shape == (size, 10)
         np.testing.assert_allclose(got, reference[start : start + size], atol=TOLERANCE, rtol=0)
         start = (start + size) % 250
-    everything = model.predict(digits)  # 500 images: 7 chunks of 64 and a padded rest
+    everything = model.predict(digits)  # 500 images: 7 chunks of 64 and the rest
     np.testing.assert_allclose(everything, reference, atol=TOLERANCE, rtol=0)
     assert (everything.argmax(axis=1) == reference.argmax(axis=1)).all()
     model.unload()
@@ -88,21 +87,21 @@ def test_without_the_batch_1_file_the_batch_file_serves_single_images(
     shutil.copytree(model_repo / "lstm" / "1", version)
     (version / TFLITE_FILE).unlink()
     model = loaded(version)
-    assert model.runtime == "savedmodel+tflite-batch" and model._lite_batch.buckets == BUCKETS
+    assert model.runtime == "savedmodel+tflite-batch"
     singles = np.concatenate([model.predict(digits[i : i + 1]) for i in range(5)])
     np.testing.assert_allclose(singles, model.reference(digits[:5]), atol=TOLERANCE, rtol=0)
 
 
-def test_each_thread_gets_its_own_interpreter_per_bucket(model_repo: Path, digits: np.ndarray) -> None:
-    lite = LiteBatchInterpreters(model_repo / "gru" / "1" / TFLITE_BATCH_FILE, (4, 16))
+def test_each_thread_gets_its_own_interpreter_resized_to_each_batch(model_repo: Path, digits: np.ndarray) -> None:
+    lite = LiteBatchInterpreters(model_repo / "gru" / "1" / TFLITE_BATCH_FILE, max_batch=16)
     expected = lite.predict(digits[:40])
     seen: dict[str, object] = {}
     answers: dict[str, np.ndarray] = {}
 
     def work(name: str) -> None:
         for _ in range(20):
-            answers[name] = lite.predict(digits[:40])  # 2 chunks of 16 and 8 padded to 16
-        seen[name] = lite._interpreter(16)[0]
+            answers[name] = lite.predict(digits[:40])  # 16, 16, then 8: resized back and forth
+        seen[name] = lite._sized(8)[0]
 
     threads = [threading.Thread(target=work, args=(f"t{i}",)) for i in range(2)]
     for thread in threads:
@@ -125,13 +124,12 @@ def test_a_batch_file_of_the_wrong_shape_fails_the_load(model_repo: Path, tmp_pa
 def test_classify_batch_is_served_by_litert_in_a_real_server(
     model_repo: Path, digits: np.ndarray, tmp_path: Path
 ) -> None:
-    """No XLA compile in the log; ListModels names the LiteRT batch runtime; 37 images (padded and
-    chunked with --xla-buckets 1,4,16) answered like the signature."""
+    """No XLA compile in the log; ListModels names the LiteRT batch runtime; 137 images (chunks of
+    LITE_MAX_BATCH and a rest) answered like the signature."""
     repo = tmp_path / "models"
     shutil.copytree(model_repo / "lstm", repo / "lstm")
-    server = start_server(repo, "--default-model", "lstm", "--xla-buckets", "1,4,16", "--poll-seconds", "0",
-                          "--metrics-port", "-1")
-    images = digits[:37]
+    server = start_server(repo, "--default-model", "lstm", "--poll-seconds", "0", "--metrics-port", "-1")
+    images = digits[:137]
     try:
         with grpc.insecure_channel(server.target) as channel:
             stub = pb_grpc.DigitClassifierStub(channel)

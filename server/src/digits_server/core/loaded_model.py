@@ -159,7 +159,7 @@ class LoadedModel:
             buckets = tuple(size for size in buckets if size > 1) or buckets
         batch_path = self.path / TFLITE_BATCH_FILE
         if self.requested_runtime in ("auto", "tflite") and batch_path.is_file():
-            self._lite_batch = LiteBatchInterpreters(batch_path, buckets)
+            self._lite_batch = LiteBatchInterpreters(batch_path)
         if self.requested_runtime == "xla" or (self.requested_runtime == "auto" and self._lite_batch is None):
             self._xla = XlaBuckets(fn, OUTPUT_NAME, buckets, keep_alive=loaded)
         self.load_seconds = time.perf_counter() - started

@@ -8,9 +8,8 @@
   (`<version>/assets.extra/model.tflite`, batch 1); one interpreter per thread, since an
   interpreter is not thread-safe. ~10x less overhead than a TF function call at batch 1.
 - `LiteBatchInterpreters`: the trainer's dynamic-batch flatbuffer (`model_batch.tflite`, recurrent
-  layer unrolled); one interpreter per (thread, bucket), resized to its bucket once, padded and
-  chunked like `XlaBuckets`. As fast as XLA at batch 256+ and faster below, without XLA's compiler
-  memory (issue 14).
+  layer unrolled); one interpreter per thread, resized to each batch's exact size, batches cut into
+  chunks of `LITE_MAX_BATCH`. About as fast as XLA or faster, without XLA's compiler memory (issue 14).
 
 TensorFlow is imported lazily, inside the methods.
 """
@@ -155,23 +154,31 @@ class LiteInterpreters:
         return interpreter.get_tensor(out).copy()
 
 
-class LiteBatchInterpreters:
-    """A dynamic-batch LiteRT/TFLite model, one interpreter per (calling thread, bucket).
+#: Largest batch one LiteRT call computes; bigger ones are cut into chunks of it. An interpreter's
+#: memory grows with its batch (LSTM ~6 MiB at 64, ~13 MiB at 256, with XNNPACK) while images/s
+#: barely does past 64 (docs/server.md, "Runtimes: what computes a prediction").
+LITE_MAX_BATCH = 64
 
-    An interpreter is resized (`resize_tensor_input` + `allocate_tensors`) once, to its bucket, when
-    a thread first needs that bucket (~ms, no compile); a batch is padded to the next bucket and
-    cut into chunks of the largest, as `XlaBuckets` does.
+
+class LiteBatchInterpreters:
+    """A dynamic-batch LiteRT/TFLite model, one interpreter per calling thread.
+
+    Each call resizes the thread's interpreter to the batch's exact size when it differs from the
+    last (`resize_tensor_input` + `allocate_tensors`, ~20 us, no compile): no padding, and one
+    interpreter per thread instead of one per bucket (each costs a few MiB with XNNPACK). Batches
+    bigger than `max_batch` are cut into chunks of it.
     """
 
-    def __init__(self, path: Path, buckets: Sequence[int], threads: int = 1) -> None:
+    def __init__(self, path: Path, max_batch: int = LITE_MAX_BATCH, threads: int = 1) -> None:
         self.path = path
-        self.buckets = tuple(sorted(buckets))
+        self.max_batch = max_batch
         self._content = path.read_bytes()
         self._threads = threads
         self._local = threading.local()
-        self._resized(self.buckets[0])  # fail at load time, not on the first request (then dropped)
+        self._new()  # fail at load time, not on the first request (then dropped: threads make their own)
 
-    def _resized(self, size: int) -> tuple[Any, int, int]:
+    def _new(self) -> list[Any]:
+        """[interpreter, input index, output index, batch it is sized for (0: none yet)]."""
         interpreter = _new_interpreter(self._content, self._threads)
         (inp,) = interpreter.get_input_details()
         (out,) = interpreter.get_output_details()
@@ -179,32 +186,34 @@ class LiteBatchInterpreters:
                 or tuple(out["shape_signature"]) != (-1, 10)):
             raise ValueError(f"{self.path}: expected uint8 [-1,28,28] -> [-1,10], "
                              f"got {inp['shape_signature']} -> {out['shape_signature']}")
-        interpreter.resize_tensor_input(inp["index"], [size, *IMAGE_SHAPE], strict=True)
-        interpreter.allocate_tensors()
-        return interpreter, inp["index"], out["index"]
+        return [interpreter, inp["index"], out["index"], 0]
 
-    def _interpreter(self, size: int) -> tuple[Any, int, int]:
-        by_bucket: dict[int, tuple[Any, int, int]] | None = getattr(self._local, "by_bucket", None)
-        if by_bucket is None:
-            by_bucket = self._local.by_bucket = {}
-        state = by_bucket.get(size)
+    def _sized(self, count: int) -> tuple[Any, int, int]:
+        """This thread's interpreter, sized for `count` images."""
+        state: list[Any] | None = getattr(self._local, "state", None)
         if state is None:
-            state = by_bucket[size] = self._resized(size)
-        return state
-
-    def bucket_for(self, count: int) -> int:
-        """The smallest bucket holding `count` images (the largest when none does)."""
-        return next((size for size in self.buckets if size >= count), self.buckets[-1])
+            state = self._local.state = self._new()
+        interpreter, inp, out, size = state
+        if size != count:
+            interpreter.resize_tensor_input(inp, [count, *IMAGE_SHAPE], strict=True)
+            interpreter.allocate_tensors()
+            state[3] = count
+        return interpreter, inp, out
 
     def _call(self, images: np.ndarray) -> np.ndarray:
-        interpreter, inp, out = self._interpreter(len(images))
+        interpreter, inp, out = self._sized(len(images))
         interpreter.set_tensor(inp, images)
         interpreter.invoke()
         return interpreter.get_tensor(out).copy()
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        """float32 [N,10] for uint8 [N,28,28], padded to a bucket."""
-        return in_buckets(images, self.buckets[-1], self.bucket_for, self._call)
+        """float32 [N,10] for uint8 [N,28,28] (N >= 1), in chunks of at most `max_batch`."""
+        return in_buckets(images, self.max_batch, len_is_its_own_bucket, self._call)
+
+
+def len_is_its_own_bucket(count: int) -> int:
+    """The bucket of a model that takes any batch size: `count` itself (no padding)."""
+    return count
 
 
 def _new_interpreter(content: bytes, threads: int) -> Any:
