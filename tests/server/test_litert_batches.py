@@ -54,6 +54,7 @@ def test_auto_serves_every_batch_size_with_litert_like_the_signature(
         assert got.shape == (size, 10)
         np.testing.assert_allclose(got, reference[start : start + size], atol=TOLERANCE, rtol=0)
         start = (start + size) % 250
+    assert model.predict(digits[:0]).shape == (0, 10)
     everything = model.predict(digits)  # 500 images: 7 chunks of 64 and the rest
     np.testing.assert_allclose(everything, reference, atol=TOLERANCE, rtol=0)
     assert (everything.argmax(axis=1) == reference.argmax(axis=1)).all()

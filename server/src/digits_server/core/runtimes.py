@@ -207,11 +207,13 @@ class LiteBatchInterpreters:
         return interpreter.get_tensor(out).copy()
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        """float32 [N,10] for uint8 [N,28,28] (N >= 1), in chunks of at most `max_batch`."""
-        return in_buckets(images, self.max_batch, len_is_its_own_bucket, self._call)
+        """float32 [N,10] for uint8 [N,28,28], in chunks of at most `max_batch`."""
+        if len(images) == 0:  # an interpreter cannot be sized for 0 images
+            return np.zeros((0, 10), dtype=np.float32)
+        return in_buckets(images, self.max_batch, unpadded_size, self._call)
 
 
-def len_is_its_own_bucket(count: int) -> int:
+def unpadded_size(count: int) -> int:
     """The bucket of a model that takes any batch size: `count` itself (no padding)."""
     return count
 
