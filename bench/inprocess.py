@@ -58,7 +58,13 @@ def matmul_gflops(seconds: float) -> float:
 def measure_cell(version_dir: Path, cell: str, sizes: list[int], digits: np.ndarray, seconds: float) -> dict:
     """images/s per runtime and batch size for one version folder."""
     from digits_server.core.loaded_model import OUTPUT_NAME, LoadedModel
-    from digits_server.core.runtimes import TFLITE_FILE, LiteInterpreters, XlaBuckets
+    from digits_server.core.runtimes import (
+        TFLITE_BATCH_FILE,
+        TFLITE_FILE,
+        LiteBatchInterpreters,
+        LiteInterpreters,
+        XlaBuckets,
+    )
 
     model = LoadedModel(cell, 1, version_dir, runtime="savedmodel")
     model.load()
@@ -66,9 +72,15 @@ def measure_cell(version_dir: Path, cell: str, sizes: list[int], digits: np.ndar
     runtimes: dict[str, dict[str, float]] = {"savedmodel": {}, "xla": {}}
     xla = XlaBuckets(model._fn, OUTPUT_NAME, sizes)  # exact buckets: no padding in this measurement
     xla.compile()
+    lite_batch = None
+    if (version_dir / TFLITE_BATCH_FILE).is_file():  # the dynamic-batch LiteRT export, as the server runs it
+        lite_batch = LiteBatchInterpreters(version_dir / TFLITE_BATCH_FILE)
+        runtimes["tflite-batch"] = {}
     for size, batch in batches.items():
         runtimes["savedmodel"][str(size)] = images_per_second(model.reference, batch, seconds)
         runtimes["xla"][str(size)] = images_per_second(xla.predict, batch, seconds)
+        if lite_batch is not None:
+            runtimes["tflite-batch"][str(size)] = images_per_second(lite_batch.predict, batch, seconds)
     if (version_dir / TFLITE_FILE).is_file() and 1 in batches:
         lite = LiteInterpreters(version_dir / TFLITE_FILE)
         runtimes["tflite"] = {"1": images_per_second(lite.predict_one, batches[1], seconds)}

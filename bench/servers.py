@@ -62,15 +62,15 @@ def start_baseline(kind: str, models: Path, cells: list[str], timeout: float = 1
 
 
 def expects_xla(flags: list[str]) -> bool:
-    """Whether the server flags leave XLA on (--runtime auto or xla, the default auto)."""
+    """Whether the server flags may leave XLA on (--runtime auto or xla, the default auto)."""
     text = " ".join(flags).replace("=", " ").split()
     runtime = text[text.index("--runtime") + 1] if "--runtime" in text[:-1] else "auto"
     return runtime in ("auto", "xla")
 
 
 def start_ours(models: Path, flags: list[str], compile_timeout: float = 300.0) -> Running:
-    """`python -m digits_server` on free ports; when XLA is on, waits until every model's buckets
-    are compiled (they compile in the background after loading)."""
+    """`python -m digits_server` on free ports; when XLA may be on, waits until every model's batch
+    runtime is ready (XLA buckets compile in the background after loading; LiteRT is at once)."""
     server: ServerProcess = start_server(models, "--metrics-port", "-1", "--poll-seconds", "0", *flags)
     if expects_xla(flags):
         wait_compiled(server.target, compile_timeout)
@@ -78,7 +78,8 @@ def start_ours(models: Path, flags: list[str], compile_timeout: float = 300.0) -
 
 
 def wait_compiled(target: str, timeout: float) -> None:
-    """Poll ListModels until every available version reports a runtime with "+xla"."""
+    """Poll ListModels until every available version reports a batch runtime: "+xla" (compiled) or
+    "+tflite-batch" (the dynamic-batch LiteRT model, which needs no compile)."""
     import grpc
 
     from digits.v1 import digits_pb2 as pb
@@ -90,10 +91,10 @@ def wait_compiled(target: str, timeout: float) -> None:
         while time.monotonic() < deadline:
             models = stub.ListModels(pb.ListModelsRequest(), timeout=10).models
             runtimes = [v.info.runtime for m in models for v in m.versions if v.state == pb.MODEL_STATE_AVAILABLE]
-            if runtimes and all("+xla" in runtime for runtime in runtimes):
+            if runtimes and all("+xla" in runtime or "+tflite-batch" in runtime for runtime in runtimes):
                 return
             time.sleep(0.5)
-    raise TimeoutError(f"XLA buckets not compiled after {timeout:.0f} s")
+    raise TimeoutError(f"batch runtimes (XLA buckets) not ready after {timeout:.0f} s")
 
 
 def cpu_seconds(pid: int) -> float:

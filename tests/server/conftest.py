@@ -24,6 +24,18 @@ def gru_repo(model_repo: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def xla_repo(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of `model_repo` as trained before the dynamic-batch LiteRT export: no
+    `assets.extra/model_batch.tflite`, so the auto runtime serves batches with XLA."""
+    from digits_server.core.runtimes import TFLITE_BATCH_FILE
+
+    repo = private_repo(model_repo, tmp_path_factory.mktemp("xla-models"), ("rnn", "lstm", "gru"))
+    for version in repo.glob("*/1"):
+        (version / TFLITE_BATCH_FILE).unlink()
+    return repo
+
+
+@pytest.fixture(scope="session")
 def tuned_lstm(tmp_path_factory: pytest.TempPathFactory, mnist_npz: Path) -> Path:
     """An LSTM trained with the tuned recipe (4 epochs on 4000 digits): ``<repo>/lstm/1``, clearly
     stronger than the seed-recipe 1-epoch cells of ``model_repo``. Returns the repository."""

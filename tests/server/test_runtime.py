@@ -1,4 +1,5 @@
-"""The serving runtimes (XLA buckets, LiteRT at batch 1) against the SavedModel, the source of truth."""
+"""The serving runtimes (XLA buckets, LiteRT at batch 1) against the SavedModel, the source of truth.
+The XLA tests use `xla_repo`: versions without the dynamic-batch LiteRT file (see test_litert_batches)."""
 
 from __future__ import annotations
 
@@ -23,11 +24,11 @@ TOLERANCE = 1e-5
 
 
 @pytest.fixture(scope="module")
-def lite_repo(model_repo: Path) -> Path:
-    """The trainer's versions: a SavedModel with its LiteRT export in assets.extra/."""
+def lite_repo(xla_repo: Path) -> Path:
+    """Versions with a SavedModel and its batch-1 LiteRT export in assets.extra/ (no batch export)."""
     for cell in CELLS:
-        assert (model_repo / cell / "1" / TFLITE_FILE).is_file()
-    return model_repo
+        assert (xla_repo / cell / "1" / TFLITE_FILE).is_file()
+    return xla_repo
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,9 @@ def loaded(path: Path, runtime: str, buckets: tuple[int, ...] = (1, 4, 16)) -> L
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_auto_runtime_matches_the_savedmodel_at_every_batch_size(lite_repo: Path, digits: np.ndarray, cell: str) -> None:
+def test_auto_runtime_matches_the_savedmodel_at_every_batch_size(
+    lite_repo: Path, digits: np.ndarray, cell: str
+) -> None:
     model = loaded(lite_repo / cell / "1", "auto")
     assert model.runtime == "savedmodel+tflite+xla"
     reference = model.reference(digits)

@@ -1,5 +1,6 @@
 """What the auto runtime leaves out to save memory (issue 14), with answers unchanged: no batch-1
-XLA bucket when LiteRT serves single images, and no signature trace unless XLA fails."""
+XLA bucket when LiteRT serves single images, and no signature trace unless XLA fails. On versions
+without the dynamic-batch LiteRT file (`xla_repo`); with it, see test_litert_batches."""
 
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ def digits(tiny_npz: Path) -> np.ndarray:
 
 
 def test_litert_serves_batches_until_xla_is_compiled_and_the_signature_is_never_traced(
-    model_repo: Path, digits: np.ndarray
+    xla_repo: Path, digits: np.ndarray
 ) -> None:
-    model = LoadedModel("lstm", 1, model_repo / "lstm" / "1", runtime="auto", xla_buckets=(1, 4, 16))
+    model = LoadedModel("lstm", 1, xla_repo / "lstm" / "1", runtime="auto", xla_buckets=(1, 4, 16))
     model.load()
     assert model._xla is not None and model._xla.buckets == (4, 16)
     early = model.predict(digits[:3])  # before the compile: LiteRT, image by image
@@ -38,9 +39,9 @@ def test_litert_serves_batches_until_xla_is_compiled_and_the_signature_is_never_
 
 
 def test_without_litert_xla_keeps_its_batch_1_bucket_and_the_signature_is_warmed(
-    model_repo: Path, digits: np.ndarray
+    xla_repo: Path, digits: np.ndarray
 ) -> None:
-    model = LoadedModel("rnn", 1, model_repo / "rnn" / "1", runtime="xla", xla_buckets=(1, 4))
+    model = LoadedModel("rnn", 1, xla_repo / "rnn" / "1", runtime="xla", xla_buckets=(1, 4))
     model.load()
     assert model._xla is not None and model._xla.buckets == (1, 4)
     model.warm_up((1,))
@@ -51,13 +52,13 @@ def test_without_litert_xla_keeps_its_batch_1_bucket_and_the_signature_is_warmed
 
 
 def test_when_xla_fails_the_signature_is_warmed_and_serves_batches(
-    model_repo: Path, digits: np.ndarray, monkeypatch: pytest.MonkeyPatch
+    xla_repo: Path, digits: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(self: object) -> None:
         raise RuntimeError("no XLA here")
 
     monkeypatch.setattr(loaded_model_module.XlaBuckets, "compile", broken)
-    model = LoadedModel("gru", 1, model_repo / "gru" / "1", runtime="auto")
+    model = LoadedModel("gru", 1, xla_repo / "gru" / "1", runtime="auto")
     model.load()
     model.warm_up((1, 8))
     assert model.wait_compiled(timeout=300)

@@ -307,6 +307,7 @@ def test_tuned_graph_serves_the_tempered_softmax_with_the_same_argmax(
     tuned_run, tiny_npz: Path
 ) -> None:
     import tensorflow as tf
+
     from digits_trainer.calibration import expected_calibration_error, softmax
 
     _, result = tuned_run
@@ -351,6 +352,7 @@ def test_temperature_scaling_keeps_the_argmax_and_lowers_the_ece(
 
 def test_litert_copy_matches_the_calibrated_saved_model(tuned_run, tiny_npz: Path) -> None:
     import tensorflow as tf
+
     from digits_trainer.litert import TFLITE_PATH
 
     _, result = tuned_run
@@ -367,8 +369,42 @@ def test_litert_copy_matches_the_calibrated_saved_model(tuned_run, tiny_npz: Pat
         np.testing.assert_allclose(lite, served, atol=1e-5)
 
 
+def batch_litert_answers(path: Path, images: np.ndarray) -> np.ndarray:
+    """The dynamic-batch flatbuffer's probabilities for `images`, resized to their count."""
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    assert tuple(inp["shape_signature"]) == (-1, 28, 28) and inp["dtype"] == np.uint8
+    interpreter.resize_tensor_input(inp["index"], list(images.shape), strict=True)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(inp["index"], images)
+    interpreter.invoke()
+    return interpreter.get_tensor(out["index"])
+
+
+def test_dynamic_batch_litert_copy_matches_the_saved_model_for_every_recipe(
+    tuned_run, trained_cells, tiny_npz: Path
+) -> None:
+    """Seed (three cells) and tuned (calibrated GRU) versions: `model_batch.tflite` beside
+    `model.tflite`, any batch size, the signature's probabilities."""
+    import tensorflow as tf
+
+    from digits_trainer.litert import TFLITE_BATCH_PATH
+
+    x_test, _ = tiny_arrays(tiny_npz)
+    for result in (*trained_cells, tuned_run[1]):
+        signature = tf.saved_model.load(str(result.path)).signatures["serving_default"]
+        for size in (1, 7, 64):
+            images = x_test[:size]
+            served = signature(images=tf.constant(images))["probabilities"].numpy()
+            lite = batch_litert_answers(result.path / TFLITE_BATCH_PATH, images)
+            np.testing.assert_allclose(lite, served, atol=1e-5, err_msg=f"{result.cell} batch {size}")
+
+
 def test_the_seed_recipe_is_the_reference_unchanged(trained_cells) -> None:
     import keras
+
     from digits_trainer.recipes import SEED, get_recipe
     from digits_trainer.training import make_callbacks, make_optimizer
 

@@ -59,7 +59,8 @@ class Settings:
         "of them takes feedback (or the key itself in env DIGITS_SERVER_FEEDBACK_KEY); none: a random key per process",
     )
     runtime: str = _setting(
-        "auto", "what computes: auto (tflite for single images if exported, XLA for batches), savedmodel, xla, tflite"
+        "auto", "what computes: auto (the trainer's LiteRT files where exported, XLA for batches otherwise), "
+        "savedmodel, xla, tflite (LiteRT only, the signature where no file)"
     )
     xla_buckets: str = _setting("1,4,16,64,256", "batch sizes XLA compiles at load; a batch is padded to the next")
     log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR")
@@ -76,8 +77,12 @@ class Settings:
     allow_remote_admin: bool = _setting(False, "with no tokens configured, serve admin calls to non-loopback clients")
     metrics_tls_cert: Path | None = _setting(None, "PEM certificate of the metrics port; with --metrics-tls-key: HTTPS")
     metrics_tls_key: Path | None = _setting(None, "PEM private key of --metrics-tls-cert")
-    metrics_tls_client_ca: Path | None = _setting(None, "PEM CA bundle: /metrics requires client certificates it signed")
-    metrics_auth_file: Path | None = _setting(None, "file of 'user:password' lines: require HTTP basic auth on /metrics")
+    metrics_tls_client_ca: Path | None = _setting(
+        None, "PEM CA bundle: /metrics requires client certificates it signed"
+    )
+    metrics_auth_file: Path | None = _setting(
+        None, "file of 'user:password' lines: require HTTP basic auth on /metrics"
+    )
     allow_world_writable_models: bool = _setting(
         False, "load model folders other users (group or world) may write to (a SavedModel is code)"
     )

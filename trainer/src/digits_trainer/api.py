@@ -119,7 +119,7 @@ def train_cell(
     version = export.next_version(cell_dir)
     with export.staging_dir(cell_dir, version) as temp:
         export.write_saved_model(model, temp, temperature=temperature)
-        # batch-1 LiteRT copy the server prefers for single images (same temperature)
+        # LiteRT copies the server prefers: batch 1 for single images, dynamic batch (same temperature)
         write_tflite(model, temp, temperature=temperature)
         signature = export.load_signature(temp)
         probabilities = export.predict_probabilities(signature, data.x_test)

@@ -5,8 +5,8 @@ A version folder is written as a hidden ``.tmp-<version>-<random>`` sibling firs
 Serving) never sees a half-written model. The SavedModel's ``serving_default`` signature takes
 ``images``: uint8 ``[None, 28, 28]`` and returns ``{"probabilities": float32 [None, 10]}``; the
 ``/ 255`` scaling, the temperature (if the recipe fitted one) and the softmax live inside the
-graph. Beside it, ``assets.extra/model.tflite``
-is a batch-1 LiteRT copy of the same model (see :mod:`digits_trainer.litert`).
+graph. Beside it, ``assets.extra/model.tflite`` is a batch-1 LiteRT copy of the same model and
+``assets.extra/model_batch.tflite`` a dynamic-batch one (see :mod:`digits_trainer.litert`).
 """
 
 from __future__ import annotations

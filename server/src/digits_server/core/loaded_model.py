@@ -18,7 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from digits_server.core.runtimes import TFLITE_FILE, LiteInterpreters, XlaBuckets
+from digits_server.core.runtimes import (
+    TFLITE_BATCH_FILE,
+    TFLITE_FILE,
+    LiteBatchInterpreters,
+    LiteInterpreters,
+    XlaBuckets,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +99,14 @@ class LoadedModel:
 
     The SavedModel signature is the source of truth and always loaded. `runtime` picks what
     computes: "savedmodel" (the signature), "xla" (the signature XLA-compiled per batch-size
-    bucket), "tflite" (the trainer's batch-1 LiteRT model for single images, the signature
-    otherwise) or "auto" (tflite for single images when the file exists, xla for the rest).
-    `self.runtime` names what serves now, e.g. "savedmodel+tflite+xla" (+xla once compiled).
+    bucket), "tflite" (the trainer's LiteRT models: batch-1 `model.tflite` for single images,
+    dynamic-batch `model_batch.tflite` for batches, the signature for what has no file) or "auto"
+    (tflite where the files exist; XLA for batches when the version has no `model_batch.tflite`).
+    `self.runtime` names what serves now, e.g. "savedmodel+tflite+tflite-batch", or
+    "savedmodel+tflite+xla" (+xla once compiled).
 
-    Memory (issue 14): with LiteRT serving single images, XLA compiles no batch-1 bucket, and the
+    Memory (issue 14): with LiteRT serving batches no XLA compiler runs at all (~80 MiB for three
+    cells). With LiteRT serving single images only, XLA compiles no batch-1 bucket, and the
     signature is not warmed up (its first call costs ~5 MiB per version, for nothing once XLA
     serves): until the buckets are compiled, LiteRT answers batches image by image, and the
     signature is warmed up only if the compile fails. So no request ever pays a trace.
@@ -121,6 +130,7 @@ class LoadedModel:
         self._fn: Any = None
         self._xla: XlaBuckets | None = None
         self._lite: LiteInterpreters | None = None
+        self._lite_batch: LiteBatchInterpreters | None = None
         self._xla_settled = threading.Event()  # set once the XLA compile thread finished, whatever happened
         self._signature_warm = False  # whether batches may go to the signature (it has been called once)
         self._warm_sizes: tuple[int, ...] = (1,)
@@ -143,17 +153,23 @@ class LoadedModel:
             raise ValueError(f"signature output must include '{OUTPUT_NAME}', got {sorted(fn.structured_outputs)}")
         self._loaded = loaded  # keeps the variables alive
         self._fn = fn
+        self._load_lite()
+        buckets = self.xla_buckets
+        if self._lite is not None:  # LiteRT serves every single image: a batch-1 bucket would never run
+            buckets = tuple(size for size in buckets if size > 1) or buckets
+        batch_path = self.path / TFLITE_BATCH_FILE
+        if self.requested_runtime in ("auto", "tflite") and batch_path.is_file():
+            self._lite_batch = LiteBatchInterpreters(batch_path)
+        if self.requested_runtime == "xla" or (self.requested_runtime == "auto" and self._lite_batch is None):
+            self._xla = XlaBuckets(fn, OUTPUT_NAME, buckets, keep_alive=loaded)
+        self.load_seconds = time.perf_counter() - started
+
+    def _load_lite(self) -> None:
         lite_path = self.path / TFLITE_FILE
         if self.requested_runtime in ("auto", "tflite") and lite_path.is_file():
             self._lite = LiteInterpreters(lite_path)
         elif self.requested_runtime == "tflite":
             log.warning("%s:%d has no %s: serving with the SavedModel signature", self.name, self.version, TFLITE_FILE)
-        if self.requested_runtime in ("auto", "xla"):
-            buckets = self.xla_buckets
-            if self._lite is not None:  # LiteRT serves every single image: a batch-1 bucket would never run
-                buckets = tuple(size for size in buckets if size > 1) or buckets
-            self._xla = XlaBuckets(fn, OUTPUT_NAME, buckets, keep_alive=loaded)
-        self.load_seconds = time.perf_counter() - started
 
     def _signature(self, images: np.ndarray) -> np.ndarray:
         import tensorflow as tf
@@ -166,6 +182,8 @@ class LoadedModel:
             raise RuntimeError(f"{self.name}:{self.version} is not loaded")
         if self._lite is not None and len(images) == 1:
             return self._lite.predict_one(images)
+        if self._lite_batch is not None:
+            return self._lite_batch.predict(images)
         if self._xla is not None and self._xla.ready:
             return self._xla.predict(images)
         if self._lite is not None and self._xla is not None and not self._signature_warm:  # XLA compiling: no trace
@@ -185,9 +203,11 @@ class LoadedModel:
         """Trace the signature, then compile the XLA buckets in a background thread: the model
         serves at once (signature) and switches to XLA when every bucket is compiled, so no
         request pays for a trace or a compile, and loading stays as fast as before. With LiteRT
-        and XLA both there, LiteRT serves in the meantime and the signature is not traced."""
+        and XLA both there, LiteRT serves in the meantime and the signature is not traced; with
+        LiteRT serving batches too, nothing is traced or compiled (each serving thread resizes its
+        own interpreters when it first needs a bucket)."""
         self._warm_sizes = batch_sizes
-        if self._lite is None or self._xla is None:
+        if self._lite_batch is None and (self._lite is None or self._xla is None):
             self._warm_signature()
         if self._lite is not None:
             self._lite.predict_one(np.zeros((1, 28, 28), dtype=np.uint8))
@@ -223,7 +243,8 @@ class LoadedModel:
 
     def _name_runtime(self) -> None:
         xla_ready = self._xla is not None and self._xla.ready
-        self.runtime = "savedmodel" + ("+tflite" if self._lite is not None else "") + ("+xla" if xla_ready else "")
+        self.runtime = ("savedmodel" + ("+tflite" if self._lite is not None else "")
+                        + ("+tflite-batch" if self._lite_batch is not None else "") + ("+xla" if xla_ready else ""))
 
     def wait_compiled(self, timeout: float | None = None) -> bool:
         """Block until the XLA buckets are compiled (True at once without XLA); False on timeout."""
@@ -237,3 +258,4 @@ class LoadedModel:
             self._xla.cancel()
         self._xla = None
         self._lite = None
+        self._lite_batch = None

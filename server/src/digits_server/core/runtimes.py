@@ -1,11 +1,15 @@
 """Faster ways to compute a SavedModel's `serving_default`, each checked against it.
 
 - `XlaBuckets`: a `tf.function(jit_compile=True)` over the signature, traced and compiled once
-  for each of a few fixed batch sizes ("buckets"), each called as its own concrete function. A batch is zero-padded up to the next bucket (bigger ones are cut
-  into chunks of the largest), so after the warm-up no request ever pays a compile.
+  for each of a few fixed batch sizes ("buckets"), each called as its own concrete function. A
+  batch is zero-padded up to the next bucket (bigger ones are cut into chunks of the largest), so
+  after the warm-up no request ever pays a compile.
 - `LiteInterpreters`: the LiteRT/TFLite flatbuffer the trainer exports beside the SavedModel
   (`<version>/assets.extra/model.tflite`, batch 1); one interpreter per thread, since an
   interpreter is not thread-safe. ~10x less overhead than a TF function call at batch 1.
+- `LiteBatchInterpreters`: the trainer's dynamic-batch flatbuffer (`model_batch.tflite`, recurrent
+  layer unrolled); one interpreter per thread, resized to each batch's exact size, batches cut into
+  chunks of `LITE_MAX_BATCH`. About as fast as XLA or faster, without XLA's compiler memory (issue 14).
 
 TensorFlow is imported lazily, inside the methods.
 """
@@ -24,7 +28,24 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 TFLITE_FILE = Path("assets.extra") / "model.tflite"
+TFLITE_BATCH_FILE = Path("assets.extra") / "model_batch.tflite"
 IMAGE_SHAPE = (28, 28)
+
+
+def in_buckets(
+    images: np.ndarray, largest: int, bucket_for: Callable[[int], int], call: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """`call` on `images` zero-padded up to `bucket_for(len)`, cut into chunks of `largest` first."""
+    count = len(images)
+    if count > largest:
+        return np.concatenate([in_buckets(images[i : i + largest], largest, bucket_for, call)
+                               for i in range(0, count, largest)])
+    size = bucket_for(count)
+    if size == count:
+        return call(images)
+    padded = np.zeros((size, *images.shape[1:]), dtype=images.dtype)
+    padded[:count] = images
+    return call(padded)[:count]
 
 
 def parse_buckets(text: str) -> tuple[int, ...]:
@@ -98,16 +119,7 @@ class XlaBuckets:
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """float32 [N,10] for uint8 [N,28,28], padded to a bucket (compile() first)."""
-        count = len(images)
-        largest = self.buckets[-1]
-        if count > largest:
-            return np.concatenate([self.predict(images[i : i + largest]) for i in range(0, count, largest)])
-        size = self.bucket_for(count)
-        if size == count:
-            return self._call(images)
-        padded = np.zeros((size, *IMAGE_SHAPE), dtype=np.uint8)
-        padded[:count] = images
-        return self._call(padded)[:count]
+        return in_buckets(images, self.buckets[-1], self.bucket_for, self._call)
 
 
 class LiteInterpreters:
@@ -128,7 +140,9 @@ class LiteInterpreters:
             (inp,) = interpreter.get_input_details()
             (out,) = interpreter.get_output_details()
             if tuple(inp["shape"]) != (1, *IMAGE_SHAPE) or inp["dtype"] != np.uint8 or tuple(out["shape"]) != (1, 10):
-                raise ValueError(f"{self.path}: expected uint8 [1,28,28] -> [1,10], got {inp['shape']} -> {out['shape']}")
+                raise ValueError(
+                    f"{self.path}: expected uint8 [1,28,28] -> [1,10], got {inp['shape']} -> {out['shape']}"
+                )
             state = self._local.state = (interpreter, inp["index"], out["index"])
         return state
 
@@ -138,6 +152,70 @@ class LiteInterpreters:
         interpreter.set_tensor(inp, image)
         interpreter.invoke()
         return interpreter.get_tensor(out).copy()
+
+
+#: Largest batch one LiteRT call computes; bigger ones are cut into chunks of it. An interpreter's
+#: memory grows with its batch (LSTM ~6 MiB at 64, ~13 MiB at 256, with XNNPACK) while images/s
+#: barely does past 64 (docs/server.md, "Runtimes: what computes a prediction").
+LITE_MAX_BATCH = 64
+
+
+class LiteBatchInterpreters:
+    """A dynamic-batch LiteRT/TFLite model, one interpreter per calling thread.
+
+    Each call resizes the thread's interpreter to the batch's exact size when it differs from the
+    last (`resize_tensor_input` + `allocate_tensors`, ~20 us, no compile): no padding, and one
+    interpreter per thread instead of one per bucket (each costs a few MiB with XNNPACK). Batches
+    bigger than `max_batch` are cut into chunks of it.
+    """
+
+    def __init__(self, path: Path, max_batch: int = LITE_MAX_BATCH, threads: int = 1) -> None:
+        self.path = path
+        self.max_batch = max_batch
+        self._content = path.read_bytes()
+        self._threads = threads
+        self._local = threading.local()
+        self._new()  # fail at load time, not on the first request (then dropped: threads make their own)
+
+    def _new(self) -> list[Any]:
+        """[interpreter, input index, output index, batch it is sized for (0: none yet)]."""
+        interpreter = _new_interpreter(self._content, self._threads)
+        (inp,) = interpreter.get_input_details()
+        (out,) = interpreter.get_output_details()
+        if (tuple(inp["shape_signature"]) != (-1, *IMAGE_SHAPE) or inp["dtype"] != np.uint8
+                or tuple(out["shape_signature"]) != (-1, 10)):
+            raise ValueError(f"{self.path}: expected uint8 [-1,28,28] -> [-1,10], "
+                             f"got {inp['shape_signature']} -> {out['shape_signature']}")
+        return [interpreter, inp["index"], out["index"], 0]
+
+    def _sized(self, count: int) -> tuple[Any, int, int]:
+        """This thread's interpreter, sized for `count` images."""
+        state: list[Any] | None = getattr(self._local, "state", None)
+        if state is None:
+            state = self._local.state = self._new()
+        interpreter, inp, out, size = state
+        if size != count:
+            interpreter.resize_tensor_input(inp, [count, *IMAGE_SHAPE], strict=True)
+            interpreter.allocate_tensors()
+            state[3] = count
+        return interpreter, inp, out
+
+    def _call(self, images: np.ndarray) -> np.ndarray:
+        interpreter, inp, out = self._sized(len(images))
+        interpreter.set_tensor(inp, images)
+        interpreter.invoke()
+        return interpreter.get_tensor(out).copy()
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """float32 [N,10] for uint8 [N,28,28], in chunks of at most `max_batch`."""
+        if len(images) == 0:  # an interpreter cannot be sized for 0 images
+            return np.zeros((0, 10), dtype=np.float32)
+        return in_buckets(images, self.max_batch, unpadded_size, self._call)
+
+
+def unpadded_size(count: int) -> int:
+    """The bucket of a model that takes any batch size: `count` itself (no padding)."""
+    return count
 
 
 def _new_interpreter(content: bytes, threads: int) -> Any:
