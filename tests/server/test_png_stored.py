@@ -1,7 +1,8 @@
-"""png.stored (issue 14): a PNG's image data inflated by ISA-L and stored uncompressed decodes, with
-Pillow, to exactly the pixels of the original file: every colour type and bit depth, palettes,
-transparency, the bench's pictures; and a file it cannot handle the same way comes back unchanged,
-so a corrupt or truncated upload is rejected exactly as before."""
+"""png.stored and png.prepare (issue 14): a PNG's image data inflated by ISA-L and stored uncompressed
+decodes, with Pillow, to exactly the pixels of the original file: every colour type and bit depth,
+palettes, transparency, the bench's pictures; a plain 8-bit gray PNG decoded by libspng gives
+Pillow's gray levels; and a file they cannot handle the same way goes to Pillow as it came, so a
+corrupt or truncated upload gets the digit or the error it got before."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from digits import imaging as mnist_imaging
-from digits_server.core import png
+from digits_server.core import imaging, png
+from digits_server.core.errors import InvalidInput
 from tests.scans import scanned
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -152,3 +154,79 @@ def mutated(draw: st.DrawFn) -> bytes:
 @given(mutated())
 def test_corrupt_files_decode_or_fail_exactly_as_before(data: bytes) -> None:
     assert outcome(png.stored(data, MAX_PIXELS)) == outcome(data)
+
+
+def digit_outcome(data: bytes, server: bool) -> tuple[str, object]:
+    """The server's digit for a file (png.prepare, then Pillow or libspng), or today's (Pillow alone)."""
+    try:
+        if server:
+            return "ok", imaging.from_encoded(data, "image.encoded").tobytes()
+        return "ok", mnist_imaging.preprocess(data, MAX_PIXELS).tobytes()
+    except InvalidInput as error:
+        return "error", str(error).removeprefix("image.encoded: ")
+    except mnist_imaging.ImageError as error:
+        return "error", str(error)
+
+
+def plain_scan(seed: int, extra: tuple[bytes, ...] = (), side: int = 0) -> bytes:
+    """An 8-bit gray scan with ink (so that it preprocesses), random filters, these chunks before IDAT."""
+    rng = np.random.default_rng(seed)
+    scan = np.asarray(scanned(pictures.digit(None), rng, size=side or int(rng.integers(90, 260))))
+    rows = np.concatenate([rng.integers(0, 5, (scan.shape[0], 1), dtype=np.uint8), scan], axis=1)
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", scan.shape[1], scan.shape[0], 8, 0, 0, 0, 0))
+    image_data = chunk(b"IDAT", zlib.compress(rows.tobytes()))
+    return b"".join([png.SIGNATURE, header, *extra, image_data, chunk(b"IEND", b"")])
+
+
+HARMLESS = (chunk(b"pHYs", struct.pack(">IIB", 11811, 11811, 1)), chunk(b"gAMA", struct.pack(">I", 45455)),
+            chunk(b"sRGB", b"\x00"), chunk(b"cHRM", struct.pack(">8I", *range(8))))
+
+
+def test_plain_gray_pngs_are_decoded_by_libspng_to_pillows_levels() -> None:
+    files = [pictures.pngs(pictures.digit(None))["png200"]]
+    files += [plain_scan(seed, HARMLESS[: seed % 5]) for seed in range(24)]
+    for data in files:
+        prepared = png.prepare(data, MAX_PIXELS)
+        assert isinstance(prepared, np.ndarray)
+        assert outcome(data) == (str(prepared.dtype), prepared.tobytes())
+        assert digit_outcome(data, server=True) == digit_outcome(data, server=False)
+
+
+def test_other_pngs_go_to_pillow() -> None:
+    data = plain_scan(0)
+    ihdr_end = 33
+    bad_crc = chunk(b"pHYs", b"\x00" * 9)[:-1] + b"\x00"
+    others = [
+        data[:ihdr_end] + chunk(b"tEXt", b"Comment\x00hello") + data[ihdr_end:],  # text may hold EXIF or XMP
+        data[:ihdr_end] + chunk(b"pHYs", b"\x00" * 8) + data[ihdr_end:],  # a chunk of the wrong length
+        data[:ihdr_end] + bad_crc + data[ihdr_end:],  # Pillow rejects it: so does the server
+        data[:29] + b"\x00\x00\x00\x00" + data[ihdr_end:],  # IHDR's checksum wrong
+        data + b"trailing",
+        data[:-12] + chunk(b"eXIf", bytes.fromhex("4d4d002a00000008000101120003000000010006000000000000")) + data[-12:],
+        make_png(np.random.default_rng(0), 2, 8, side=100),
+    ]
+    for other in others:
+        assert not isinstance(png.prepare(other, MAX_PIXELS), np.ndarray)
+        assert digit_outcome(other, server=True) == digit_outcome(other, server=False)
+    assert not isinstance(png.prepare(plain_scan(1, side=100), 100 * 100 - 1), np.ndarray)
+
+
+PLAIN_SEEDS = [plain_scan(seed, HARMLESS[:seed]) for seed in range(3)]
+
+
+@st.composite
+def mutated_plain(draw: st.DrawFn) -> bytes:
+    """A plain gray scan with a few bytes overwritten (anywhere, or near the end) and/or cut short."""
+    data = bytearray(draw(st.sampled_from(PLAIN_SEEDS)))
+    start = 8 if draw(st.booleans()) else len(data) - 40
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        data[draw(st.integers(min_value=start, max_value=len(data) - 1))] = draw(st.integers(0, 255))
+    if draw(st.booleans()):
+        data = data[: draw(st.integers(min_value=len(data) - 100, max_value=len(data)))]
+    return bytes(data)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_plain())
+def test_corrupt_plain_files_give_the_digit_or_error_of_before(data: bytes) -> None:
+    assert digit_outcome(data, server=True) == digit_outcome(data, server=False)

@@ -63,14 +63,18 @@ def from_encoded(data: bytes, field: str, limits: ImageLimits = ImageLimits()) -
     """An encoded image file (PNG, JPEG, GIF, BMP, WebP, ...) turned into an MNIST-like digit.
 
     The preprocessing is `digits.imaging.preprocess`, shared with `digits classify --show`; a PNG's
-    image data is inflated by ISA-L first (`png.stored`: the same pixels for less CPU).
+    image data is inflated by ISA-L first, a plain gray one decoded by libspng (`png.prepare`: the
+    same pixels for less CPU).
     """
     if not data:
         raise InvalidInput(f"{field}: the image file is empty (0 bytes)")
     if len(data) > limits.max_bytes:
         raise InvalidInput(f"{field}: {len(data)} bytes is more than the limit of {limits.max_bytes} per image file")
     try:
-        return mnist_imaging.preprocess(png.stored(data, limits.max_pixels), limits.max_pixels)
+        prepared = png.prepare(data, limits.max_pixels)
+        if isinstance(prepared, np.ndarray):
+            return mnist_imaging.from_levels(prepared)
+        return mnist_imaging.preprocess(prepared, limits.max_pixels)
     except mnist_imaging.ImageError as exc:
         raise InvalidInput(f"{field}: {exc}") from None
 

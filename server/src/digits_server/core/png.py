@@ -8,12 +8,18 @@ exactly the same pixels (any colour type, bit depth, palette, transparency, EXIF
 the inflating. Whatever is unusual (interlaced, animated, a zlib header Pillow's zlib would treat
 differently, chunks running past the end, image data that does not inflate cleanly to every
 scanline) is left as it came, for Pillow to decode or reject exactly as before.
+
+`prepare` goes one step further for the plainest files (8-bit grayscale, nothing but harmless
+chunks; what Pillow writes, and most scanners): libspng unfilters the stored copy to the very
+samples Pillow would return, in half Pillow's time.
 """
 
 from __future__ import annotations
 
 import struct
 
+import numpy as np
+import pyspng
 from isal import isal_zlib
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -22,6 +28,10 @@ DEPTHS = (1, 2, 4, 8, 16)
 ANIMATION_CHUNKS = (b"acTL", b"fcTL", b"fdAT")  # APNG: Pillow may pick another frame's data
 STORED_BLOCK = 65535  # the most bytes one stored deflate block holds
 MIN_COMPRESSED_BYTES = 2048  # below this, inflating costs less than rewriting the file (a 28x28 PNG: ~300 B)
+# ancillary chunks Pillow reads without effect on an 8-bit gray image's samples, by their only valid length
+PLAIN_CHUNKS = {b"pHYs": 9, b"gAMA": 4, b"sRGB": 1, b"cHRM": 32}
+PLAIN_GRAY = b"\x08\x00\x00\x00\x00"  # IHDR: depth 8, grayscale, deflate, adaptive filtering, not interlaced
+MAX_PLAIN_PIXELS = 4096 * 4096  # below Pillow's own decompression-bomb warning, whatever the server's limit
 _CHUNK_HEAD = struct.Struct(">I4s")
 _IHDR = struct.Struct(">IIBBBBB")
 
@@ -95,3 +105,40 @@ def stored(data: bytes, max_pixels: int) -> bytes:
     body = b"".join([b"IDAT", *_stored_zlib(raw)])
     chunk = (struct.pack(">I", len(body) - 4), body, struct.pack(">I", isal_zlib.crc32(body)))
     return b"".join([data[:start], *chunk, data[end:]])
+
+
+def _plain_gray(data: bytes) -> bool:
+    """Whether a PNG is an 8-bit grayscale image with only IHDR and PLAIN_CHUNKS (of their length and
+    with the checksums Pillow verifies), then its IDAT chunks, then an empty IEND ending the file."""
+    if data[8:16] != b"\x00\x00\x00\x0dIHDR" or data[24:29] != PLAIN_GRAY:
+        return False
+    position, size, image_data = 8, len(data), False
+    while position + 12 <= size:
+        length, kind = _CHUNK_HEAD.unpack_from(data, position)
+        end = position + 12 + length
+        if kind == b"IDAT":
+            image_data = True
+        elif image_data:
+            return kind == b"IEND" and length == 0 and end == size
+        elif kind != b"IHDR" and PLAIN_CHUNKS.get(kind) != length:
+            return False
+        elif struct.unpack_from(">I", data, end - 4)[0] != isal_zlib.crc32(data[position + 4: end - 4]):
+            return False
+        position = end
+    return False
+
+
+def prepare(data: bytes, max_pixels: int) -> bytes | np.ndarray:
+    """An upload made cheap to decode: a plain 8-bit grayscale PNG (`_plain_gray`) as its gray levels,
+    uint8 [H,W], exactly Pillow's; any other file as `stored(data, max_pixels)`, for Pillow."""
+    quick = stored(data, max_pixels)
+    if quick is data or not _plain_gray(data):
+        return quick
+    width, height = _IHDR.unpack_from(data, 16)[:2]
+    if not 0 < width * height <= MAX_PLAIN_PIXELS:
+        return quick
+    try:
+        levels = pyspng.load(quick)
+    except RuntimeError:  # what libspng rejects, Pillow decodes or rejects as it always did
+        return quick
+    return levels if levels.dtype == np.uint8 and levels.shape == (height, width) else quick
