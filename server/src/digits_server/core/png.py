@@ -116,6 +116,8 @@ def _plain_gray(data: bytes) -> bool:
     while position + 12 <= size:
         length, kind = _CHUNK_HEAD.unpack_from(data, position)
         end = position + 12 + length
+        if end > size:
+            return False
         if kind == b"IDAT":
             image_data = True
         elif image_data:
