@@ -1,7 +1,7 @@
 """png.stored and png.prepare (issue 14): a PNG's image data inflated by ISA-L and stored uncompressed
 decodes, with Pillow, to exactly the pixels of the original file: every colour type and bit depth,
-palettes, transparency, the bench's pictures; a plain 8-bit gray PNG decoded by libspng gives
-Pillow's gray levels; and a file they cannot handle the same way goes to Pillow as it came, so a
+palettes, transparency, the bench's pictures; a plain 8-bit gray or RGB PNG decoded by libspng
+gives Pillow's gray levels; and a file they cannot handle the same way goes to Pillow as it came, so a
 corrupt or truncated upload gets the digit or the error it got before."""
 
 from __future__ import annotations
@@ -168,12 +168,17 @@ def digit_outcome(data: bytes, server: bool) -> tuple[str, object]:
         return "error", str(error)
 
 
-def plain_scan(seed: int, extra: tuple[bytes, ...] = (), side: int = 0) -> bytes:
-    """An 8-bit gray scan with ink (so that it preprocesses), random filters, these chunks before IDAT."""
+def plain_scan(seed: int, extra: tuple[bytes, ...] = (), side: int = 0, rgb: bool = False) -> bytes:
+    """An 8-bit gray (or tinted RGB) scan with ink (so that it preprocesses), random filters, these
+    chunks before IDAT."""
     rng = np.random.default_rng(seed)
     scan = np.asarray(scanned(pictures.digit(None), rng, size=side or int(rng.integers(90, 260))))
-    rows = np.concatenate([rng.integers(0, 5, (scan.shape[0], 1), dtype=np.uint8), scan], axis=1)
-    header = chunk(b"IHDR", struct.pack(">IIBBBBB", scan.shape[1], scan.shape[0], 8, 0, 0, 0, 0))
+    height, width = scan.shape
+    if rgb:
+        green = np.clip(scan.astype(int) + rng.integers(-20, 20, scan.shape), 0, 255)
+        scan = np.stack([scan, green, scan // 2 + 100], axis=-1).astype(np.uint8).reshape(height, width * 3)
+    rows = np.concatenate([rng.integers(0, 5, (height, 1), dtype=np.uint8), scan], axis=1)
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2 if rgb else 0, 0, 0, 0))
     image_data = chunk(b"IDAT", zlib.compress(rows.tobytes()))
     return b"".join([png.SIGNATURE, header, *extra, image_data, chunk(b"IEND", b"")])
 
@@ -182,9 +187,10 @@ HARMLESS = (chunk(b"pHYs", struct.pack(">IIB", 11811, 11811, 1)), chunk(b"gAMA",
             chunk(b"sRGB", b"\x00"), chunk(b"cHRM", struct.pack(">8I", *range(8))))
 
 
-def test_plain_gray_pngs_are_decoded_by_libspng_to_pillows_levels() -> None:
+def test_plain_gray_and_rgb_pngs_are_decoded_by_libspng_to_pillows_levels() -> None:
     files = [pictures.pngs(pictures.digit(None))["png200"]]
-    files += [plain_scan(seed, HARMLESS[: seed % 5]) for seed in range(24)]
+    files += [plain_scan(seed, HARMLESS[: seed % 5], rgb=seed % 2 == 1) for seed in range(30)]
+    files += [make_png(np.random.default_rng(seed), colour, 8, side=120) for seed in range(3) for colour in (0, 2)]
     for data in files:
         prepared = png.prepare(data, MAX_PIXELS)
         assert isinstance(prepared, np.ndarray)
@@ -203,7 +209,9 @@ def test_other_pngs_go_to_pillow() -> None:
         data[:29] + b"\x00\x00\x00\x00" + data[ihdr_end:],  # IHDR's checksum wrong
         data + b"trailing",
         data[:-12] + chunk(b"eXIf", bytes.fromhex("4d4d002a00000008000101120003000000010006000000000000")) + data[-12:],
-        make_png(np.random.default_rng(0), 2, 8, side=100),
+        *(make_png(np.random.default_rng(0), colour, 8, side=100) for colour in (3, 4, 6)),  # palette, alpha
+        make_png(np.random.default_rng(0), 2, 8, side=100, transparency=True),  # RGB with tRNS
+        make_png(np.random.default_rng(0), 2, 16, side=100),
     ]
     for other in others:
         assert not isinstance(png.prepare(other, MAX_PIXELS), np.ndarray)
@@ -211,12 +219,12 @@ def test_other_pngs_go_to_pillow() -> None:
     assert not isinstance(png.prepare(plain_scan(1, side=100), 100 * 100 - 1), np.ndarray)
 
 
-PLAIN_SEEDS = [plain_scan(seed, HARMLESS[:seed]) for seed in range(3)]
+PLAIN_SEEDS = [plain_scan(seed, HARMLESS[:seed], rgb=seed == 2) for seed in range(3)]
 
 
 @st.composite
 def mutated_plain(draw: st.DrawFn) -> bytes:
-    """A plain gray scan with a few bytes overwritten (anywhere, or near the end) and/or cut short."""
+    """A plain gray or RGB scan with a few bytes overwritten (anywhere, or near the end) and/or cut short."""
     data = bytearray(draw(st.sampled_from(PLAIN_SEEDS)))
     start = 8 if draw(st.booleans()) else len(data) - 40
     for _ in range(draw(st.integers(min_value=1, max_value=3))):

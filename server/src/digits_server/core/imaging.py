@@ -64,8 +64,8 @@ def from_encoded(data: bytes, field: str, limits: ImageLimits = ImageLimits()) -
     """An encoded image file (PNG, JPEG, GIF, BMP, WebP, ...) turned into an MNIST-like digit.
 
     The preprocessing is `digits.imaging.preprocess`, shared with `digits classify --show`; a PNG's
-    image data is inflated by ISA-L first, a plain gray one decoded by libspng (`png.prepare`: the
-    same pixels for less CPU).
+    image data is inflated by ISA-L first, a plain gray or RGB one decoded by libspng (`png.prepare`:
+    the same pixels for less CPU).
     """
     if not data:
         raise InvalidInput(f"{field}: the image file is empty (0 bytes)")

@@ -9,9 +9,10 @@ the inflating. Whatever is unusual (interlaced, animated, a zlib header Pillow's
 differently, chunks running past the end, image data that does not inflate cleanly to every
 scanline) is left as it came, for Pillow to decode or reject exactly as before.
 
-`prepare` goes one step further for the plainest files (8-bit grayscale, nothing but harmless
-chunks; what Pillow writes, and most scanners): libspng unfilters the stored copy to the very
-samples Pillow would return, in half Pillow's time.
+`prepare` goes one step further for the plainest files (8-bit grayscale or RGB, nothing but
+harmless chunks; what Pillow writes, and most scanners): libspng unfilters the stored copy to the
+very samples Pillow would decode, in half Pillow's time (RGB then grayed by Pillow's own "L"
+conversion, as `digits.imaging` does).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ STORED_BLOCK = 65535  # the most bytes one stored deflate block holds
 MIN_COMPRESSED_BYTES = 2048  # below this, inflating costs less than rewriting the file (a 28x28 PNG: ~300 B)
 # ancillary chunks Pillow reads without effect on an 8-bit gray image's samples, by their only valid length
 PLAIN_CHUNKS = {b"pHYs": 9, b"gAMA": 4, b"sRGB": 1, b"cHRM": 32}
-PLAIN_GRAY = b"\x08\x00\x00\x00\x00"  # IHDR: depth 8, grayscale, deflate, adaptive filtering, not interlaced
+# IHDR's last five bytes: depth 8, grayscale or RGB, deflate, adaptive filtering, not interlaced
+PLAIN_KINDS = {b"\x08\x00\x00\x00\x00": 1, b"\x08\x02\x00\x00\x00": 3}  # -> channels
 MAX_PLAIN_PIXELS = 4096 * 4096  # below Pillow's own decompression-bomb warning, whatever the server's limit
 _CHUNK_HEAD = struct.Struct(">I4s")
 _IHDR = struct.Struct(">IIBBBBB")
@@ -107,10 +109,11 @@ def stored(data: bytes, max_pixels: int) -> bytes:
     return b"".join([data[:start], *chunk, data[end:]])
 
 
-def _plain_gray(data: bytes) -> bool:
-    """Whether a PNG is an 8-bit grayscale image with only IHDR and PLAIN_CHUNKS (of their length and
-    with the checksums Pillow verifies), then its IDAT chunks, then an empty IEND ending the file."""
-    if data[8:16] != b"\x00\x00\x00\x0dIHDR" or data[24:29] != PLAIN_GRAY:
+def _plain(data: bytes) -> bool:
+    """Whether a PNG is an 8-bit grayscale or RGB image (PLAIN_KINDS) with only IHDR and PLAIN_CHUNKS
+    (of their length, with the checksums Pillow verifies), then IDAT chunks, then an empty IEND ending
+    the file."""
+    if data[8:16] != b"\x00\x00\x00\x0dIHDR" or data[24:29] not in PLAIN_KINDS:
         return False
     position, size, image_data = 8, len(data), False
     while position + 12 <= size:
@@ -131,16 +134,23 @@ def _plain_gray(data: bytes) -> bool:
 
 
 def prepare(data: bytes, max_pixels: int) -> bytes | np.ndarray:
-    """An upload made cheap to decode: a plain 8-bit grayscale PNG (`_plain_gray`) as its gray levels,
-    uint8 [H,W], exactly Pillow's; any other file as `stored(data, max_pixels)`, for Pillow."""
+    """An upload made cheap to decode: a plain 8-bit grayscale or RGB PNG (`_plain`) as its gray
+    levels, uint8 [H,W], exactly Pillow's; any other file as `stored(data, max_pixels)`, for Pillow."""
     quick = stored(data, max_pixels)
-    if quick is data or not _plain_gray(data):
+    if quick is data or not _plain(data):
         return quick
     width, height = _IHDR.unpack_from(data, 16)[:2]
     if not 0 < width * height <= MAX_PLAIN_PIXELS:
         return quick
     try:
-        levels = pyspng.load(quick)
+        samples = pyspng.load(quick)
     except RuntimeError:  # what libspng rejects, Pillow decodes or rejects as it always did
         return quick
-    return levels if levels.dtype == np.uint8 and levels.shape == (height, width) else quick
+    gray = PLAIN_KINDS[data[24:29]] == 1
+    if samples.dtype != np.uint8 or samples.shape != ((height, width) if gray else (height, width, 3)):
+        return quick
+    if gray:
+        return samples
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(samples, "RGB").convert("L"))  # the conversion digits.imaging makes
