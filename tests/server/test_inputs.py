@@ -17,7 +17,9 @@ from PIL import Image
 from digits import DigitsClient, imageprep, imaging
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
+from digits_server.core import png as png_files
 from tests.modelrepo import private_repo
+from tests.scans import scanned
 from tests.serverproc import source_env, start_server
 
 # Measured agreement: 84-85% (PNG and JPEG) with the suite's 1-epoch tiny models, whose shaky
@@ -74,6 +76,25 @@ def test_image_files_of_digits_classify_like_the_raw_digits(server, digits, fmt:
     assert np.median(correlation) > 0.9
 
 
+def scan_png(digit: np.ndarray, mode: str) -> bytes:
+    """The digit as a 200x200 scan with noise (the bench's png200), saved as a PNG of this mode."""
+    scan = scanned(digit, np.random.default_rng(int(digit.sum())))
+    buffer = io.BytesIO()
+    (scan.quantize(64) if mode == "P" else scan.convert(mode)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA", "P", "I;16"])
+def test_scanned_pngs_classify_as_pillow_decodes_them(server, digits, mode: str) -> None:
+    """Scans the server inflates with ISA-L (png.stored) get the answer of the client's own Pillow decode."""
+    files = [scan_png(image, mode) for image in digits[0][:4]]
+    assert all(png_files.stored(data, 1_000_000) is not data for data in files)
+    with DigitsClient(server.target, timeout=60) as client:
+        for data in files:
+            from_file, from_pixels = client.classify(data), client.classify(imaging.preprocess(data))
+            assert (from_file.digit, from_file.probabilities) == (from_pixels.digit, from_pixels.probabilities)
+
+
 def status_of(call, request) -> tuple[grpc.StatusCode, str]:
     with pytest.raises(grpc.RpcError) as error:
         call(request, timeout=30)
@@ -89,6 +110,8 @@ def png(image: Image.Image) -> bytes:
 BAD_IMAGES = {
     "empty file": (pb.Image(encoded=b""), "image.encoded", "empty"),
     "not an image": (pb.Image(encoded=b"\x89PNG\r\n\x1a\n garbage"), "image.encoded", "decode"),
+    "truncated scan": (pb.Image(encoded=scan_png(np.eye(28, dtype=np.uint8) * 255, "L")[:20000]), "image.encoded",
+                       "truncated or corrupt"),
     "too many bytes": (pb.Image(encoded=b"\x00" * 200_001), "image.encoded", "limit of 200000"),
     "too many pixels": (pb.Image(encoded=png(Image.new("L", (1001, 1000), 255))), "image.encoded", "limit of 1000000"),
     "blank": (pb.Image(encoded=png(Image.new("L", (64, 64), 255))), "image.encoded", "blank"),

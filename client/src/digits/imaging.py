@@ -200,5 +200,9 @@ def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """An encoded image file as an MNIST-like uint8 [28,28] digit; ImageError says why it cannot be."""
     if not data:
         raise ImageError("the image file is empty (0 bytes)")
-    gray = decode_levels(data, max_pixels)
+    return from_levels(decode_levels(data, max_pixels))
+
+
+def from_levels(gray: np.ndarray) -> np.ndarray:
+    """Decoded gray levels (`decode_levels`' result) as the MNIST-like uint8 [28,28] digit: steps 2-5."""
     return _fit_cropped(ink_crop(gray)) if gray.dtype == np.uint8 else fit_and_centre(ink_from_gray(gray))
