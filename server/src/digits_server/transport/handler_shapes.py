@@ -85,6 +85,17 @@ def counted(
 
         return counted_stream
 
+    if inspect.iscoroutinefunction(behavior):
+
+        async def counted_coroutine(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            request = await admit(request, context)
+            try:
+                return await behavior(request, context)
+            finally:
+                finished()
+
+        return counted_coroutine
+
     async def counted_call(request: Any, context: grpc.aio.ServicerContext) -> Any:
         request = await admit(request, context)
         try:
