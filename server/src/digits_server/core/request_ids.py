@@ -39,6 +39,9 @@ KEY_ENV = "DIGITS_SERVER_FEEDBACK_KEY"
 # 1,024 images fit well inside it.
 MAX_SIGNED_ID_CHARS = 8192
 _HEAD = struct.Struct(">I8s")
+_HEAD_NUMBERS = struct.Struct(">IQ")  # the same 12 bytes, packed from the nonce as a number
+_ONE_IMAGE = b"\x01"  # _varint(1)
+_B64URL = bytes.maketrans(b"+/", b"-_")
 _MASK64 = (1 << 64) - 1
 _SERVED_CACHE = 4096  # encoded (version, model, experiment, arm) blocks kept per RequestIds
 
@@ -137,7 +140,7 @@ class RequestIds:
 
     def issue(self, served_by: ServedBy, digits: np.ndarray, true_labels: Sequence[int | None]) -> str:
         """A signed id for a live prediction of `len(digits)` images."""
-        nonce = ((self._base + next(self._counter)) & _MASK64).to_bytes(8, "big")
+        nonce = (self._base + next(self._counter)) & _MASK64
         served = self._served.get(served_by)
         if served is None:
             if len(self._served) >= _SERVED_CACHE:
@@ -145,11 +148,14 @@ class RequestIds:
             served = self._served[served_by] = b"".join((
                 _varint(served_by.version), _text(served_by.model), _text(served_by.experiment), _text(served_by.arm),
             ))
+        count = len(digits)
         payload = b"".join((
-            _HEAD.pack(int(self._clock()) & 0xFFFFFFFF, nonce), served, _varint(len(digits)),
-            pack_nibbles(digits, true_labels),
+            _HEAD_NUMBERS.pack(int(self._clock()) & 0xFFFFFFFF, nonce), served,
+            _ONE_IMAGE if count == 1 else _varint(count), pack_nibbles(digits, true_labels),
         ))
-        return PREFIX + base64.urlsafe_b64encode(payload + self._mac(payload)).rstrip(b"=").decode("ascii")
+        # urlsafe_b64encode without its wrapper calls; the same characters
+        encoded = binascii.b2a_base64(payload + self._mac(payload), newline=False).translate(_B64URL)
+        return PREFIX + encoded.rstrip(b"=").decode("ascii")
 
     def _mac(self, payload: bytes) -> bytes:
         """HMAC-SHA256(key, payload) truncated to MAC_BYTES."""
@@ -197,7 +203,8 @@ class RequestIds:
         packed = reader.rest()
         if count == 0 or len(packed) != (count + 1) // 2:
             raise ValueError("image count does not match the digits")
-        return SignedPrediction(ServedBy(model, version, experiment, arm), issued_at, unpack_nibbles(packed, count), mac)
+        served_by = ServedBy(model, version, experiment, arm)
+        return SignedPrediction(served_by, issued_at, unpack_nibbles(packed, count), mac)
 
 
 class _Reader:

@@ -50,7 +50,8 @@ class MetricsObserver:
         traffic = "shadow" if event.shadow else "live"
         self.metrics.observe_timings(model, version, event.timings, event.requests)
         self.metrics.count_predictions(model, version, traffic, event.digits, event.probabilities)
-        if all(label is None for label in event.true_labels):
+        labels = event.true_labels
+        if labels.count(None) == len(labels):  # no true digit came with the request
             return
         labelled = [(t, p) for t, p in zip(event.true_labels, event.digits.tolist()) if t is not None]
         if labelled:

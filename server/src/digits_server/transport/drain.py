@@ -36,7 +36,7 @@ from typing import Any
 import grpc
 
 from digits_server.core.errors import PermissionDenied, ShuttingDown
-from digits_server.transport.handler_shapes import ANY_SHAPE, behavior_of, preceded, rebuild
+from digits_server.transport.handler_shapes import ANY_SHAPE, behavior_of, counted, rebuild
 from digits_server.transport.status_codes import code_of, details_of, kind_of
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class Drain(grpc.GenericRpcHandler):
         """`handler`, counted while it runs (refused when it comes through the private socket)."""
         if method.startswith(UNGATED_PREFIXES):
             return handler
-        return rebuild(handler, preceded(behavior_of(handler), self._admit))
+        return rebuild(handler, counted(behavior_of(handler), self._admit, self._finished))
 
     async def _admit(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         if self.address is not None and context.peer().startswith("unix:"):
@@ -117,10 +117,9 @@ class Drain(grpc.GenericRpcHandler):
             error = PermissionDenied(f"server: the shutdown socket serves {BARRIER_METHOD} only")
             await context.abort(code_of(error), details_of(error), trailing_metadata=kind_of(error))
         self.in_flight += 1
-        context.add_done_callback(self._finished)
         return request
 
-    def _finished(self, _context: Any) -> None:
+    def _finished(self) -> None:
         self.in_flight -= 1
         if self.in_flight == 0 and self._idle is not None:
             self._idle.set()
