@@ -18,6 +18,7 @@ conversion, as `digits.imaging` does).
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 
 import numpy as np
 import pyspng
@@ -49,13 +50,25 @@ def decoded_bytes(data: bytes) -> int | None:
     return height * (1 + (width * channels * depth + 7) // 8)
 
 
-def _image_data(data: bytes) -> tuple[int, int, list[bytes]] | None:
-    """(start, end, payloads) of the first run of IDAT chunks, or None if the file is unusual."""
-    position, size, start, payloads = 8, len(data), 0, []
+def _chunks(data: bytes) -> Iterator[tuple[bytes | None, int, int]]:
+    """(kind, start, end) of each whole chunk after the signature, in order; a chunk running past
+    the end of `data` comes as kind None (and ends the walk)."""
+    position, size = 8, len(data)
     while position + 12 <= size:
         length, kind = _CHUNK_HEAD.unpack_from(data, position)
         end = position + 12 + length
         if end > size:
+            yield None, position, size
+            return
+        yield kind, position, end
+        position = end
+
+
+def _image_data(data: bytes) -> tuple[int, int, list[bytes]] | None:
+    """(start, end, payloads) of the first run of IDAT chunks, or None if the file is unusual."""
+    start, after, payloads = 0, 8, []
+    for kind, position, end in _chunks(data):
+        if kind is None:
             return None
         if kind == b"IDAT":
             start = start or position
@@ -64,8 +77,8 @@ def _image_data(data: bytes) -> tuple[int, int, list[bytes]] | None:
             return start, position, payloads
         elif kind in ANIMATION_CHUNKS or kind == b"IEND":
             return None
-        position = end
-    return (start, position, payloads) if payloads else None
+        after = end
+    return (start, after, payloads) if payloads else None
 
 
 def _stored_zlib(raw: bytes) -> list[bytes]:
@@ -115,21 +128,19 @@ def _plain(data: bytes) -> bool:
     the file."""
     if data[8:16] != b"\x00\x00\x00\x0dIHDR" or data[24:29] not in PLAIN_KINDS:
         return False
-    position, size, image_data = 8, len(data), False
-    while position + 12 <= size:
-        length, kind = _CHUNK_HEAD.unpack_from(data, position)
-        end = position + 12 + length
-        if end > size:
+    image_data = False
+    for kind, position, end in _chunks(data):
+        if kind is None:
             return False
+        length = end - position - 12
         if kind == b"IDAT":
             image_data = True
         elif image_data:
-            return kind == b"IEND" and length == 0 and end == size
+            return kind == b"IEND" and length == 0 and end == len(data)
         elif kind != b"IHDR" and PLAIN_CHUNKS.get(kind) != length:
             return False
         elif struct.unpack_from(">I", data, end - 4)[0] != isal_zlib.crc32(data[position + 4: end - 4]):
             return False
-        position = end
     return False
 
 
