@@ -1,5 +1,6 @@
-"""Model repositories for fault and soak tests: private copies of the trainer-made repository
-that a test may change, versions published the way the trainer publishes them, and polling."""
+"""Model repositories for the server's tests: private copies of the trainer-made repository that a
+test may change, versions published the way the trainer publishes them, polling, and one version
+loaded in-process the way the server loads it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from digits_server.core.loaded_model import LoadedModel
 
 
 def private_repo(model_repo: Path, dest: Path, cells: tuple[str, ...] = ("gru",)) -> Path:
@@ -35,3 +40,14 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(0.1)
+
+
+def loaded_version(path: Path, runtime: str = "auto", buckets: tuple[int, ...] = (1, 4, 16)) -> LoadedModel:
+    """The version folder `path` loaded and warmed up as the server does, its XLA buckets (if any) compiled."""
+    from digits_server.core.loaded_model import LoadedModel
+
+    model = LoadedModel(path.parent.name, 1, path, runtime=runtime, xla_buckets=buckets)
+    model.load()
+    model.warm_up(batch_sizes=(1,))
+    assert model.wait_compiled(timeout=300)
+    return model

@@ -17,6 +17,13 @@ def test_digit(tiny_npz: Path) -> np.ndarray:
         return data["x_test"][0]
 
 
+@pytest.fixture(scope="session")
+def digits(tiny_npz: Path) -> np.ndarray:
+    """The tiny data set's test digits, uint8 [N,28,28]."""
+    with np.load(tiny_npz) as data:
+        return data["x_test"]
+
+
 @pytest.fixture()
 def gru_repo(model_repo: Path, tmp_path: Path) -> Path:
     """A private model repository with the trainer's GRU version 1 only (fast to load), safe to change."""

@@ -16,6 +16,7 @@ from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
 from digits_server.core.loaded_model import LoadedModel
 from digits_server.core.runtimes import LITE_MAX_BATCH, TFLITE_BATCH_FILE, TFLITE_FILE, LiteBatchInterpreters
+from tests.modelrepo import loaded_version
 from tests.serverproc import start_server
 
 CELLS = ("rnn", "lstm", "gru")
@@ -25,18 +26,6 @@ BUCKETS = (1, 4, 16, 64)  # XLA's, when it serves
 SIZES = (2, 3, 4, 5, 16, 17, 37, LITE_MAX_BATCH, LITE_MAX_BATCH + 1, 100, 200, 3, 1)
 
 
-@pytest.fixture(scope="module")
-def digits(tiny_npz: Path) -> np.ndarray:
-    with np.load(tiny_npz) as data:
-        return data["x_test"]
-
-
-def loaded(path: Path, runtime: str = "auto", buckets: tuple[int, ...] = BUCKETS) -> LoadedModel:
-    model = LoadedModel(path.parent.name, 1, path, runtime=runtime, xla_buckets=buckets)
-    model.load()
-    model.warm_up(batch_sizes=(1,))
-    assert model.wait_compiled(timeout=300)
-    return model
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -44,7 +33,7 @@ def test_auto_serves_every_batch_size_with_litert_like_the_signature(
     model_repo: Path, digits: np.ndarray, cell: str
 ) -> None:
     assert (model_repo / cell / "1" / TFLITE_BATCH_FILE).is_file()  # the trainer wrote it
-    model = loaded(model_repo / cell / "1")
+    model = loaded_version(model_repo / cell / "1")
     assert model.runtime == "savedmodel+tflite+tflite-batch"
     assert model._xla is None and not model._signature_warm  # no compile, no trace
     reference = model.reference(digits)
@@ -62,20 +51,20 @@ def test_auto_serves_every_batch_size_with_litert_like_the_signature(
 
 
 def test_tflite_runtime_serves_batches_with_the_batch_file_too(model_repo: Path, digits: np.ndarray) -> None:
-    model = loaded(model_repo / "gru" / "1", "tflite")
+    model = loaded_version(model_repo / "gru" / "1", "tflite")
     assert model.runtime == "savedmodel+tflite+tflite-batch" and model._xla is None
     np.testing.assert_allclose(model.predict(digits[:7]), model.reference(digits[:7]), atol=TOLERANCE, rtol=0)
 
 
 def test_xla_runtime_ignores_the_litert_files(model_repo: Path, digits: np.ndarray) -> None:
-    model = loaded(model_repo / "rnn" / "1", "xla", buckets=(1, 4))
+    model = loaded_version(model_repo / "rnn" / "1", "xla", buckets=(1, 4))
     assert model.runtime == "savedmodel+xla" and model._lite_batch is None and model._lite is None
     np.testing.assert_allclose(model.predict(digits[:3]), model.reference(digits[:3]), atol=TOLERANCE, rtol=0)
     model.unload()
 
 
 def test_a_version_without_the_batch_file_keeps_xla_for_batches(xla_repo: Path, digits: np.ndarray) -> None:
-    model = loaded(xla_repo / "rnn" / "1")
+    model = loaded_version(xla_repo / "rnn" / "1", buckets=BUCKETS)
     assert model.runtime == "savedmodel+tflite+xla" and model._lite_batch is None
     np.testing.assert_allclose(model.predict(digits[:5]), model.reference(digits[:5]), atol=TOLERANCE, rtol=0)
     model.unload()
@@ -87,7 +76,7 @@ def test_without_the_batch_1_file_the_batch_file_serves_single_images(
     version = tmp_path / "lstm" / "1"
     shutil.copytree(model_repo / "lstm" / "1", version)
     (version / TFLITE_FILE).unlink()
-    model = loaded(version)
+    model = loaded_version(version)
     assert model.runtime == "savedmodel+tflite-batch"
     singles = np.concatenate([model.predict(digits[i : i + 1]) for i in range(5)])
     np.testing.assert_allclose(singles, model.reference(digits[:5]), atol=TOLERANCE, rtol=0)

@@ -17,6 +17,7 @@ from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
 from digits_server.core.loaded_model import OUTPUT_NAME, LoadedModel, check_runtime, return_free_heap
 from digits_server.core.runtimes import TFLITE_FILE, XlaBuckets, parse_buckets
+from tests.modelrepo import loaded_version
 from tests.serverproc import start_server
 
 CELLS = ("rnn", "lstm", "gru")
@@ -31,25 +32,13 @@ def lite_repo(xla_repo: Path) -> Path:
     return xla_repo
 
 
-@pytest.fixture(scope="module")
-def digits(tiny_npz: Path) -> np.ndarray:
-    with np.load(tiny_npz) as data:
-        return data["x_test"]
-
-
-def loaded(path: Path, runtime: str, buckets: tuple[int, ...] = (1, 4, 16)) -> LoadedModel:
-    model = LoadedModel(path.parent.name, 1, path, runtime=runtime, xla_buckets=buckets)
-    model.load()
-    model.warm_up(batch_sizes=(1,))
-    assert model.wait_compiled(timeout=300)
-    return model
 
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_auto_runtime_matches_the_savedmodel_at_every_batch_size(
     lite_repo: Path, digits: np.ndarray, cell: str
 ) -> None:
-    model = loaded(lite_repo / cell / "1", "auto")
+    model = loaded_version(lite_repo / cell / "1", "auto")
     assert model.runtime == "savedmodel+tflite+xla"
     reference = model.reference(digits)
     singles = np.concatenate([model.predict(digits[i : i + 1]) for i in range(100)])
@@ -65,7 +54,7 @@ def test_auto_runtime_matches_the_savedmodel_at_every_batch_size(
 
 
 def test_savedmodel_runtime_serves_the_signature_itself(lite_repo: Path, digits: np.ndarray) -> None:
-    model = loaded(lite_repo / "lstm" / "1", "savedmodel")
+    model = loaded_version(lite_repo / "lstm" / "1", "savedmodel")
     assert model.runtime == "savedmodel"
     np.testing.assert_array_equal(model.predict(digits[:5]), model.reference(digits[:5]))
 
@@ -76,7 +65,7 @@ def test_tflite_runtime_without_the_file_falls_back_to_the_signature(
     bare = tmp_path / "gru" / "1"
     shutil.copytree(lite_repo / "gru" / "1", bare)
     (bare / TFLITE_FILE).unlink()
-    model = loaded(bare, "tflite")
+    model = loaded_version(bare, "tflite")
     assert model.runtime == "savedmodel"
     np.testing.assert_array_equal(model.predict(digits[:1]), model.reference(digits[:1]))
 

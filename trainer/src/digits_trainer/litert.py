@@ -8,7 +8,7 @@ same weights, frozen to constants, convert with builtin ops only:
   single images;
 - ``<version>/assets.extra/model_batch.tflite``: any batch (input shape ``[-1, 28, 28]``), the
   recurrent layer unrolled over the 28 rows so that no TensorList is needed; the server resizes
-  one interpreter per batch-size bucket.
+  one interpreter per serving thread to each batch's size.
 
 Both take uint8 ``[N, 28, 28]`` to probabilities ``[N, 10]``, exactly like the signature (scaling,
 temperature and softmax inside). The SavedModel stays the source of truth (the server's tests
