@@ -25,6 +25,7 @@ from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
 from digits_server.app import DigitsServer
 from digits_server.settings import Settings
+from digits_server.transport.drain import BARRIER_METHOD
 from tests.serverproc import start_server
 
 GRACE = 15.0
@@ -182,3 +183,38 @@ async def test_the_shutdown_socket_carries_the_barrier_only(gru_repo: Path, test
     finally:
         await server.stop(grace=2)
     assert not socket_dir.exists()
+
+
+@pytest.mark.asyncio
+async def test_the_public_port_does_not_answer_the_barrier(gru_repo: Path, tmp_path: Path) -> None:
+    """With a tokens file, the barrier method is unknown on the public port whoever calls it (it
+    used to answer OK to a caller with no token, before the auth check); the shutdown socket
+    still carries it."""
+    tokens = tmp_path / "tokens"
+    admin = "admin-token-for-the-barrier-test-0123"
+    tokens.write_text(f"admin {admin}\n")
+    tokens.chmod(0o600)
+    settings = dataclasses.replace(
+        Settings(), models=gru_repo, port=0, metrics_port=-1, default_model="gru", poll_seconds=0,
+        tokens_file=tokens,
+    )
+    server = DigitsServer(settings)
+    await server.start()
+    codes = []
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            barrier = channel.unary_unary(BARRIER_METHOD)
+            for metadata in ((), (("authorization", f"Bearer {admin}"),)):
+                try:
+                    await barrier(b"0" * 16, metadata=metadata, timeout=10)
+                    codes.append(grpc.StatusCode.OK)
+                except grpc.aio.AioRpcError as error:
+                    codes.append(error.code())
+            models = pb_grpc.DigitClassifierStub(channel).ListModels
+            with pytest.raises(grpc.aio.AioRpcError) as refused:  # the tokens file is in force
+                await models(pb.ListModelsRequest(), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert codes == [grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNIMPLEMENTED]
+        assert await server.drain.barrier(10)  # the private socket still carries it
+    finally:
+        await server.stop(grace=2)

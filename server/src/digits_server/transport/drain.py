@@ -100,6 +100,10 @@ class Drain(grpc.GenericRpcHandler):
         return None
 
     async def _barrier_reached(self, nonce: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        if not self._through_private_socket(context):
+            # The public port has no such method: answered as gRPC answers any unknown one, with
+            # nothing done (the auth guard never sees this call, so it must not do anything here).
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
         waiter = self._waiting.pop(nonce, None)  # a nonce this process did not send does nothing
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -112,12 +116,16 @@ class Drain(grpc.GenericRpcHandler):
         return rebuild(handler, counted(behavior_of(handler), self._admit, self._finished))
 
     async def _admit(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if self.address is not None and context.peer().startswith("unix:"):
+        if self._through_private_socket(context):
             # the private socket has neither TLS nor client certificates: it carries the barrier only
             error = PermissionDenied(f"server: the shutdown socket serves {BARRIER_METHOD} only")
             await context.abort(code_of(error), details_of(error), trailing_metadata=kind_of(error))
         self.in_flight += 1
         return request
+
+    def _through_private_socket(self, context: grpc.aio.ServicerContext) -> bool:
+        """Whether the call came through the shutdown socket (the public port is TCP only)."""
+        return self.address is not None and context.peer().startswith("unix:")
 
     def _finished(self) -> None:
         self.in_flight -= 1
