@@ -11,7 +11,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from digits_server.core.domain import ModelSelector
-from digits_server.core.errors import AlreadyExists, InvalidInput, ModelNotFound, NotFound
+from digits_server.core.errors import AlreadyExists, InvalidInput, ModelNotFound, ModelUnavailable, NotFound
 from digits_server.experiments.router import Arm, Experiment, ExperimentRouter, check_models, from_config, sticky_arm
 
 KEYS = [f"user-{i}" for i in range(6000)]
@@ -187,6 +187,19 @@ def test_check_models_names_the_arm_whose_model_is_missing() -> None:
     check_models(Experiment("ok", (Arm("a", ModelSelector("lstm"), 1), Arm("b", ModelSelector("lstm", 2), 1))), resolve)
     with pytest.raises(InvalidInput, match=r"arms\[1\].model: model_spec.name: no model 'gru'"):
         check_models(experiment({"lstm": 1, "gru": 1}), resolve)
+
+
+def test_check_models_accepts_a_loading_version_and_lets_a_real_fault_through() -> None:
+    def loading(selector: ModelSelector) -> None:
+        raise ModelUnavailable(f"model '{selector.name}' version 2 is LOADING")
+
+    check_models(experiment({"lstm": 1, "gru": 1}), loading)  # exists, not ready yet: accepted
+
+    def broken(selector: ModelSelector) -> None:
+        raise RuntimeError("the manager's table is broken")
+
+    with pytest.raises(RuntimeError, match="broken"):  # a bug is not mistaken for "still loading"
+        check_models(experiment({"lstm": 1, "gru": 1}), broken)
 
 
 def test_experiments_from_the_config_file() -> None:

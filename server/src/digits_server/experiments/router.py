@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from digits_server.core.domain import ModelSelector
-from digits_server.core.errors import AlreadyExists, InvalidInput, ModelNotFound, NotFound
+from digits_server.core.errors import AlreadyExists, InvalidInput, ModelNotFound, ModelUnavailable, NotFound
 
 _HASH_SCALE = float(2**64)
 
@@ -229,7 +229,7 @@ def check_models(experiment: Experiment, resolve: Callable[[ModelSelector], Any]
             resolve(arm.model)
         except ModelNotFound as exc:
             raise InvalidInput(f"{field}[{i}].model: {exc}") from None
-        except Exception:  # e.g. ModelUnavailable: exists, not ready yet
+        except ModelUnavailable:  # exists, not loaded yet: accepted
             pass
 
 
