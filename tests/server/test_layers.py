@@ -1,4 +1,5 @@
-"""The package's layers hold: the transport-free layers never reach gRPC or generated protobuf code.
+"""The package's layers hold: each layer imports only itself and the layers below it
+(LAYERS, bottom first), and the transport-free layers never reach gRPC or generated protobuf code.
 
 Walks the source with `ast` (nothing is imported) and follows every `digits_server` import,
 module-level or inside a function, so an indirect path (core -> x -> grpc) fails too. Imports of
@@ -8,10 +9,11 @@ packages that importing them runs (`digits/__init__.py`); `if TYPE_CHECKING:` im
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
+
+from tests.imports import imports_of
 
 PACKAGE = Path(__file__).resolve().parents[2] / "server" / "src" / "digits_server"
 CLIENT = Path(__file__).resolve().parents[2] / "client" / "src" / "digits"
@@ -32,22 +34,6 @@ def module_path(name: str) -> Path | None:
     if (candidate / "__init__.py").is_file():
         return candidate / "__init__.py"
     return None
-
-
-def imports_of(source: str) -> set[str]:
-    """Every module an `import` or `from ... import` names, including `from pkg import module`."""
-    found: set[str] = set()
-    tree = ast.parse(source)
-    for block in ast.walk(tree):  # typing-only imports never run
-        if isinstance(block, ast.If) and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING":
-            block.body = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return found
 
 
 def forbidden_paths(start: str, read=lambda path: path.read_text()) -> list[list[str]]:
@@ -122,3 +108,70 @@ def test_walker_follows_the_client_package_and_its_init() -> None:
     assert ["digits_server.experiments.report", "digits", "digits.client", "grpc"] in chains
     lazy = {**eager, CLIENT / "__init__.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import grpc\n"}
     assert forbidden_paths("digits_server.experiments.report", read=lambda path: lazy.get(path, "")) == []
+
+
+# Bottom first. A module may import its own layer and those below; `digits_server` itself (the
+# package docstring and __version__) sits under every layer. `settings` is the one settings class
+# (it imports nothing of ours); core does not know it: app.py turns settings into core's options.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("core",),
+    ("settings",),
+    ("observability",),
+    ("experiments",),
+    ("transport",),
+    ("security",),
+    ("apis",),
+    ("protocols",),
+    ("app", "cli", "health_probe", "__main__"),
+)
+
+
+def layer_of(module: str) -> int | None:
+    """The index in LAYERS of a `digits_server.<part>...` module; None for the package itself and
+    for modules outside digits_server."""
+    parts = module.split(".")
+    if parts[0] != "digits_server" or len(parts) == 1:
+        return None
+    return next((i for i, layer in enumerate(LAYERS) if parts[1] in layer), -1)
+
+
+def upward_imports(read=lambda path: path.read_text()) -> list[str]:
+    """`importer -> imported` for every import of a layer above the importer's (or of a module
+    LAYERS does not place)."""
+    wrong: list[str] = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = "digits_server." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+        module = module.removesuffix(".__init__")
+        own = layer_of(module)
+        if own is None:
+            continue
+        for name in sorted(imports_of(read(path), module.rpartition(".")[0])):
+            target = layer_of(name) if module_path(name) is not None else None
+            if target is not None and (target == -1 or own == -1 or target > own):
+                wrong.append(f"{module} -> {name}")
+    return wrong
+
+
+def test_every_module_imports_only_its_layer_and_those_below() -> None:
+    wrong = upward_imports()
+    assert not wrong, "imports reaching up the layers:\n" + "\n".join(wrong)
+
+
+def test_every_part_of_the_package_has_a_layer() -> None:
+    parts = {path.stem for path in PACKAGE.glob("*.py")} | {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    placed = {part for layer in LAYERS for part in layer}
+    assert parts - {"__init__"} == placed
+
+
+def test_the_layer_check_catches_core_importing_upwards() -> None:
+    """The check itself can fail: core importing the metrics (as core/feedback.py did) or the
+    settings (as core/batching.py did) is reported, including from inside a function."""
+    fake = {
+        PACKAGE / "core" / "feedback.py": "from digits_server.observability.metrics import ServerMetrics\n",
+        PACKAGE / "core" / "batching.py": "def f():\n    from digits_server import settings\n",
+    }
+    wrong = upward_imports(read=lambda path: fake.get(path, ""))
+    assert wrong == [
+        "digits_server.core.batching -> digits_server.settings",
+        "digits_server.core.feedback -> digits_server.observability.metrics",
+    ]

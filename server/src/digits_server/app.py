@@ -61,7 +61,7 @@ class DigitsServer:
             settings.default_model,
             loader=guard_loader(
                 savedmodel_loader(
-                    BatchingOptions.from_settings(settings).warm_up_sizes(),
+                    batching_options(settings).warm_up_sizes(),
                     runtime=settings.runtime,
                     xla_buckets=parse_buckets(settings.xla_buckets),
                 ),
@@ -74,7 +74,7 @@ class DigitsServer:
         self.reloader = Reloader(self.manager, settings.model_config, settings.poll_seconds)
         self.reloader.read_config()  # a bad config file stops the server here, with the key at fault
         self.runner: ModelRunner = (
-            BatchingRunner(BatchingOptions.from_settings(settings), self.executor, self.metrics)
+            BatchingRunner(batching_options(settings), self.executor, self.metrics)
             if settings.batching
             else DirectRunner(self.executor)
         )
@@ -190,6 +190,18 @@ class DigitsServer:
         """Until the gRPC server terminates."""
         if self._grpc is not None:
             await self._grpc.wait_for_termination()
+
+
+def batching_options(settings: Settings) -> BatchingOptions:
+    """The batching knobs of the server settings (core knows nothing of Settings)."""
+    return BatchingOptions(
+        max_batch_size=max(settings.max_batch_size, 1),
+        batch_timeout=max(settings.batch_timeout_us, 0) / 1e6,
+        max_queued=max(settings.max_queued, 1),
+        concurrent_batches=max(settings.compute_threads, 1),
+        enabled=settings.batching,
+        inline_single=settings.inline_single,
+    )
 
 
 SERVICE_NAMES = tuple(service.full_name for service in pb.DESCRIPTOR.services_by_name.values())

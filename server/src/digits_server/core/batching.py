@@ -28,7 +28,6 @@ import numpy as np
 from digits_server.core.domain import Timings
 from digits_server.core.errors import DeadlineExpired, ModelUnavailable, Overloaded
 from digits_server.core.loaded_model import LoadedModel
-from digits_server.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -43,31 +42,17 @@ class QueueMetrics(Protocol):
         """One request rejected because the queue was full."""
 
 
-_DEFAULTS = Settings()
-
-
 @dataclass(frozen=True)
 class BatchingOptions:
-    """The batching knobs (from Settings); the defaults are the server settings' own."""
+    """The batching knobs. The server builds them from its settings (app.batching_options); these
+    defaults equal the settings' defaults (tests/server/test_settings.py keeps them so)."""
 
-    max_batch_size: int = _DEFAULTS.max_batch_size
-    batch_timeout: float = _DEFAULTS.batch_timeout_us / 1e6
-    max_queued: int = _DEFAULTS.max_queued
-    concurrent_batches: int = _DEFAULTS.compute_threads
-    enabled: bool = _DEFAULTS.batching
-    inline_single: bool = _DEFAULTS.inline_single
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "BatchingOptions":
-        """The batching knobs of the server settings."""
-        return cls(
-            max_batch_size=max(settings.max_batch_size, 1),
-            batch_timeout=max(settings.batch_timeout_us, 0) / 1e6,
-            max_queued=max(settings.max_queued, 1),
-            concurrent_batches=max(settings.compute_threads, 1),
-            enabled=settings.batching,
-            inline_single=settings.inline_single,
-        )
+    max_batch_size: int = 64
+    batch_timeout: float = 0.0
+    max_queued: int = 1024
+    concurrent_batches: int = 2
+    enabled: bool = True
+    inline_single: bool = True
 
     def warm_up_sizes(self) -> tuple[int, ...]:
         """Batch sizes a new version is warmed up at: one image, a small batch and a full batch."""
@@ -99,11 +84,6 @@ class Batcher:
         self._free = asyncio.Semaphore(max(options.concurrent_batches, 1))
         self._computing: set[asyncio.Task] = set()
         self._loop_task = asyncio.create_task(self._loop(), name=f"batcher-{model.name}-{model.version}")
-
-    @property
-    def queued_images(self) -> int:
-        """Images waiting (not yet in a model call)."""
-        return self._queued_images
 
     def submit(self, images: np.ndarray, deadline: float | None) -> _Request:
         """Queue a request, or raise Overloaded (queue full) / DeadlineExpired (deadline already past)."""

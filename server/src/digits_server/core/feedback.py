@@ -25,18 +25,31 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 
 from digits_server.core.domain import FeedbackEvent, FeedbackObserver, PredictionEvent, ServedBy
 from digits_server.core.errors import AlreadyExists, InvalidInput, RequestNotFound
 from digits_server.core.request_ids import LABELLED_IN_REQUEST, RequestIds, SignedPrediction, is_signed
-from digits_server.observability.metrics import ServerMetrics
 
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_ID_CHARS = 256
 _OPEN, _LABELLED_IN_REQUEST, _FEEDBACK_GIVEN = 0, 1, 2
+
+
+class FeedbackMetrics(Protocol):
+    """Where the store reports its memory and refusals (observability.metrics.ServerMetrics implements it)."""
+
+    def set_feedback_held(self, predictions: int) -> None:
+        """Predictions (images) remembered now."""
+
+    def count_feedback_rejected(self, reason: str) -> None:
+        """One feedback refused, by reason (duplicate, expired, forged, ...)."""
+
+    def count_feedback_evicted(self, reason: str, predictions: int) -> None:
+        """Remembered predictions forgotten, by reason (age, capacity)."""
 
 
 class _Remembered:
@@ -59,7 +72,7 @@ class FeedbackStore:
         max_predictions: int = 100_000,
         max_age_seconds: float = 3600.0,
         listeners: Sequence[FeedbackObserver] = (),
-        metrics: ServerMetrics | None = None,
+        metrics: FeedbackMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         request_ids: RequestIds | None = None,
     ) -> None:
@@ -189,11 +202,6 @@ class FeedbackStore:
                 break
             _, gone = self._seen.popitem(last=False)
             self._seen_labels -= gone.count
-
-    @property
-    def seen_labels(self) -> int:
-        """Labels of signed ids remembered (to refuse a second one for the same image here)."""
-        return self._seen_labels
 
     def _evict(self, now: float) -> None:
         """Forget expired entries, then the oldest ones while over capacity (lock held)."""

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from digits_server.core.errors import ConfigurationError
-from digits_server.security.pem import read_pem
+from digits_server.core.pem import read_pem
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 
 from digits_server.core.errors import ConfigurationError
-from digits_server.security.pem import read_pem
+from digits_server.core.pem import read_pem
 
 
 @dataclass(frozen=True)
