@@ -100,9 +100,10 @@ def run_one(
 ) -> dict[str, Any]:
     """Train one student; return its measured figures."""
     from . import calibration
+    from .data import split_validation
     from .loop import fit_loop, predict_logits, train_teacher
     from .model import build_model
-    from .training import fit, seed_everything, split_validation
+    from .training import fit, seed_everything
 
     if epochs is not None:
         recipe = recipe.with_overrides(epochs=epochs)

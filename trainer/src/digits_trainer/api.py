@@ -84,8 +84,8 @@ def train_cell(
     temperature on the held-out validation digits and exports it inside the graph.
     """
     from . import calibration
+    from .data import split_validation
     from .loop import predict_logits, train_teacher
-    from .training import split_validation
 
     check_cell(cell)
     if recipe.teacher and teacher is None:

@@ -90,12 +90,6 @@ class Dataset:
             test_limit=test_limit,
         )
 
-    def save_npz(self, path: str | os.PathLike[str]) -> Path:
-        """Write the four arrays to ``path`` in the Keras layout (``np.savez_compressed``)."""
-        target = Path(path)
-        np.savez_compressed(target, **{name: getattr(self, name) for name in _ARRAYS})
-        return target
-
 
 def fingerprint_arrays(arrays: dict[str, np.ndarray]) -> str:
     """Hash named arrays deterministically: ``"sha256:" + hex``.
@@ -237,3 +231,15 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
+
+
+def split_validation(
+    x: np.ndarray, y: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Hold out a seeded random ``fraction`` of ``(x, y)``: returns ``x_fit, y_fit, x_val, y_val``."""
+    n_val = int(round(len(x) * fraction))
+    if fraction > 0:
+        n_val = min(max(n_val, 1), len(x) - 1)
+    order = np.random.default_rng(seed).permutation(len(x))
+    val, fit = np.sort(order[:n_val]), np.sort(order[n_val:])
+    return x[fit], y[fit], x[val], y[val]

@@ -273,7 +273,7 @@ def train_teacher(
 
     import keras
 
-    from .training import split_validation
+    from .data import split_validation
 
     x_fit, y_fit, x_val, y_val = split_validation(
         data.x_train, data.y_train, recipe.validation_split, seed

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 if TYPE_CHECKING:
     import keras
 
@@ -54,8 +52,3 @@ def build_model(cell: str, *, units: int = UNITS) -> keras.Model:
     x = keras.layers.BatchNormalization(name="batch_norm")(x)
     logits = keras.layers.Dense(NUM_CLASSES, name="logits")(x)
     return keras.Model(inputs, logits, name=f"digits_{cell}")
-
-
-def scale_images(images: np.ndarray) -> np.ndarray:
-    """uint8 pixels -> float32 in ``[0, 1]``, exactly as the serving graph does (``/ 255``)."""
-    return images.astype(np.float32) / np.float32(255.0)

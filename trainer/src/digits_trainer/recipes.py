@@ -6,7 +6,7 @@ comparable; a recipe only changes *how* the model is trained.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 
@@ -104,10 +104,6 @@ class Recipe:
                 raise ValueError(f"validation split must be in [0, 1), got {validation_split}")
             changes["validation_split"] = validation_split
         return replace(self, **changes)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The recipe as a JSON-ready dict."""
-        return asdict(self)
 
 
 #: The reference: SGD (Keras' default learning rate 0.01), batch 64, 10 epochs, no tricks.

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .data import Dataset
+from .data import Dataset, split_validation
 from .recipes import Recipe
 
 if TYPE_CHECKING:
@@ -44,18 +44,6 @@ def seed_everything(seed: int) -> None:
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-
-
-def split_validation(
-    x: np.ndarray, y: np.ndarray, fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Hold out a seeded random ``fraction`` of ``(x, y)``: returns ``x_fit, y_fit, x_val, y_val``."""
-    n_val = int(round(len(x) * fraction))
-    if fraction > 0:
-        n_val = min(max(n_val, 1), len(x) - 1)
-    order = np.random.default_rng(seed).permutation(len(x))
-    val, fit = np.sort(order[:n_val]), np.sort(order[n_val:])
-    return x[fit], y[fit], x[val], y[val]
 
 
 def make_optimizer(recipe: Recipe) -> keras.optimizers.Optimizer:
