@@ -13,14 +13,7 @@ from prometheus_client import CollectorRegistry
 from digits_server.core.domain import FeedbackEvent, ServedBy
 from digits_server.core.errors import AlreadyExists, ConfigurationError, InvalidInput, NotFound
 from digits_server.core.feedback import FeedbackStore
-from digits_server.core.request_ids import (
-    KEY_ENV,
-    LABELLED_IN_REQUEST,
-    PREFIX,
-    RequestIds,
-    feedback_key,
-    is_signed,
-)
+from digits_server.core.request_ids import KEY_ENV, LABELLED_IN_REQUEST, PREFIX, RequestIds, feedback_key, is_signed
 from digits_server.observability.metrics import ServerMetrics
 from tests.server.test_feedback import Clock, Recorder, event
 
@@ -117,7 +110,7 @@ def test_a_replica_takes_feedback_for_an_id_another_made_once_per_image() -> Non
     assert other.give(made, 0, 3).correct  # a duplicate at another replica: counted there once (documented bound)
     assert [e.index for e in recorder.events] == [0]
     assert rejected(metrics, "duplicate") == 2 and rejected(metrics, "invalid_index") == 1
-    assert here.held == 0 and here.seen_labels == 1  # nothing remembered per prediction
+    assert here.held == 0  # nothing remembered per prediction
 
 
 def test_expired_and_forged_ids_are_refused_and_counted() -> None:
@@ -138,12 +131,20 @@ def test_expired_and_forged_ids_are_refused_and_counted() -> None:
 def test_the_seen_memory_is_bounded_and_forgets_expired_ids() -> None:
     clock = Clock()
     here, ids, _, _ = store(clock, max_predictions=100, max_age_seconds=60)
-    for _ in range(1_000):
-        here.give(ids.issue(LSTM, np.array([1, 2]), [None, None]), 0, 1)
-    assert here.seen_labels <= 100
+    made = [ids.issue(LSTM, np.array([1, 2]), [None, None]) for _ in range(1_000)]
+    for request_id in made:
+        here.give(request_id, 0, 1)
+    for request_id in made[-100:]:  # the newest 100 labels are remembered: a second one is refused
+        with pytest.raises(AlreadyExists):
+            here.give(request_id, 0, 1)
+    assert here.give(made[0], 0, 1).correct  # the oldest was forgotten (the documented bound)
     clock.now += 61
-    here.give(ids.issue(LSTM, np.array([1]), [None]), 0, 1)
-    assert here.seen_labels == 1  # the expired ones are gone
+    fresh = [ids.issue(LSTM, np.array([1]), [None]) for _ in range(100)]
+    for request_id in fresh:
+        here.give(request_id, 0, 1)
+    for request_id in fresh:  # the expired ones made room: all 100 new labels are remembered
+        with pytest.raises(AlreadyExists):
+            here.give(request_id, 0, 1)
 
 
 def test_client_chosen_ids_are_still_remembered_locally() -> None:
