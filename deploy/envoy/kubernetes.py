@@ -5,6 +5,7 @@ this variant changes only where they point and what the pod exposes:
 
 - the `digits` cluster resolves the headless Service (`digits-server-headless`): its A records are the
   ready server pods, re-resolved every 5 s, and each request goes to the replica with fewer in flight;
+  `digits_feedback` resolves the same Service, and Feedback goes by a ring hash of its request id;
 - a second listener, `envoy_metrics` on port 9902, forwards exactly two read-only paths of the
   loopback-only admin: `/stats/prometheus` (for Prometheus) and `/ready` (for the kubelet's readiness
   probe; it answers 503 while Envoy drains). Everything else on that port is 404.
@@ -96,11 +97,11 @@ def render(
     metrics = _metrics_listener(metrics_port)
     metrics["address"]["socket_address"]["address"] = listen_address
     resources["listeners"].append(metrics)
-    (cluster,) = [c for c in resources["clusters"] if c["name"] == "digits"]
-    if cluster["type"] != "STRICT_DNS":
-        raise ValueError(f"{source}: the digits cluster must be STRICT_DNS, not {cluster['type']}")
     endpoint = {"endpoint": {"address": {"socket_address": {"address": upstream_host, "port_value": upstream_port}}}}
-    cluster["load_assignment"] = {"cluster_name": "digits", "endpoints": [{"lb_endpoints": [endpoint]}]}
+    for cluster in resources["clusters"]:  # digits, and digits_feedback (Feedback, hashed by request id)
+        if cluster["type"] != "STRICT_DNS":
+            raise ValueError(f"{source}: the {cluster['name']} cluster must be STRICT_DNS, not {cluster['type']}")
+        cluster["load_assignment"] = {"cluster_name": cluster["name"], "endpoints": [{"lb_endpoints": [endpoint]}]}
     resources["clusters"].append(_admin_cluster(admin_port))
     return config
 

@@ -27,8 +27,9 @@ def render(
     health_check_interval: float | None = None,
     source: Path = ENVOY_YAML,
 ) -> dict[str, Any]:
-    """envoy.yaml with its listener on 127.0.0.1:`listen_port`, admin on 127.0.0.1:`admin_port` and the
-    `digits` cluster made of the `upstreams` ("host:port", IP addresses) instead of a DNS name.
+    """envoy.yaml with its listener on 127.0.0.1:`listen_port`, admin on 127.0.0.1:`admin_port` and its
+    clusters (`digits`, and `digits_feedback` for Feedback) made of the `upstreams` ("host:port", IP
+    addresses) instead of a DNS name.
     `health_check_interval` (seconds) overrides the active health check's interval (tests)."""
     if not upstreams:
         raise ValueError("give at least one upstream host:port")
@@ -36,21 +37,22 @@ def render(
     config["admin"]["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": admin_port}
     (listener,) = config["static_resources"]["listeners"]
     listener["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": listen_port}
-    (cluster,) = [c for c in config["static_resources"]["clusters"] if c["name"] == "digits"]
-    cluster["type"] = "STATIC"
-    for key in ("dns_lookup_family", "dns_refresh_rate", "respect_dns_ttl"):
-        cluster.pop(key, None)
     endpoints = []
     for upstream in upstreams:
         host, _, port = upstream.rpartition(":")
         if not host or not port.isdigit():
             raise ValueError(f"upstream {upstream!r}: expected IP:PORT")
         endpoints.append({"endpoint": {"address": {"socket_address": {"address": host, "port_value": int(port)}}}})
-    cluster["load_assignment"] = {"cluster_name": "digits", "endpoints": [{"lb_endpoints": endpoints}]}
-    if health_check_interval is not None:
-        for check in cluster["health_checks"]:
-            check["interval"] = f"{health_check_interval:g}s"
-            check["no_traffic_interval"] = f"{health_check_interval:g}s"
+    # Every cluster of envoy.yaml is the replicas (digits; digits_feedback, hashed by request id).
+    for cluster in config["static_resources"]["clusters"]:
+        cluster["type"] = "STATIC"
+        for key in ("dns_lookup_family", "dns_refresh_rate", "respect_dns_ttl"):
+            cluster.pop(key, None)
+        cluster["load_assignment"] = {"cluster_name": cluster["name"], "endpoints": [{"lb_endpoints": endpoints}]}
+        if health_check_interval is not None:
+            for check in cluster["health_checks"]:
+                check["interval"] = f"{health_check_interval:g}s"
+                check["no_traffic_interval"] = f"{health_check_interval:g}s"
     return config
 
 

@@ -117,7 +117,7 @@ class AsyncDigitsClient:
             response = await method(
                 call.request,
                 timeout=self.timeout if timeout is None else timeout,
-                metadata=self._metadata,
+                metadata=self._metadata + call.metadata,
                 wait_for_ready=self.wait_for_ready,
             )
         except grpc.RpcError as exc:

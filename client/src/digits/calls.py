@@ -42,12 +42,14 @@ Result = TypeVar("Result")
 @dataclass(frozen=True)
 class Call(Generic[Result]):
     """One unary RPC: the service ("classifier": DigitClassifier, "admin": DigitsAdmin), the method
-    name on its stub, the request message, and the conversion of the response message."""
+    name on its stub, the request message, the conversion of the response message, and call
+    metadata of its own (sent after the client's)."""
 
     service: Literal["classifier", "admin"]
     method: str
     request: Any
     convert: Callable[[Any], Result]
+    metadata: tuple[tuple[str, str], ...] = ()
 
 
 def _models(response: Any) -> list[ModelInfo]:
@@ -100,10 +102,17 @@ def model_status(name: str) -> Call[ModelInfo]:
     return Call("classifier", "GetModelStatus", digits_pb2.GetModelStatusRequest(name=name), convert.model_info)
 
 
+#: The header carrying a Feedback call's request id, which the shipped Envoy hashes to choose the
+#: replica (deploy/envoy/envoy.yaml): every feedback for one id reaches the same replica.
+REQUEST_ID_HEADER = "digits-request-id"
+
+
 def feedback(request_id: str, true_label: int, index: int) -> Call[FeedbackResult]:
-    """The true digit of an earlier prediction."""
+    """The true digit of an earlier prediction (its request id also in the REQUEST_ID_HEADER header,
+    when it can be one: printable ASCII)."""
     request = convert.feedback_request(request_id, true_label, index)
-    return Call("classifier", "Feedback", request, convert.feedback_result)
+    routing = ((REQUEST_ID_HEADER, request_id),) if request_id.isascii() and request_id.isprintable() else ()
+    return Call("classifier", "Feedback", request, convert.feedback_result, routing)
 
 
 def reload_models() -> Call[list[ModelInfo]]:
