@@ -100,3 +100,50 @@ def test_publish_writes_a_dated_page_with_the_markdown_report(tmp_path: Path) ->
     assert report.markdown(document) in text
     assert "(../performance.md)" in text  # resolves once the page sits in docs/benchmarks/
     assert report.PUBLISHED == DOCS / "benchmarks"
+
+
+def test_the_server_package_docstring_maps_every_module() -> None:
+    """README says the package docstring maps the code: every module of every layer is named there
+    (`png`, `tensorflow_startup`, `decisions`, `drain`, `deadlines`, `stream_groups` once were not)."""
+    import ast
+
+    package = REPO / "server" / "src" / "digits_server"
+    docstring = ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or ""
+    named = set(re.findall(r"`([\w.]+)`", docstring))
+    modules = {path.stem for path in package.rglob("*.py")
+               if path.stem != "__init__" and not path.stem.endswith(("_pb2", "_pb2_grpc"))}
+    assert sorted(modules - named) == []
+
+
+def test_the_signed_id_layout_in_scaling_md_is_the_order_the_code_writes() -> None:
+    """docs/scaling.md's layout once put the image count before the names; the code writes it after the arm."""
+    import base64
+
+    import numpy as np
+
+    from digits_server.core.domain import ServedBy
+    from digits_server.core.request_ids import PREFIX, RequestIds
+
+    text = (DOCS / "scaling.md").read_text()
+    layout = re.search(r"d1\.<base64url\((.*?)\)>", text, flags=re.DOTALL).group(1)
+    fields = [field.strip() for field in layout.replace("\n", " ").split("|")]
+    named = ["model", "experiment", "arm", "image count"]
+    assert [f for f in fields if f in named] == named, fields
+    made = RequestIds(b"k" * 32).issue(ServedBy("M", 7, "E", "A"), np.array([1, 2, 3]), [None] * 3)
+    payload = base64.urlsafe_b64decode(made.removeprefix(PREFIX) + "==")
+    arm_end = payload.index(b"A", payload.index(b"E")) + 1
+    assert payload.index(b"M") < payload.index(b"E") < arm_end and payload[arm_end] == 3  # count after the arm
+
+
+def test_scaling_md_gives_envoys_retries_as_configured() -> None:
+    """'4 tries' was 5 attempts: num_retries counts retries, after the first attempt."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "deploy" / "envoy" / "envoy.yaml").read_text())
+    (listener,) = config["static_resources"]["listeners"]
+    routes = listener["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    classify = next(r for r in routes if r["match"].get("prefix") == "/digits.v1.DigitClassifier/")
+    retries = classify["route"]["retry_policy"]["num_retries"]
+    text = " ".join((DOCS / "scaling.md").read_text().split())
+    assert f"up to {retries} retries, {retries + 1} attempts in all" in text
+    assert "4 tries" not in text
