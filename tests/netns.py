@@ -14,9 +14,8 @@ import shutil
 import subprocess
 import sys
 
-import pytest
-
 from tests.serverproc import REPO, source_env
+from tests.tools import cannot_run_here
 
 #: Set in the inner run: the non-loopback address the test should use.
 ADDRESS_ENV = "DIGITS_TEST_NON_LOOPBACK_ADDRESS"
@@ -35,10 +34,7 @@ def non_loopback_address(nodeid: str) -> str | None:
     probe = None if missing else subprocess.run(
         ["unshare", "--net", "--", "sh", "-c", SETUP], capture_output=True, text=True, timeout=30, check=False)
     if missing or probe is None or probe.returncode != 0:
-        reason = f"cannot make a network namespace: {missing or probe.stderr.strip()}"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        cannot_run_here(f"cannot make a network namespace: {missing or probe.stderr.strip()}")
     command = f'{SETUP} && exec "$0" -m pytest -q "$1"'
     result = subprocess.run(
         ["unshare", "--net", "--", "sh", "-c", command, sys.executable, nodeid],

@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 import os
-import shutil
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
+
+
+def cannot_run_here(reason: str) -> NoReturn:
+    """Skip the test because this machine lacks something it needs; in CI (env CI set), fail
+    instead, so a skip CI would not notice cannot happen."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 def require_tool(name: str, hint: str = ".ci/run installs it") -> str:
     """The path of an executable; skips the test when it is missing, except in CI, where it fails."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed ({hint})"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        cannot_run_here(f"{name} is not installed ({hint})")
     return path
 
 

@@ -19,6 +19,7 @@ from digits import DigitsClient
 from digits.errors import AlreadyExistsError, DigitsError, InvalidInputError
 from tests.fleet import ConfigMapDir, fleet_total, scrape, start_replicas, total, wait_for
 from tests.serverproc import ServerProcess, start_server
+from tests.tools import cannot_run_here
 
 POLL_SECONDS = 1.0
 KEY = "a-fleet-key-shared-by-every-replica-0123"
@@ -162,14 +163,15 @@ def test_a_configmap_update_applies_on_every_replica_and_the_hashes_agree(fleet,
 
 def read_only_mount(folder: Path) -> list[str]:
     """A command prefix that runs its command with `folder` mounted read-only (a private mount
-    namespace: what a ConfigMap volume is). Skips when this machine cannot make mount namespaces."""
+    namespace: what a ConfigMap volume is). Skips when this machine cannot make mount namespaces,
+    except in CI, where it fails (tests/tools.py `cannot_run_here`)."""
     unshare = shutil.which("unshare")
     probe = subprocess.run(
         [unshare or "unshare", "-m", "sh", "-c", f"mount --bind {folder} {folder} && "
          f"mount -o remount,bind,ro {folder} && ! touch {folder}/.probe"], capture_output=True,
     ) if unshare else None
     if probe is None or probe.returncode != 0:
-        pytest.skip("no mount namespaces here (unshare -m) to make a read-only config volume")
+        cannot_run_here("no mount namespaces here (unshare -m) to make a read-only config volume")
     script = f'mount --bind {folder} {folder} && mount -o remount,bind,ro {folder} && exec "$@"'
     return [unshare, "-m", "sh", "-c", script, "sh"]
 
@@ -264,3 +266,14 @@ def test_digits_bench_and_the_cli_balance_over_an_address_list(fleet, capsys) ->
     assert digits_cli(["--target", f"127.0.0.1:{fleet[0].port}", "--lb-policy", "round_robin", "models"]) == 0
     assert digits_cli(["--target", "no-such-host.invalid:1,no-such-host.invalid:2", "models"]) == 2
     assert "cannot resolve" in capsys.readouterr().err
+
+
+def test_a_machine_without_mount_namespaces_fails_in_ci(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read-only-config test cannot silently skip in CI (it did when `unshare -m` was missing)."""
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(pytest.fail.Exception, match="unshare -m"):
+        read_only_mount(tmp_path)
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="unshare -m"):
+        read_only_mount(tmp_path)
