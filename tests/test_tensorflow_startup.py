@@ -34,3 +34,36 @@ def test_without_the_helper_tensorflow_prints_the_notices() -> None:
     """The notices exist here: without this the test above could not fail."""
     done = subprocess.run([sys.executable, "-c", "import tensorflow"], capture_output=True, text=True, timeout=120)
     assert "absl::InitializeLog" in done.stderr or "cpu_feature_guard" in done.stderr, done.stderr
+
+
+CONVERT = """
+import os
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "1"  # what digits-train (make demo) sets
+from digits_trainer.tensorflow_startup import import_tensorflow_quietly
+import_tensorflow_quietly()
+import tensorflow as tf
+from digits_trainer import litert
+from digits_trainer.model import build_model
+model = build_model("rnn", units=4)
+if {bare}:  # the same export without the helper
+    import contextlib
+    litert.converter_notices_dropped = contextlib.nullcontext
+print(len(litert.tflite_bytes(model)) > 0 and len(litert.tflite_batch_bytes(model)) > 0)
+"""
+
+
+@pytest.mark.parametrize("bare", [False, True], ids=["trainer-export", "without-the-helper"])
+def test_the_litert_export_prints_no_tensorflow_line(bare: bool) -> None:
+    """`make demo` printed `tf_tfl_flatbuffer_helpers.cc:364] Ignored output_format.` and `Ignored
+    drop_control_dependency.` at each LiteRT export; the trainer's export prints nothing from
+    TensorFlow (an absl line starts W0000/I0000/E0000), while the same export without the helper does
+    (the test can fail)."""
+    done = subprocess.run([sys.executable, "-c", CONVERT.format(bare=bare)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
+    tensorflow_lines = [line for line in done.stderr.splitlines() if line[:1] in "WIEF" and line[1:5] == "0000"]
+    if bare:
+        assert any("tf_tfl_flatbuffer_helpers.cc" in line for line in tensorflow_lines), done.stderr
+    else:
+        assert tensorflow_lines == [], done.stderr

@@ -22,6 +22,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .tensorflow_startup import converter_notices_dropped
+
 if TYPE_CHECKING:
     import keras
 
@@ -63,7 +65,8 @@ def _convert(model: keras.Model, batch: int | None, *, unroll: bool, temperature
         warnings.simplefilter("ignore")
         converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], trackable_obj=clone)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        return converter.convert()
+        with converter_notices_dropped():  # its C++ warnings about ignored options (tensorflow_startup)
+            return converter.convert()
 
 
 def tflite_bytes(model: keras.Model, *, temperature: float | None = None) -> bytes:
