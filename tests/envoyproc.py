@@ -101,6 +101,14 @@ class EnvoyProcess:
                 self.process.wait()
 
 
+def grpc_routes(config_path: Path = ENVOY_DIR / "envoy.yaml") -> list[dict]:
+    """The routes of an Envoy config's gRPC listener (`digits_grpc`), in Envoy's order."""
+    config = yaml.safe_load(config_path.read_text())
+    (listener,) = [item for item in config["static_resources"]["listeners"] if item["name"] == "digits_grpc"]
+    (host,) = listener["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"]
+    return host["routes"]
+
+
 def start_envoy(upstreams: list[str], workdir: Path | None = None, health_check_interval: float = 0.5,
                 timeout: float = 60.0) -> EnvoyProcess:
     """Envoy with deploy/envoy/envoy.yaml's policy in front of `upstreams` (IP:PORT), on free loopback

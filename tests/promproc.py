@@ -37,6 +37,7 @@ def write_config(workdir: Path, metrics_port: int, own_port: int, interval: str 
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     jobs[SERVER_JOB].pop("dns_sd_configs", None)  # the compose service name: no such host here
     jobs[SERVER_JOB]["static_configs"] = [{"targets": [f"127.0.0.1:{metrics_port}"]}]
+    config["scrape_configs"] = [job for job in config["scrape_configs"] if job["job_name"] != "envoy"]  # no Envoy here
     if "prometheus" in jobs:
         jobs["prometheus"]["static_configs"] = [{"targets": [f"127.0.0.1:{own_port}"]}]
     shutil.copytree(PROMETHEUS_DIR / "rules", workdir / "rules")

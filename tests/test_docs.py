@@ -137,12 +137,9 @@ def test_the_signed_id_layout_in_scaling_md_is_the_order_the_code_writes() -> No
 
 def test_scaling_md_gives_envoys_retries_as_configured() -> None:
     """'4 tries' was 5 attempts: num_retries counts retries, after the first attempt."""
-    import yaml
+    from tests.envoyproc import grpc_routes
 
-    config = yaml.safe_load((REPO / "deploy" / "envoy" / "envoy.yaml").read_text())
-    (listener,) = config["static_resources"]["listeners"]
-    routes = listener["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
-    classify = next(r for r in routes if r["match"].get("prefix") == "/digits.v1.DigitClassifier/")
+    classify = next(r for r in grpc_routes() if r["match"].get("prefix") == "/digits.v1.DigitClassifier/")
     retries = classify["route"]["retry_policy"]["num_retries"]
     text = " ".join((DOCS / "scaling.md").read_text().split())
     assert f"up to {retries} retries, {retries + 1} attempts in all" in text

@@ -17,6 +17,8 @@ from typing import Any
 import yaml
 
 ENVOY_YAML = Path(__file__).resolve().with_name("envoy.yaml")
+#: envoy.yaml's listener for Envoy's own metrics and the cluster of its admin (not the replicas).
+METRICS_LISTENER, ADMIN_CLUSTER = "envoy_metrics", "envoy_admin"
 
 
 def render(
@@ -35,7 +37,11 @@ def render(
         raise ValueError("give at least one upstream host:port")
     config = copy.deepcopy(yaml.safe_load(source.read_text()))
     config["admin"]["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": admin_port}
-    (listener,) = config["static_resources"]["listeners"]
+    resources = config["static_resources"]
+    # The metrics listener and the admin cluster behind it are left out: the caller has the admin port.
+    resources["listeners"] = [item for item in resources["listeners"] if item["name"] != METRICS_LISTENER]
+    resources["clusters"] = [item for item in resources["clusters"] if item["name"] != ADMIN_CLUSTER]
+    (listener,) = resources["listeners"]
     listener["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": listen_port}
     endpoints = []
     for upstream in upstreams:
@@ -44,7 +50,7 @@ def render(
             raise ValueError(f"upstream {upstream!r}: expected IP:PORT")
         endpoints.append({"endpoint": {"address": {"socket_address": {"address": host, "port_value": int(port)}}}})
     # Every cluster of envoy.yaml is the replicas (digits; digits_feedback, hashed by request id).
-    for cluster in config["static_resources"]["clusters"]:
+    for cluster in resources["clusters"]:
         cluster["type"] = "STATIC"
         for key in ("dns_lookup_family", "dns_refresh_rate", "respect_dns_ttl"):
             cluster.pop(key, None)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.envoyproc import ENVOY_DIR, Fleet, loopback_module, requests_per_replica, validate
+from tests.envoyproc import ENVOY_DIR, Fleet, grpc_routes, loopback_module, requests_per_replica, validate
 
 ROUTES_TO_RETRY = ("/digits.v1.DigitClassifier/", "/inference.GRPCInferenceService/", "/tensorflow.serving.")
 
@@ -43,20 +43,12 @@ def test_validation_is_real(tmp_path: Path) -> None:
     assert result.returncode != 0 and "outlier_detecton" in result.stdout + result.stderr
 
 
-def routes() -> list[dict]:
-    config = yaml.safe_load((ENVOY_DIR / "envoy.yaml").read_text())
-    (listener,) = config["static_resources"]["listeners"]
-    manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
-    (host,) = manager["route_config"]["virtual_hosts"]
-    return host["routes"]
-
-
 def test_inference_is_retried_admin_calls_are_not() -> None:
     """Retries on UNAVAILABLE / reset / connect failure for the idempotent services; the admin service
     (reload, experiments) is never retried and Feedback only when it cannot have reached a replica."""
 
     def route_for(path: str) -> dict:
-        for route in routes():  # Envoy takes the first match
+        for route in grpc_routes():  # Envoy takes the first match
             match = route["match"]
             if match.get("path") == path or ("prefix" in match and path.startswith(match["prefix"])):
                 return route["route"]
@@ -72,8 +64,8 @@ def test_inference_is_retried_admin_calls_are_not() -> None:
     assert not feedback & {"unavailable", "reset", "5xx"}
     config = yaml.safe_load((ENVOY_DIR / "envoy.yaml").read_text())
     clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
-    assert set(clusters) == {"digits", "digits_feedback"}  # the same replicas; Feedback hashed by request id
-    for cluster in clusters.values():
+    assert set(clusters) == {"digits", "digits_feedback", "envoy_admin"}  # Feedback hashed by request id
+    for cluster in (clusters["digits"], clusters["digits_feedback"]):
         assert cluster["health_checks"][0]["grpc_health_check"]["service_name"] == "digits.v1.DigitClassifier"
     cluster = clusters["digits"]
     assert cluster["health_checks"][0]["grpc_health_check"]["service_name"] == "digits.v1.DigitClassifier"

@@ -18,7 +18,7 @@ from digits.calls import REQUEST_ID_HEADER
 from digits.errors import AlreadyExistsError
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc
-from tests.envoyproc import ENVOY_DIR, Fleet, requests_per_replica
+from tests.envoyproc import ENVOY_DIR, Fleet, grpc_routes, requests_per_replica
 from tests.fleet import wait_for
 
 IDS = 24
@@ -78,12 +78,11 @@ def test_without_the_header_duplicates_reach_other_replicas(fleet: Fleet) -> Non
 
 def test_envoy_hashes_feedback_on_the_header_the_client_sets_and_nothing_else() -> None:
     config = yaml.safe_load((ENVOY_DIR / "envoy.yaml").read_text())
-    (listener,) = config["static_resources"]["listeners"]
-    (host,) = listener["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"]
-    hashed = [r for r in host["routes"] if "hash_policy" in r.get("route", {})]
+    routes = grpc_routes()
+    hashed = [r for r in routes if "hash_policy" in r.get("route", {})]
     assert [r["match"] for r in hashed] == [{"path": "/digits.v1.DigitClassifier/Feedback"}]
     assert hashed[0]["route"]["hash_policy"] == [{"header": {"header_name": REQUEST_ID_HEADER}}]
     clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
     assert clusters[hashed[0]["route"]["cluster"]]["lb_policy"] == "RING_HASH"
     assert clusters["digits"]["lb_policy"] == "LEAST_REQUEST"  # every other method as before
-    assert {r["route"]["cluster"] for r in host["routes"] if r is not hashed[0]} == {"digits"}
+    assert {r["route"]["cluster"] for r in routes if r is not hashed[0]} == {"digits"}

