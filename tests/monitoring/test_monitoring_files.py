@@ -23,7 +23,7 @@ MONITORING = REPO / "server" / "monitoring"
 GRAFANA = MONITORING / "grafana"
 DOCKERFILES = {"server": REPO / "server" / "Dockerfile", "trainer": REPO / "trainer" / "Dockerfile"}
 REQUIRED_ROWS = ("Traffic and errors", "Latency", "Live accuracy", "Confusion matrix", "Batching and queue",
-                 "Model versions", "Replicas")
+                 "Model versions", "Replicas", "Envoy")
 ENVOY_YAML = REPO / "deploy" / "envoy" / "envoy.yaml"
 
 
@@ -369,3 +369,27 @@ def test_the_serving_dashboard_has_every_row_and_the_cell_variables() -> None:
     assert any(p["type"] == "state-timeline" for p in dashboard["panels"])
     confusion = next(p for p in dashboard["panels"] if "confusion" in p["title"].lower() and p["type"] != "row")
     assert confusion["transformations"][0]["id"] == "groupingToMatrix"
+
+
+def test_the_envoy_row_reads_metrics_a_real_envoy_exports() -> None:
+    """The dashboard had no Envoy panel: retries and ejections by replica cluster now, from metric
+    names a real Envoy (deploy/envoy/envoy.yaml's policy) exports on /stats/prometheus for both the
+    digits and digits_feedback clusters."""
+    from tests.envoyproc import start_envoy
+
+    dashboard = json.loads((GRAFANA / "dashboards" / "digits.json").read_text())
+    rows = [i for i, p in enumerate(dashboard["panels"]) if p["type"] == "row"]
+    start = next(i for i in rows if dashboard["panels"][i]["title"] == "Envoy")
+    panels = dashboard["panels"][start + 1:next((i for i in rows if i > start), None)]
+    titles = " ".join(p["title"] for p in panels).lower()
+    assert "retries" in titles and "ejections" in titles
+    used = {name for p in panels for t in p["targets"] for name in re.findall(r"\b(envoy_\w+)\{", t["expr"])}
+    assert {"envoy_cluster_upstream_rq_retry", "envoy_cluster_outlier_detection_ejections_enforced_total"} <= used
+    envoy = start_envoy(["127.0.0.1:1"])  # no replica needs to answer: the counters exist from the start
+    try:
+        exported = envoy.admin("/stats/prometheus")
+    finally:
+        envoy.stop()
+    for name in sorted(used):
+        for cluster in ("digits", "digits_feedback"):
+            assert re.search(rf'^{name}{{[^}}]*envoy_cluster_name="{cluster}"', exported, re.MULTILINE), (name, cluster)
