@@ -16,6 +16,7 @@ from itertools import combinations
 import numpy as np
 
 from digits.experiments.always_valid import ArmTraffic
+from digits.experiments.sample_ratio import SampleRatio
 from digits.experiments.sequential import Running
 from digits.experiments.statistics import PairedOutcomes
 from digits_server.core.domain import FeedbackEvent, PredictionEvent
@@ -87,6 +88,8 @@ class ExperimentCounts:
     # Always-valid state across the report's looks (running minimum p, running intersection),
     # by statistic: ("accuracy", a, b, design), ("latency", arm), ("errors", arm).
     sequential: dict[tuple[str, ...], Running] = field(default_factory=dict)
+    # The sample-ratio test's e-process across looks and weight changes (sample_ratio.py).
+    sample_ratio: SampleRatio = field(default_factory=SampleRatio)
 
     def running(self, *key: str) -> Running:
         """The running always-valid state of one statistic (created at the first look)."""
