@@ -41,7 +41,7 @@ from digits.v1 import digits_pb2
 
 BUCKETS = (0.0005, 0.001, 0.0015, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, math.inf)
 POLICY = Policy(steps=(10, 25, 50), step_labelled=100, horizon=1000)
-ARMS = ("stable", "candidate")
+CONTROLLERS = ("fleet", "replica")
 
 
 @dataclass
@@ -102,14 +102,12 @@ def look(counts: FleetCounts, weight: float, running: dict, srm: sample_ratio.Sa
     return build_fleet_report(message, counts, "simulation", fold=fold_into(running), extra_guardrails=[guard])
 
 
-def one_run(rng: np.random.Generator, replicas: int, batch: int, accuracy: float = 0.9,
-            max_looks: int = 400) -> tuple[str, str]:
-    """(fleet controller's final decision, one-replica controller's final decision) of an A/A rollout."""
+def one_run(rng: np.random.Generator, replicas: int, batch: int, controllers: tuple[str, ...] = CONTROLLERS,
+            accuracy: float = 0.9, max_looks: int = 400) -> dict[str, str]:
+    """{controller: its final decision} of an A/A rollout ("fleet" and/or "replica")."""
     fleet = [Replica() for _ in range(replicas)]
-    fleet_state: dict = {}
-    fleet_srm = sample_ratio.SampleRatio()
     outcomes = {}
-    for who in ("fleet", "replica"):
+    for who in controllers:
         step, at_step = 0, 0
         for replica in fleet:
             replica.counts, replica.running, replica.srm = FleetCounts(), {}, sample_ratio.SampleRatio()
@@ -134,7 +132,7 @@ def one_run(rng: np.random.Generator, replicas: int, batch: int, accuracy: float
                 decision = made.decision
                 break
         outcomes[who] = decision
-    return outcomes["fleet"], outcomes["replica"]
+    return outcomes
 
 
 @dataclass
@@ -151,15 +149,16 @@ class Rates:
         return found.get("promote", 0) + found.get("rollback", 0)
 
 
-def simulate(runs: int, replicas: int = 3, batch: int = 60, seed: int = 0) -> Rates:
+def simulate(runs: int, replicas: int = 3, batch: int = 60, seed: int = 0,
+             controllers: tuple[str, ...] = CONTROLLERS) -> Rates:
+    """`runs` A/A rollouts with fixed-seed traffic; the final decisions' counts by controller."""
     rng = np.random.default_rng(seed)
-    fleet: dict[str, int] = {}
-    replica: dict[str, int] = {}
+    rates = Rates(runs, {}, {})
     for _ in range(runs):
-        a, b = one_run(rng, replicas, batch)
-        fleet[a] = fleet.get(a, 0) + 1
-        replica[b] = replica.get(b, 0) + 1
-    return Rates(runs, fleet, replica)
+        for who, decision in one_run(rng, replicas, batch, controllers).items():
+            found = getattr(rates, who)
+            found[decision] = found.get(decision, 0) + 1
+    return rates
 
 
 def main(argv: list[str] | None = None) -> int:

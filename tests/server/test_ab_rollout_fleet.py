@@ -43,7 +43,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, model_repo: Path, tuned_lstm
                                                          {"name": "b", "model": "weak", "version": 2,
                                                           "weight": 50}]}],
     }))
-    running = start_fleet(repo, 3, "--model-config", str(config), "--poll-seconds", "1")
+    running = start_fleet(repo, 3, "--model-config", str(config), "--poll-seconds", "1",
+                          health_check_interval=2.0)  # the shipped interval: a busy machine is not a dead fleet
     running.config = config
     running.prometheus = start_fleet_prometheus([r.metrics_port for r in running.replicas],
                                                 tmp_path_factory.mktemp("fleet-rollout-prometheus"))

@@ -8,7 +8,7 @@ change starting a new period once `settle` seconds have passed (the replicas' co
 Prometheus' scrapes catch up meanwhile).
 
 Refuses (FleetError) an experiment without a recorded creation time (nothing says where the sample
-begins) and a Prometheus that has scraped no replica's series of it.
+begins) and a Prometheus that has scraped no replica's series of it (within `first_scrape` seconds).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class FleetLooks:
     experiment: str
     prometheus: str
     settle: float = SETTLE_SECONDS
+    first_scrape: float = 30.0  # seconds to wait for Prometheus to scrape the experiment's first series
     running: dict[tuple[str, ...], Running] = field(default_factory=dict)
     replicas: set[str] = field(default_factory=set)  # Prometheus instances seen reporting the experiment
     sample_ratio: sample_ratio.SampleRatio | None = None
@@ -53,7 +54,12 @@ class FleetLooks:
                              "recorded one, or written into the config by hand): re-create it with digits ab create "
                              "so the fleet's sample has a beginning")
         selector = f'{SERIES}{{experiment="{self.experiment}"}}'
-        self.replicas |= identities(prometheus_range(self.prometheus), selector, experiment.created_unix_time)
+        deadline = time.monotonic() + (self.first_scrape if not self.replicas else 0.0)
+        while True:  # a rollout started right after `digits ab create` waits for the first scrape
+            self.replicas |= identities(prometheus_range(self.prometheus), selector, experiment.created_unix_time)
+            if self.replicas or time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
         if not self.replicas:
             raise FleetError(f"--prometheus {self.prometheus} has no replica's {SERIES} for experiment "
                              f"{self.experiment!r}: is it scraping the fleet?")
