@@ -115,11 +115,14 @@ def roll_out(fleet, digits, name: str) -> tuple[str, list[str]]:
         start = 0
         for _ in range(60):
             agree(fleet, name)
+            fleet.wait_healthy()  # a loaded machine can fail Envoy's health checks for a moment
             if start:  # the first look sees no traffic
                 asyncio.run(send_round(fleet.envoy.target, name, digits, start, 40))
             start += 40
             wait_for(lambda: caught_up(fleet, name), 60, "Prometheus has the fleet's counts")
             decision = rollout.advance()
+            if decision.reason.startswith("look failed"):
+                continue
             behind = {arm.arm: arm.labelled for arm in rollout.last_report.arms}
             assert behind == fleet_labelled(fleet, name), (decision, behind)  # the fleet's totals, exactly
             if decision.decision != "hold":  # acted on, and logged with the counts it rests on

@@ -109,3 +109,10 @@ def test_counts_survive_a_replica_restart_exactly(setup, tiny_npz: Path, capsys)
 )
 def test_increase_since_is_exact_across_resets(samples, start: float, expected: float) -> None:
     assert increase_since(samples, start) == expected
+
+
+def test_a_restart_that_overtook_the_old_count_before_its_first_scrape_is_a_reset() -> None:
+    samples = [(10, 0), (11, 18), (13, 25), (14, 30)]  # stopped at 18; the new process had 25 by t=13
+    started = {10: 1.0, 11: 1.0, 13: 12.5, 14: 12.5}  # process_start_time_seconds of the same scrapes
+    assert increase_since(samples, 5, started) == 18 + 30
+    assert increase_since(samples, 5) == 30  # what the values alone can tell: 18 - 0 + 7 + 5

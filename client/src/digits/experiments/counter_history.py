@@ -8,7 +8,9 @@ samples and one series' total since `start` is
     sum over consecutive samples of (v - previous) if v >= previous, else v   (a reset: counting from 0)
 
 with `previous` the series' last sample before `start` (0 when the series began after `start`: a
-replica that learned of the experiment, or restarted, creates its series at 0). What a replica counted
+replica that learned of the experiment, or restarted, creates its series at 0). A sample whose target's
+`process_start_time_seconds` (same scrape, same timestamp) differs from the previous sample's is a reset
+too, even when the new process's count has already overtaken the old one's by its first scrape. What a replica counted
 after its last scrape before it stopped is lost (at most one scrape interval of its traffic); a
 graceful stop that waits one scrape interval loses nothing.
 """
@@ -21,12 +23,12 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 Samples = list[tuple[float, float]]  # (unix time, value), oldest first
 RangeQuery = Callable[[str], list[tuple[dict[str, str], Samples]]]
 LOOKBACK_SECONDS = 300  # samples this long before `start` are read too: each series' baseline
-IDENTITY_LABELS = ("instance", "job")  # dropped when series are summed over the fleet
+PROCESS_START = "process_start_time_seconds"  # every replica exports it (prometheus_client's ProcessCollector)
 
 
 class PrometheusError(Exception):
@@ -60,16 +62,23 @@ def prometheus_range(url: str, timeout: float = 10.0) -> RangeQuery:
     return query
 
 
-def increase_since(samples: Sequence[tuple[float, float]], start: float) -> float:
-    """One counter series' exact increase after `start` (see the module docstring)."""
-    previous, total = 0.0, 0.0
+def increase_since(samples: Sequence[tuple[float, float]], start: float,
+                   started: Mapping[float, float] | None = None) -> float:
+    """One counter series' exact increase after `start` (see the module docstring). `started`: the
+    scraped process's start time at each scrape's timestamp (`process_start_time_seconds` of the same
+    target), which also reveals a restart whose new counts overtook the old ones before the first scrape."""
+    started = started or {}
+    previous, previous_start, total = 0.0, None, 0.0
     for moment, value in samples:
         if math.isnan(value):
             continue
+        process = started.get(moment)
+        restarted = process is not None and previous_start is not None and process != previous_start
+        previous_start = process if process is not None else previous_start
         if moment < start:
-            previous = value  # the baseline: what was counted before the experiment began
+            previous = value  # the baseline: counted before the experiment began
             continue
-        total += value - previous if value >= previous else value
+        total += value if restarted or value < previous else value - previous
         previous = value
     return total
 
@@ -80,12 +89,21 @@ def window(start: float, now: float | None = None) -> str:
     return f"{max(1, math.ceil(now - start + LOOKBACK_SECONDS))}s"
 
 
-def totals_since(query: RangeQuery, selector: str, start: float, by: Sequence[str]) -> dict[tuple[str, ...], float]:
-    """{values of `by`: the exact increase since `start` summed over the series with those values}."""
+def process_starts(query: RangeQuery, start: float) -> dict[tuple[str, str], dict[float, float]]:
+    """{(job, instance): {scrape timestamp: the process's start time}} of every scraped target."""
+    return {(labels.get("job", ""), labels.get("instance", "")): dict(samples)
+            for labels, samples in query(f"{PROCESS_START}[{window(start)}]")}
+
+
+def totals_since(query: RangeQuery, selector: str, start: float, by: Sequence[str],
+                 starts: Mapping[tuple[str, str], Mapping[float, float]] | None = None) -> dict[tuple[str, ...], float]:
+    """{values of `by`: the exact increase since `start` summed over the series with those values};
+    `starts` (process_starts) makes restarts certain to count as resets."""
     out: dict[tuple[str, ...], float] = {}
     for labels, samples in query(f"{selector}[{window(start)}]"):
         key = tuple(labels.get(name, "") for name in by)
-        out[key] = out.get(key, 0.0) + increase_since(samples, start)
+        started = (starts or {}).get((labels.get("job", ""), labels.get("instance", "")))
+        out[key] = out.get(key, 0.0) + increase_since(samples, start, started)
     return out
 
 

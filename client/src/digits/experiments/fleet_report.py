@@ -32,6 +32,7 @@ from digits.experiments.comparison import PairTally
 from digits.experiments.counter_history import (
     PrometheusError,
     RangeQuery,
+    process_starts,
     prometheus_api,
     prometheus_range,
     totals_since,
@@ -76,8 +77,10 @@ def window_sums(query: Query, since: str) -> Sums:
 def exact_sums(query: RangeQuery, start: float) -> Sums:
     """Every increase since `start` (Unix seconds), exact and across counter resets, summed over instances."""
 
+    starts = process_starts(query, start)  # each scrape's process start time: restarts are resets
+
     def sums(selector: str, by: Sequence[str]) -> dict[tuple[str, ...], float]:
-        return totals_since(query, selector, start, by)
+        return totals_since(query, selector, start, by, starts)
 
     return sums
 

@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from digits.client import DigitsClient
+from digits.errors import UnavailableError
 from digits.experiments.sample_ratio import METRIC as SAMPLE_RATIO
 from digits.v1 import digits_pb2
 
-__all__ = ["Policy", "Decision", "decide", "Rollout", "Looks", "ServerLooks", "FleetError"]
+__all__ = ["Decision", "FleetError", "Looks", "Policy", "Rollout", "ServerLooks", "decide"]
 
 STEP, HOLD, PROMOTE, ROLLBACK, NO_DIFFERENCE = "step", "hold", "promote", "rollback", "no-difference"
 FINAL = (PROMOTE, ROLLBACK, NO_DIFFERENCE)
@@ -188,6 +189,9 @@ class Rollout:
         except FleetError:
             self._weights(self._stable, 100, 0, paused=True)  # nothing more on one replica's word
             raise
+        except UnavailableError as exc:  # a missed look changes nothing: the next one sees the same sample
+            self.log(f"{self.experiment}: look failed, holding: {exc}")
+            return Decision(HOLD, f"look failed: {exc}", float(self.policy.steps[self._step]))
         decision = decide(report, self._stable, self.candidate, self.policy, self._step, self._labelled_at_step)
         self.last_report = report
         if decision.decision == HOLD:
