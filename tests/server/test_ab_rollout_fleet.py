@@ -187,3 +187,11 @@ def test_a_rollout_without_fleet_data_refuses_a_fleet(fleet, capsys) -> None:
 def test_fleet_looks_refuse_an_experiment_without_a_creation_time(fleet) -> None:
     with DigitsClient(fleet.envoy.target, timeout=30) as client, pytest.raises(FleetError, match="no creation time"):
         FleetLooks(client, "handwritten", fleet.prometheus.url).look()
+
+
+def test_the_cli_rollout_on_prometheus_refuses_an_experiment_without_a_creation_time(fleet, capsys) -> None:
+    capsys.readouterr()
+    code = digits_cli(["--target", fleet.envoy.target, "--timeout", "30", "ab", "rollout", "handwritten",
+                       "--prometheus", fleet.prometheus.url, "--interval", "0.2", "--max-seconds", "20"])
+    err = capsys.readouterr().err
+    assert code == 2 and "experiment 'handwritten' has no creation time" in err, err

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from digits import DigitsClient
+from digits.cli import ab_output
 from digits.experiments.rollout import Policy, decide
 from tests.serverproc import start_server
 
@@ -51,6 +52,8 @@ def test_a_dropped_half_of_one_arm_is_a_sample_ratio_breach_that_holds_the_rollo
     labelled = {a.arm: a.labelled for a in lossy.arms}
     assert srm_lossy.value == pytest.approx(labelled["lstm"] / sum(labelled.values()))
     assert lossy.pairs[0].verdict == "guardrail breached: sample-ratio (lstm vs gru)"
+    (row,) = [r for r in ab_output.guardrail_rows(lossy) if r[2] == "sample-ratio"]
+    assert row[:3] == ("lstm", "gru", "sample-ratio") and row[4] == "50.0%" and row[-1] == "breached"
 
     policy = Policy(steps=(50,), margin=0.5)  # so wide that any labelled comparison is "not worse"
     assert decide(intact, "gru", "lstm", policy, 0, 0).decision == "promote"
