@@ -51,3 +51,12 @@ def loaded_version(path: Path, runtime: str = "auto", buckets: tuple[int, ...] =
     model.warm_up(batch_sizes=(1,))
     assert model.wait_compiled(timeout=300)
     return model
+
+
+def two_version_repo(cells: dict[str, Path], cases: dict[str, tuple[str, str]], dest: Path) -> Path:
+    """A repository with one model per case, version 1 (the stable one) and version 2 (the candidate)
+    copied from the SavedModel folders `cells[first]` and `cells[second]` of `cases[name] = (first, second)`."""
+    for name, (first, second) in cases.items():
+        shutil.copytree(cells[first], dest / name / "1")
+        shutil.copytree(cells[second], dest / name / "2")
+    return dest

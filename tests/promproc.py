@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from tests.serverproc import REPO
-from tests.tools import wait_until_ready
+from tests.tools import require_tool, wait_until_ready
 
 PROMETHEUS_DIR = REPO / "server" / "monitoring" / "prometheus"
 SERVER_JOB = "digits-server"
@@ -110,3 +110,17 @@ def start_prometheus(binary: str, config: Path, workdir: Path, port: int, timeou
 
     wait_until_ready("prometheus", process, ready, prometheus.log, prometheus.stop, timeout, interval=0.2)
     return prometheus
+
+
+def start_fleet_prometheus(metrics_ports: list[int], workdir: Path) -> PrometheusProcess:
+    """A real Prometheus (skip locally / fail in CI without it) whose digits-server job scrapes every
+    replica's metrics port, every second."""
+    binary = require_tool("prometheus")
+    port = free_port()
+    path = write_config(workdir, metrics_ports[0], port)
+    config = yaml.safe_load(path.read_text())
+    for job in config["scrape_configs"]:
+        if job["job_name"] == SERVER_JOB:
+            job["static_configs"] = [{"targets": [f"127.0.0.1:{p}" for p in metrics_ports]}]
+    path.write_text(yaml.safe_dump(config))
+    return start_prometheus(binary, path, workdir, port)

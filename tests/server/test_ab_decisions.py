@@ -106,7 +106,7 @@ def test_latency_guardrail_breach_is_reported_as_such() -> None:
     report = build_report(TWO, data, traffic, serving)
     (pair,) = report.pairs
     assert pair.verdict.startswith("guardrail breached: latency"), pair.verdict
-    lat, err = report.guardrails
+    lat, err, _ = report.guardrails  # and the sample-ratio test
     assert (lat.arm, lat.baseline_arm, lat.metric, lat.status) == ("canary", "stable", "latency", "breached")
     assert lat.value == pytest.approx(0.0055) and lat.baseline_value == pytest.approx(0.0015)
     assert lat.excess == pytest.approx(0.0055 - 1.5 * 0.0015) and lat.low > 0
@@ -118,7 +118,7 @@ def test_latency_within_tolerance_holds_and_error_guardrail_breaks() -> None:
     data = counts(TWO, stable=(900, 1000), canary=(900, 1000))
     traffic = {"stable": latency(0.0015, 2000), "canary": latency(0.0015, 1000, errors=200)}
     report = build_report(TWO, data, traffic, serving)
-    lat, err = report.guardrails
+    lat, err, _ = report.guardrails  # and the sample-ratio test
     assert lat.status == "holds" and err.status == "breached" and err.value == pytest.approx(0.2)
     assert report.pairs[0].verdict.startswith("guardrail breached: errors")
 
@@ -138,10 +138,10 @@ def test_latency_variance_counts_the_spread_inside_buckets() -> None:
 def test_a_handful_of_requests_never_decides_a_latency_guardrail() -> None:
     data = counts(TWO, stable=(9, 10), canary=(9, 10))
     traffic = {"stable": latency(0.0015, 29), "canary": latency(0.0095, 29)}  # 6x slower, but 29 requests
-    lat, _ = build_report(TWO, data, traffic, serving).guardrails
+    lat, *_ = build_report(TWO, data, traffic, serving).guardrails
     assert lat.status == "undecided" and lat.excess > 0
     traffic = {"stable": latency(0.0015, 30), "canary": latency(0.0095, 30)}
-    lat, _ = build_report(TWO, counts(TWO, stable=(9, 10), canary=(9, 10)), traffic, serving).guardrails
+    lat, *_ = build_report(TWO, counts(TWO, stable=(9, 10), canary=(9, 10)), traffic, serving).guardrails
     assert lat.status == "breached"
 
 

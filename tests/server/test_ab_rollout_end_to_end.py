@@ -14,7 +14,6 @@ on discordant pairs, which two copies of one model do not produce: its outcome i
 from __future__ import annotations
 
 import asyncio
-import shutil
 import threading
 import urllib.request
 from pathlib import Path
@@ -27,6 +26,7 @@ from digits import AsyncDigitsClient, DigitsClient
 from digits.cli import main as digits_cli
 from digits.errors import DigitsError
 from digits.v1 import digits_pb2 as pb
+from tests.modelrepo import two_version_repo
 from tests.serverproc import start_server
 
 # model name: (the cell of version 1, the stable one; the cell of version 2, the candidate)
@@ -37,11 +37,7 @@ CASES = {"weak": ("lstm", "gru"), "strong": ("gru", "lstm"), "same": ("lstm", "l
 def rollout_repo(tmp_path_factory: pytest.TempPathFactory, model_repo: Path, tuned_lstm: Path) -> Path:
     """gru: the seed recipe, 1 epoch (model_repo); lstm: the tuned recipe, 4 epochs on 4000 digits."""
     cells = {"gru": model_repo / "gru" / "1", "lstm": tuned_lstm / "lstm" / "1"}
-    repo = tmp_path_factory.mktemp("rollout-models")
-    for name, (first, second) in CASES.items():
-        shutil.copytree(cells[first], repo / name / "1")
-        shutil.copytree(cells[second], repo / name / "2")
-    return repo
+    return two_version_repo(cells, CASES, tmp_path_factory.mktemp("rollout-models"))
 
 
 @pytest.fixture(scope="module")

@@ -10,17 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from digits import DigitsClient
 from digits.cli import main as digits_cli
 from digits.experiments import sequential as seq
 from digits.experiments import statistics as stats
-from digits.experiments.always_valid import INDEPENDENT, PAIRED, AlwaysValid, Guardrail
+from digits.experiments.always_valid import INDEPENDENT, PAIRED, AlwaysValid, Guardrail, guardrail_level
 from digits.experiments.verdict import always_valid_verdict
 from tests.fleet import ConfigMapDir, start_replicas, wait_for
-from tests.promproc import SERVER_JOB, free_port, start_prometheus, write_config
-from tests.tools import require_tool
+from tests.promproc import start_fleet_prometheus
 
 NAME = "fleet-ab"
 
@@ -39,16 +37,7 @@ def fleet(model_repo: Path, tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def prometheus(fleet, tmp_path_factory: pytest.TempPathFactory):
-    binary = require_tool("prometheus")
-    workdir = tmp_path_factory.mktemp("prometheus")
-    port = free_port()
-    path = write_config(workdir, fleet[0].metrics_port, port)
-    config = yaml.safe_load(path.read_text())
-    for job in config["scrape_configs"]:
-        if job["job_name"] == SERVER_JOB:
-            job["static_configs"] = [{"targets": [f"127.0.0.1:{r.metrics_port}" for r in fleet]}]
-    path.write_text(yaml.safe_dump(config))
-    process = start_prometheus(binary, path, workdir, port)
+    process = start_fleet_prometheus([r.metrics_port for r in fleet], tmp_path_factory.mktemp("prometheus"))
     yield process
     process.stop()
 
@@ -165,7 +154,9 @@ def assert_always_valid_on_the_sums(fleet_report: dict, reports: list, paired: s
     latency, error = fleet_report["guardrails"]
     assert (latency["metric"], error["metric"], error["arm"], error["baseline_arm"]) == (
         "latency", "errors", "lstm", "gru")
-    low, high = seq.independent_interval(errors["lstm"], requests["lstm"], errors["gru"], requests["gru"], alpha=0.05)
+    level = guardrail_level(0.05, 1)  # alpha / 2 over the 2 guardrails of one candidate
+    assert level == 0.0125
+    low, high = seq.independent_interval(errors["lstm"], requests["lstm"], errors["gru"], requests["gru"], alpha=level)
     assert float(error.get("excess_low", 0.0)) == pytest.approx(low - 0.01, abs=1e-12)
     assert float(error.get("excess_high", 0.0)) == pytest.approx(high - 0.01, abs=1e-12)
     for arm in ("gru", "lstm"):  # the fleet's mean latency is the replicas' means weighted by their requests

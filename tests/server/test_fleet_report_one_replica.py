@@ -105,7 +105,9 @@ def test_one_replica_fleet_report_is_the_servers_report(name: str) -> None:
         for field in (*ALWAYS_VALID, *FIXED_HORIZON, *WORDS, *(o for o in OUTCOMES), "shadow_agree",
                       "shadow_disagree"):
             assert_same_field(s, f, field)
-    assert len(fleet.guardrails) == len(server.guardrails) == 2 * (len(server.arms) - 1)
+    # the server's report adds its sample-ratio test; the one-look fleet report has none (the controller's has)
+    assert len(fleet.guardrails) == len(server.guardrails) - 1 == 2 * (len(server.arms) - 1)
+    assert server.guardrails[-1].metric == "sample-ratio"
     for s, f in zip(server.guardrails, fleet.guardrails):
         for field in ("arm", "baseline_arm", "metric", "value", "baseline_value", "tolerance", "excess",
                       "excess_low", "excess_high", "status"):

@@ -105,6 +105,10 @@ def guardrail_rows(report: digits_pb2.ExperimentReport) -> list[tuple[str, ...]]
     """One row per guardrail of a candidate arm."""
     rows = []
     for g in report.guardrails:
+        if g.metric == "sample-ratio":  # the share of labelled requests vs the weights' (sample_ratio.py)
+            rows.append((g.arm, g.baseline_arm, g.metric, _pct(g.value), _pct(g.baseline_value), "= its weight",
+                         f"ln(max e) - ln(1/alpha) = {g.excess_low:+.2f}", g.status))
+            continue
         allowed = f"<= {1 + g.tolerance:g}x" if g.metric == "latency" else f"<= +{g.tolerance * 100:g} pt"
         scale = 1e3 if g.metric == "latency" else 100
         unit = " ms" if g.metric == "latency" else " pt"

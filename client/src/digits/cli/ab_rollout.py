@@ -2,10 +2,14 @@
 
     digits ab rollout NAME [--candidate ARM] [--steps 5,10,25,50] [--step-labelled 200]
                            [--margin 0] [--horizon 5000] [--interval 2] [--max-seconds S]
+                           [--prometheus URL [--settle 10]]
 
 The experiment's first arm is the stable one (best as ``MODEL@stable``: promoting a version of the
-same model moves the label). Exit status: 0 promoted, 3 rolled back, 4 no difference at the
-horizon, 5 stopped by --max-seconds without a decision.
+same model moves the label). Without --prometheus every look is --target's GetExperimentReport, and
+a --target that turns out to reach several servers (a balancer in front of a fleet) is refused; with
+--prometheus every look is the fleet's exact totals since the experiment was created. Exit status:
+0 promoted, 3 rolled back, 4 no difference at the horizon, 5 stopped by --max-seconds without a
+decision, 2 refused (a fleet without --prometheus, bad arguments).
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import argparse
 from typing import Any
 
 from digits.cli.common import UsageError, make_client, positive_float, positive_int
-from digits.experiments.rollout import NO_DIFFERENCE, PROMOTE, ROLLBACK, Policy, Rollout
+from digits.experiments.counter_history import PrometheusError
+from digits.experiments.rollout import NO_DIFFERENCE, PROMOTE, ROLLBACK, FleetError, Policy, Rollout
 
 EXIT = {PROMOTE: 0, ROLLBACK: 3, NO_DIFFERENCE: 4}
 
@@ -49,6 +54,12 @@ def add_parser(commands: Any) -> None:
     rollout.add_argument("--interval", type=positive_float, default=2.0, metavar="S", help="seconds between looks")
     rollout.add_argument("--max-seconds", type=positive_float, default=None, metavar="S",
                          help="give up (exit 5) after this long without a decision")
+    rollout.add_argument("--prometheus", metavar="URL",
+                         help="decide on the whole fleet's traffic: every replica's counters in this Prometheus, "
+                              "exact since the experiment was created (needed behind a balancer; needs scipy)")
+    rollout.add_argument("--settle", type=positive_float, default=10.0, metavar="S",
+                         help="with --prometheus: seconds after a weight change before the sample-ratio test "
+                              "counts again (config polls and scrapes catch up; default 10)")
     rollout.set_defaults(handler=_rollout)
 
 
@@ -64,9 +75,14 @@ def _rollout(args: argparse.Namespace) -> int:
             if experiment is None or len(experiment.arms) < 2:
                 raise UsageError(f"no experiment {args.name!r} with two arms on the server (digits ab list)")
             candidate = experiment.arms[1].name
+        looks = None
+        if args.prometheus:
+            from digits.experiments.fleet_rollout import FleetLooks
+
+            looks = FleetLooks(client, args.name, args.prometheus, settle=args.settle)
         try:
             decision = Rollout(client, args.name, candidate, policy, args.interval, args.max_seconds or 0.0,
-                               log=lambda line: print(line, flush=True)).run()
-        except ValueError as exc:
+                               log=lambda line: print(line, flush=True), looks=looks).run()
+        except (ValueError, FleetError, PrometheusError) as exc:
             raise UsageError(str(exc)) from None
     return EXIT.get(decision.decision, 5)

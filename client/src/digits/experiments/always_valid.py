@@ -26,6 +26,7 @@ LATENCY_TOLERANCE = 0.5  # candidate mean latency <= 1.5 x the baseline's
 ERROR_TOLERANCE = 0.01  # candidate error rate <= the baseline's + 1 point
 LATENCY_TAU = 0.001  # seconds: the latency mixture is tuned for excesses of about a millisecond
 MIN_LATENCY_REQUESTS = 30  # per arm, before the latency guardrail can decide
+GUARDRAIL_SHARE = 0.5  # of alpha, for all guardrails together (Bonferroni over them): see guardrail_level
 INDEPENDENT = "mSPRT (independent traffic)"
 PAIRED = "mSPRT (paired, discordant pairs)"
 RUNNING_LOOKS = (
@@ -49,7 +50,7 @@ def describe(looks: str = RUNNING_LOOKS) -> str:
         f"Guardrails vs the first arm: mean latency <= (1 + {LATENCY_TOLERANCE:g}) x baseline (tau = "
         f"{LATENCY_TAU * 1e3:g} ms, variance from the histogram's buckets, from {MIN_LATENCY_REQUESTS} requests "
         f"per arm), error rate <= baseline + {ERROR_TOLERANCE:g}; breached when the excess's confidence sequence "
-        "is above 0"
+        f"(at 1 - {GUARDRAIL_SHARE:g} alpha / guardrails: Bonferroni over the 2 x candidates guardrails) is above 0"
     )
 
 
@@ -175,6 +176,14 @@ def latency_moments(traffic: ArmTraffic) -> tuple[float, float, float]:
     return count, traffic.latency_sum / count, variance
 
 
+def guardrail_level(alpha: float, candidates: int) -> float:
+    """The level of each latency / error-rate guardrail: GUARDRAIL_SHARE of alpha split over the 2 x
+    candidates guardrails, so all of them together breach falsely with probability <= alpha / 2. With the
+    accuracy test's false "worse" (<= alpha / 2 in an A/A: half of its two-sided alpha, by symmetry), a
+    false rollback has probability <= alpha."""
+    return GUARDRAIL_SHARE * alpha / max(2 * candidates, 1)
+
+
 def guardrails(
     arm_order: Sequence[str],
     traffic: Mapping[str, ArmTraffic],
@@ -183,9 +192,11 @@ def guardrails(
     alpha: float = seq.ALPHA,
     fold: Fold = one_look,
 ) -> list[Guardrail]:
-    """Latency and error-rate guardrails of every arm after the first against the first."""
+    """Latency and error-rate guardrails of every arm after the first against the first, each at
+    `guardrail_level(alpha, candidates)`."""
     found = []
     base_name, *candidates = arm_order
+    alpha = guardrail_level(alpha, len(candidates))
     base = traffic.get(base_name, ArmTraffic())
     nb, mean_b, var_b = latency_moments(base)
     for name in candidates:

@@ -126,10 +126,12 @@ def compare(
     pairs: Mapping[tuple[str, str], PairTally],
     verdict_basis: str = ALWAYS_VALID,
     fold: av.Fold = av.one_look,
+    extra_guardrails: Sequence[av.Guardrail] = (),
 ) -> Comparison:
     """Compare the arms (the first is the baseline). `pairs[(a, b)]` for a listed before b; a pair
     missing counts as nothing seen. `fold` keeps the always-valid state between looks (the server's
-    running minima), or not (`one_look`, the fleet report)."""
+    running minima), or not (`one_look`, the fleet report). `extra_guardrails` (the sample-ratio test,
+    sample_ratio.py) are reported, and count in the verdicts, after the latency and error ones."""
     basis = check_basis(verdict_basis)
     results = [arm_result(tally) for tally in arms]
     by_name = {arm.arm: arm for arm in results}
@@ -138,6 +140,7 @@ def compare(
     labelled = {arm.arm: (arm.correct, arm.labelled) for arm in results}
     always = av.compare_pairs(labelled, {pair: tally.paired for pair, tally in tallies.items()}, ALPHA, fold=fold)
     guards = av.guardrails(names, {tally.arm: tally.traffic for tally in arms}, alpha=ALPHA, fold=fold)
+    guards = [*guards, *extra_guardrails]
     found = []
     for ((name_a, name_b), tally), valid in zip(tallies.items(), always):
         a, b = by_name[name_a], by_name[name_b]

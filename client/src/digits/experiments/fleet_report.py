@@ -2,69 +2,87 @@
 server's GetExperimentReport — fixed-horizon and always-valid, with the same verdict words —
 computed from every replica's counters summed over instances.
 
-Without `since`, instant sums (counts since each replica started counting; a restarted replica's
-counts restart from 0, so they can only be missing, never double). With `since` (a PromQL duration
-such as `1h`), `increase(...[since])` summed over instances: counter resets are tolerated by
-PromQL, and increase() extrapolates to the window's edges, so counts are rounded to integers.
+Without `since`, every increase since the experiment was created (`created_unix_time`, recorded in
+the shared config file), exact and across counter resets, from the raw samples (counter_history.py):
+a replica restarted mid-experiment keeps the counts it had. With `since` (a PromQL duration such as
+`1h`), `increase(...[since])` summed over instances: a sliding window, and increase() extrapolates to
+the window's edges, so counts are rounded to integers.
 The experiment's arms and their order (arm A is listed first) come from ListExperiments.
 
 Always-valid figures (always_valid.py, the server's code): each fleet report is one look at the summed
-counts. No state is kept between looks (the CLI is stateless and replicas share none), so the
-p-values are this look's 1/Lambda, not running minima, and the confidence sequences this look's
-interval, not running intersections: valid at any look, never sharper than a single server's
-running state, and equal to a single server's first look on the same counts. With `since` the
-window slides, so repeated looks are not one growing sample (said in the report's `method`).
+counts. The CLI's report keeps no state between looks, so the p-values are this look's 1/Lambda, not
+running minima, and the confidence sequences this look's interval: valid at any look, never sharper
+than running state. The rollout controller (`digits ab rollout --prometheus`, fleet_rollout.py) folds its
+looks into its own running state (`fold`). With `since` the window slides, so repeated looks are not one
+growing sample (said in the report's `method`).
 The arms' numbers, tests and verdicts are computed by comparison.py, as in the server's report.
 Needs scipy (`pip install 'digits-client[stats]'`) for the statistics.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
 from digits.experiments import always_valid as av
 from digits.experiments import comparison
 from digits.experiments.comparison import PairTally
+from digits.experiments.counter_history import (
+    PrometheusError,
+    RangeQuery,
+    process_starts,
+    prometheus_api,
+    prometheus_range,
+    totals_since,
+)
 from digits.experiments.report_message import comparison_fields
 from digits.experiments.statistics import PairedOutcomes
 from digits.v1 import digits_pb2
+
+__all__ = ["OUTCOMES", "FleetCounts", "PrometheusError", "build_fleet_report", "exact_sums", "fetch_counts",
+           "fleet_report", "prometheus_query", "window_sums"]
 
 OUTCOMES = ("both_right", "only_a_right", "only_b_right", "both_wrong")
 _DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 _LABEL_VALUE = re.compile(r'^[^"\\\n]*$')
 
 Query = Callable[[str], list[tuple[dict[str, str], float]]]
-
-
-class PrometheusError(Exception):
-    """Prometheus could not be asked, or refused the query; the message says which."""
+# (series selector, labels to sum by) -> {label values: total}
+Sums = Callable[[str, Sequence[str]], dict[tuple[str, ...], float]]
 
 
 def prometheus_query(url: str, timeout: float = 10.0) -> Query:
     """An instant-query function against Prometheus at `url` (http://host:9090)."""
-    base = url.rstrip("/")
 
     def query(expr: str) -> list[tuple[dict[str, str], float]]:
-        address = f"{base}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
-        try:
-            with urllib.request.urlopen(address, timeout=timeout) as response:
-                body = json.load(response)
-        except urllib.error.HTTPError as exc:
-            body = json.load(exc)
-        except (OSError, ValueError) as exc:
-            raise PrometheusError(f"--prometheus {url}: {exc}") from None
-        if body.get("status") != "success":
-            raise PrometheusError(f"--prometheus {url}: {body.get('errorType')}: {body.get('error')} ({expr})")
-        return [(r["metric"], float(r["value"][1])) for r in body["data"]["result"]]
+        return [(r["metric"], float(r["value"][1])) for r in prometheus_api(url, expr, timeout)["result"]]
 
     return query
+
+
+def window_sums(query: Query, since: str) -> Sums:
+    """Sums of `increase(selector[since])` over instances (PromQL; extrapolated at the window's edges)."""
+    if not _DURATION.match(since):
+        raise ValueError(f"--since: {since!r} is not a Prometheus duration such as 30m, 1h or 1h30m")
+
+    def sums(selector: str, by: Sequence[str]) -> dict[tuple[str, ...], float]:
+        found = query(f"sum by ({', '.join(by)}) (increase({selector}[{since}]))")
+        return {tuple(labels.get(name, "") for name in by): value for labels, value in found}
+
+    return sums
+
+
+def exact_sums(query: RangeQuery, start: float) -> Sums:
+    """Every increase since `start` (Unix seconds), exact and across counter resets, summed over instances."""
+
+    starts = process_starts(query, start)  # each scrape's process start time: restarts are resets
+
+    def sums(selector: str, by: Sequence[str]) -> dict[tuple[str, ...], float]:
+        return totals_since(query, selector, start, by, starts)
+
+    return sums
 
 
 @dataclass
@@ -96,58 +114,54 @@ class FleetCounts:
                 for arm in set(self.requests) | set(self.buckets)}
 
 
-def fetch_counts(query: Query, experiment: str, since: str | None = None) -> FleetCounts:
+def fetch_counts(sums: Sums, experiment: str) -> FleetCounts:
     """Sum the experiment's counters over every instance Prometheus scrapes."""
     if not _LABEL_VALUE.match(experiment):
         raise ValueError(f"name: {experiment!r} cannot be used in a PromQL label matcher")
-    if since is not None and not _DURATION.match(since):
-        raise ValueError(f"--since: {since!r} is not a Prometheus duration such as 30m, 1h or 1h30m")
-    match = f'experiment="{experiment}"'
+    match = f'{{experiment="{experiment}"}}'
 
-    def summed(metric: str, by: str, extra: str = "") -> list[tuple[dict[str, str], int]]:
-        return [(labels, int(round(value))) for labels, value in real(metric, by, extra)]
-
-    def real(metric: str, by: str, extra: str = "") -> list[tuple[dict[str, str], float]]:
-        selector = f"{metric}{{{match}{extra}}}"
-        inner = f"increase({selector}[{since}])" if since else selector
-        return query(f"sum by ({by}) ({inner})")
+    def summed(metric: str, *by: str) -> list[tuple[tuple[str, ...], int]]:
+        return [(key, round(value)) for key, value in sums(metric + match, by).items()]
 
     counts = FleetCounts()
-    for labels, value in summed("digits_experiment_labelled_predictions_total", "arm"):
-        counts.labelled[labels["arm"]] = value
-    for labels, value in summed("digits_experiment_correct_predictions_total", "arm"):
-        counts.correct[labels["arm"]] = value
+    for (arm,), value in summed("digits_experiment_labelled_predictions_total", "arm"):
+        counts.labelled[arm] = value
+    for (arm,), value in summed("digits_experiment_correct_predictions_total", "arm"):
+        counts.correct[arm] = value
     most: dict[str, int] = {}
-    for labels, value in summed("digits_requests_total", "arm, model, version, code"):
-        arm = labels["arm"]
+    for (arm, model, version, code), value in summed("digits_requests_total", "arm", "model", "version", "code"):
         counts.requests[arm] = counts.requests.get(arm, 0) + value
-        if labels.get("code") != "OK":
+        if code != "OK":
             counts.errors[arm] = counts.errors.get(arm, 0) + value
-        if value > most.get(arm, -1) and labels.get("version", "").isdigit():
+        if value > most.get(arm, -1) and version.isdigit():
             most[arm] = value
-            counts.served[arm] = (labels.get("model", ""), int(labels["version"]))
-    for labels, value in summed("digits_request_duration_seconds_bucket", "arm, le"):
-        counts.buckets.setdefault(labels["arm"], []).append((float(labels["le"]), float(value)))
+            counts.served[arm] = (model, int(version))
+    for (arm, le), value in summed("digits_request_duration_seconds_bucket", "arm", "le"):
+        counts.buckets.setdefault(arm, []).append((float(le), float(value)))
     for bucket in counts.buckets.values():
         bucket.sort()
-    for labels, value in real("digits_request_duration_seconds_sum", "arm"):
-        counts.latency_sum[labels["arm"]] = value
-    for labels, value in summed("digits_shadow_agreement_total", "primary_arm, shadow_arm, agreement"):
-        counts.agreement[(labels["primary_arm"], labels["shadow_arm"], labels["agreement"])] = value
-    for labels, value in summed("digits_paired_outcomes_total", "arm_a, arm_b, outcome"):
-        counts.paired[(labels["arm_a"], labels["arm_b"], labels["outcome"])] = value
+    for (arm,), total in sums(f"digits_request_duration_seconds_sum{match}", ("arm",)).items():
+        counts.latency_sum[arm] = total
+    for (primary, shadow, agreement), value in summed("digits_shadow_agreement_total", "primary_arm", "shadow_arm",
+                                                      "agreement"):
+        counts.agreement[(primary, shadow, agreement)] = value
+    for (arm_a, arm_b, outcome), value in summed("digits_paired_outcomes_total", "arm_a", "arm_b", "outcome"):
+        counts.paired[(arm_a, arm_b, outcome)] = value
     return counts
 
 
 def build_fleet_report(
     experiment: digits_pb2.Experiment, counts: FleetCounts, source: str, verdict_basis: str = "always-valid",
-    window: str | None = None,
+    window: str | None = None, fold: av.Fold = av.one_look, looks: str = av.ONE_LOOK,
+    extra_guardrails: Sequence[av.Guardrail] = (),
 ) -> digits_pb2.ExperimentReport:
-    """The ExperimentReport GetExperimentReport would give at its first look if one server had seen the
-    whole fleet's traffic. `verdict_basis`: "always-valid" or "fixed-horizon"; `window`: the --since
-    duration the counts cover, if any (said in `method`)."""
+    """The ExperimentReport GetExperimentReport would give if one server had seen the whole fleet's
+    traffic: at its first look with the default `fold`, or with the running state `fold` keeps (the
+    rollout controller's; `looks` says how in `method`; `extra_guardrails`: its sample-ratio test). `verdict_basis`: "always-valid" or
+    "fixed-horizon"; `window`: the --since duration the counts cover, if any (said in `method`)."""
     comparison.check_basis(verdict_basis)
-    method = f"{av.describe(av.ONE_LOOK)}. Fleet: one look at the counters summed over the replicas in Prometheus"
+    how = "one look" if fold is av.one_look else "the controller's running looks"
+    method = f"{av.describe(looks)}. Fleet: {how} at the counters summed over the replicas in Prometheus"
     if window:
         method += (f"; --since {window}: increase() over a sliding window, so repeated looks are different samples "
                    "and the always-valid guarantee across looks holds only without --since")
@@ -160,19 +174,34 @@ def build_fleet_report(
     ]
     names = [arm.name for arm in experiment.arms]
     pairs = {(a, b): counts.pair_tally(a, b) for a, b in combinations(names, 2)}
-    found = comparison.compare(arms, pairs, verdict_basis)
+    found = comparison.compare(arms, pairs, verdict_basis, fold=fold, extra_guardrails=extra_guardrails)
     return digits_pb2.ExperimentReport(experiment=experiment, latency_source=source, method=method,
                                        **comparison_fields(found))
 
 
+def fleet_counts(prometheus: str, experiment: digits_pb2.Experiment, since: str | None = None) -> FleetCounts:
+    """The fleet's counts of `experiment`: exact since its creation, or increase() over `since`."""
+    if since is not None:
+        return fetch_counts(window_sums(prometheus_query(prometheus), since), experiment.name)
+    return fetch_counts(exact_sums(prometheus_range(prometheus), experiment.created_unix_time), experiment.name)
+
+
+def counts_source(experiment: digits_pb2.Experiment, since: str | None = None) -> str:
+    """The report's `latency_source`: where the fleet's counts come from."""
+    if since:
+        window = f"increase over the last {since}"
+    elif experiment.created_unix_time:
+        window = "every increase since the experiment was created, exact across replica restarts"
+    else:
+        window = "every increase Prometheus kept (the experiment's creation time is unknown)"
+    return (f"fleet: server histograms digits_request_duration_seconds summed over instances in Prometheus, "
+            f"{window}, interpolated within buckets like PromQL histogram_quantile")
+
+
 def fleet_report(
-    prometheus: str | Query, experiment: digits_pb2.Experiment, since: str | None = None,
+    prometheus: str, experiment: digits_pb2.Experiment, since: str | None = None,
     verdict_basis: str = "always-valid",
 ) -> digits_pb2.ExperimentReport:
-    """The fleet's report of `experiment` from Prometheus (a URL or a query function)."""
-    query = prometheus_query(prometheus) if isinstance(prometheus, str) else prometheus
-    counts = fetch_counts(query, experiment.name, since)
-    window = f"increase over the last {since}" if since else "instant sums (since each replica began counting)"
-    source = (f"fleet: server histograms digits_request_duration_seconds summed over instances in Prometheus, "
-              f"{window}, interpolated within buckets like PromQL histogram_quantile")
-    return build_fleet_report(experiment, counts, source, verdict_basis, since)
+    """The fleet's report of `experiment` from Prometheus at `prometheus` (a URL), one look."""
+    counts = fleet_counts(prometheus, experiment, since)
+    return build_fleet_report(experiment, counts, counts_source(experiment, since), verdict_basis, since)

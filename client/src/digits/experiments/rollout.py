@@ -3,9 +3,15 @@ a candidate arm starts at a small weight and steps up while its guardrails hold;
 when the server's sequential test shows it better (or, with a margin, not worse by more than the
 margin), and rolled back when it is worse or breaks a guardrail.
 
-It only reads ``GetExperimentReport`` and acts through the admin RPCs (``UpdateExperiment``,
+It reads one report per look and acts through the admin RPCs (``UpdateExperiment``,
 ``SetVersionLabel``, ``RecordRolloutDecision``), so with replicas sharing one ``--model-config``
 file every change goes through that file. ``decide`` is pure: one report in, one decision out.
+
+Where the reports come from (`Looks`): `ServerLooks` reads one server's ``GetExperimentReport``,
+which is the whole experiment only when one server serves it. Every report names the process
+that answered (`server_id`): a controller that sees two is behind a balancer in front of a fleet
+and refuses (FleetError) rather than decide on one replica's share. For a fleet, `FleetLooks`
+(fleet_rollout.py, ``digits ab rollout --prometheus URL``) reads the fleet's exact totals.
 """
 
 from __future__ import annotations
@@ -13,11 +19,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from digits.client import DigitsClient
+from digits.errors import UnavailableError
+from digits.experiments.sample_ratio import METRIC as SAMPLE_RATIO
 from digits.v1 import digits_pb2
 
-__all__ = ["Policy", "Decision", "decide", "Rollout"]
+__all__ = ["Decision", "FleetError", "Looks", "Policy", "Rollout", "ServerLooks", "decide"]
 
 STEP, HOLD, PROMOTE, ROLLBACK, NO_DIFFERENCE = "step", "hold", "promote", "rollback", "no-difference"
 FINAL = (PROMOTE, ROLLBACK, NO_DIFFERENCE)
@@ -58,9 +67,15 @@ def decide(report: digits_pb2.ExperimentReport, stable: str, candidate: str, pol
     """The decision at this look. `step` indexes policy.steps (the current weight);
     `labelled_at_step` is the candidate's labelled count when that weight was set."""
     weight = float(policy.steps[step])
-    breached = [g.metric for g in report.guardrails if g.arm == candidate and g.status == "breached"]
+    breached = [g.metric for g in report.guardrails
+                if g.arm == candidate and g.status == "breached" and g.metric != SAMPLE_RATIO]
     if breached:
         return Decision(ROLLBACK, f"guardrail breached: {', '.join(breached)}", 0.0)
+    mismatch = [g for g in report.guardrails if g.metric == SAMPLE_RATIO and g.status == "breached"]
+    if mismatch:  # broken routing or lost labels: no comparison can be trusted, so no decision and no step
+        g = mismatch[0]
+        return Decision(HOLD, f"sample-ratio mismatch: {g.arm} has {g.value:.1%} of the labelled requests, "
+                              f"its weight says {g.baseline_value:.1%}", weight)
     pair, sign = _pair(report, stable, candidate)
     low, high = sorted((sign * pair.sequence_low, sign * pair.sequence_high))  # of candidate - stable
     interval = f"candidate - stable in [{low * 100:+.1f}, {high * 100:+.1f}] points"
@@ -83,6 +98,47 @@ def decide(report: digits_pb2.ExperimentReport, stable: str, candidate: str, pol
     return Decision(HOLD, f"waiting: {p}, {interval}", weight)
 
 
+class FleetError(Exception):
+    """The reports come from more than one server: one replica's view is not the fleet's."""
+
+
+class Looks(Protocol):
+    """Where a rollout's reports come from: one report of the whole experiment per look."""
+
+    def look(self) -> digits_pb2.ExperimentReport:
+        """The experiment's report now."""
+
+
+@dataclass
+class ServerLooks:
+    """Looks at one server's GetExperimentReport, refusing a fleet: FleetError as soon as two
+    different processes (`server_id`) have answered. `probe` reports are read before the first
+    decision, so a balancer spreading them over replicas is caught before anything changes."""
+
+    client: DigitsClient
+    experiment: str
+    probe: int = 8
+    seen: set[str] = field(default_factory=set)
+
+    def look(self) -> digits_pb2.ExperimentReport:
+        report = self.client.experiment_report(self.experiment)
+        if report.server_id:
+            self.seen.add(report.server_id)
+        if len(self.seen) > 1:
+            raise FleetError(
+                f"--target {self.client.target} reaches {len(self.seen)} different servers "
+                f"({', '.join(sorted(self.seen))}): each holds only its share of the experiment's traffic, and a "
+                "rollout must decide on the whole fleet's; give --prometheus URL (the fleet's counters), or "
+                "point --target at the only server")
+        return report
+
+    def start(self) -> digits_pb2.ExperimentReport:
+        """The first report, after `probe` looks that would reveal a fleet."""
+        for _ in range(self.probe):
+            self.look()
+        return self.look()
+
+
 @dataclass
 class Rollout:
     """Runs a rollout of `candidate` against `stable` (the experiment's first arm) to a decision."""
@@ -94,32 +150,56 @@ class Rollout:
     interval: float = 2.0  # seconds between looks
     max_seconds: float = 0.0  # 0: no limit
     log: Callable[[str], None] = print
+    looks: Looks | None = None  # default: ServerLooks of `client` (refuses a fleet)
+    last_report: digits_pb2.ExperimentReport | None = field(default=None, init=False)  # behind the last decision
 
     def run(self) -> Decision:
         """Start at the first weight, look every `interval` seconds, act on each decision; the final one."""
+        self.begin()
+        while True:
+            time.sleep(self.interval)
+            decision = self.advance()
+            if decision.decision == HOLD:
+                if self.max_seconds and time.monotonic() - self._started > self.max_seconds:
+                    return self._act(Decision(HOLD, f"stopped after {self.max_seconds:g} s without a decision",
+                                              decision.weight), self._stable)
+                continue
+            if decision.decision != STEP:
+                return decision
+
+    def begin(self) -> Decision:
+        """Check the arms, take the first look and set the first weight."""
         current = self._experiment()
-        stable = current.arms[0].name
+        self._stable = stable = current.arms[0].name
         if self.candidate == stable or self.candidate not in [a.name for a in current.arms]:
             raise ValueError(f"--candidate must name an arm other than the first ({stable}): "
                              f"arms are {', '.join(a.name for a in current.arms)}")
-        step, started = 0, time.monotonic()
-        labelled_at_step = self._labelled(self.client.experiment_report(self.experiment))
-        first = float(self.policy.steps[0])
-        self._act(Decision("start", f"rollout of {self.candidate} against {stable}", first), stable)
-        while True:
-            time.sleep(self.interval)
-            report = self.client.experiment_report(self.experiment)
-            decision = decide(report, stable, self.candidate, self.policy, step, labelled_at_step)
-            if decision.decision == HOLD:
-                if self.max_seconds and time.monotonic() - started > self.max_seconds:
-                    return self._act(Decision(HOLD, f"stopped after {self.max_seconds:g} s without a decision",
-                                              decision.weight), stable)
-                continue
-            self._act(decision, stable, report)
-            if decision.decision == STEP:
-                step, labelled_at_step = step + 1, self._labelled(report)
-            else:
-                return decision
+        self._looks = self.looks or ServerLooks(self.client, self.experiment)
+        self._step, self._started = 0, time.monotonic()
+        first = self._looks.start() if isinstance(self._looks, ServerLooks) else self._looks.look()
+        self._labelled_at_step = self._labelled(first)
+        weight = float(self.policy.steps[0])
+        return self._act(Decision("start", f"rollout of {self.candidate} against {stable}", weight), stable, first)
+
+    def advance(self) -> Decision:
+        """One look: decide, and act unless the decision is to hold. FleetError (after pausing the
+        experiment) when the reports turn out to come from several servers."""
+        try:
+            report = self._looks.look()
+        except FleetError:
+            self._weights(self._stable, 100, 0, paused=True)  # nothing more on one replica's word
+            raise
+        except UnavailableError as exc:  # a missed look changes nothing: the next one sees the same sample
+            self.log(f"{self.experiment}: look failed, holding: {exc}")
+            return Decision(HOLD, f"look failed: {exc}", float(self.policy.steps[self._step]))
+        decision = decide(report, self._stable, self.candidate, self.policy, self._step, self._labelled_at_step)
+        self.last_report = report
+        if decision.decision == HOLD:
+            return decision
+        self._act(decision, self._stable, report)
+        if decision.decision == STEP:
+            self._step, self._labelled_at_step = self._step + 1, self._labelled(report)
+        return decision
 
     def _experiment(self) -> digits_pb2.Experiment:
         for experiment in self.client.list_experiments():
@@ -141,8 +221,9 @@ class Rollout:
         self.client.record_rollout_decision(digits_pb2.RolloutDecision(
             experiment=self.experiment, candidate_arm=self.candidate, decision=decision.decision,
             reason=decision.reason, weight=decision.weight))
+        counted = "" if report is None else "; labelled " + ", ".join(f"{a.arm} {a.labelled}" for a in report.arms)
         self.log(f"{self.experiment}: {decision.decision} {self.candidate} "
-                 f"(weight {decision.weight:g}%): {decision.reason}")
+                 f"(weight {decision.weight:g}%): {decision.reason}{counted}")
         return decision
 
     def _weights(self, stable: str, stable_weight: float, candidate_weight: float, paused: bool) -> None:

@@ -223,16 +223,18 @@ class Arm(_message.Message):
     def __init__(self, name: _Optional[str] = ..., model: _Optional[_Union[ModelSpec, _Mapping]] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class Experiment(_message.Message):
-    __slots__ = ("name", "arms", "shadow_percent", "paused")
+    __slots__ = ("name", "arms", "shadow_percent", "paused", "created_unix_time")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ARMS_FIELD_NUMBER: _ClassVar[int]
     SHADOW_PERCENT_FIELD_NUMBER: _ClassVar[int]
     PAUSED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_TIME_FIELD_NUMBER: _ClassVar[int]
     name: str
     arms: _containers.RepeatedCompositeFieldContainer[Arm]
     shadow_percent: float
     paused: bool
-    def __init__(self, name: _Optional[str] = ..., arms: _Optional[_Iterable[_Union[Arm, _Mapping]]] = ..., shadow_percent: _Optional[float] = ..., paused: _Optional[bool] = ...) -> None: ...
+    created_unix_time: float
+    def __init__(self, name: _Optional[str] = ..., arms: _Optional[_Iterable[_Union[Arm, _Mapping]]] = ..., shadow_percent: _Optional[float] = ..., paused: _Optional[bool] = ..., created_unix_time: _Optional[float] = ...) -> None: ...
 
 class ListExperimentsRequest(_message.Message):
     __slots__ = ()
@@ -397,7 +399,7 @@ class PairReport(_message.Message):
     def __init__(self, arm_a: _Optional[str] = ..., arm_b: _Optional[str] = ..., accuracy_difference: _Optional[float] = ..., difference_low: _Optional[float] = ..., difference_high: _Optional[float] = ..., z_test_p_value: _Optional[float] = ..., both_right: _Optional[int] = ..., only_a_right: _Optional[int] = ..., only_b_right: _Optional[int] = ..., both_wrong: _Optional[int] = ..., mcnemar_p_value: _Optional[float] = ..., shadow_agree: _Optional[int] = ..., shadow_disagree: _Optional[int] = ..., verdict: _Optional[str] = ..., more_needed_per_arm: _Optional[int] = ..., always_valid_p_value: _Optional[float] = ..., always_valid_p_holm: _Optional[float] = ..., sequence_low: _Optional[float] = ..., sequence_high: _Optional[float] = ..., sequence_confidence: _Optional[float] = ..., always_valid_test: _Optional[str] = ..., fixed_horizon_verdict: _Optional[str] = ..., verdict_basis: _Optional[str] = ...) -> None: ...
 
 class ExperimentReport(_message.Message):
-    __slots__ = ("experiment", "arms", "pairs", "latency_source", "guardrails", "method", "decisions")
+    __slots__ = ("experiment", "arms", "pairs", "latency_source", "guardrails", "method", "decisions", "server_id")
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
     ARMS_FIELD_NUMBER: _ClassVar[int]
     PAIRS_FIELD_NUMBER: _ClassVar[int]
@@ -405,6 +407,7 @@ class ExperimentReport(_message.Message):
     GUARDRAILS_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     DECISIONS_FIELD_NUMBER: _ClassVar[int]
+    SERVER_ID_FIELD_NUMBER: _ClassVar[int]
     experiment: Experiment
     arms: _containers.RepeatedCompositeFieldContainer[ArmReport]
     pairs: _containers.RepeatedCompositeFieldContainer[PairReport]
@@ -412,4 +415,5 @@ class ExperimentReport(_message.Message):
     guardrails: _containers.RepeatedCompositeFieldContainer[GuardrailReport]
     method: str
     decisions: _containers.RepeatedCompositeFieldContainer[RolloutDecision]
-    def __init__(self, experiment: _Optional[_Union[Experiment, _Mapping]] = ..., arms: _Optional[_Iterable[_Union[ArmReport, _Mapping]]] = ..., pairs: _Optional[_Iterable[_Union[PairReport, _Mapping]]] = ..., latency_source: _Optional[str] = ..., guardrails: _Optional[_Iterable[_Union[GuardrailReport, _Mapping]]] = ..., method: _Optional[str] = ..., decisions: _Optional[_Iterable[_Union[RolloutDecision, _Mapping]]] = ...) -> None: ...
+    server_id: str
+    def __init__(self, experiment: _Optional[_Union[Experiment, _Mapping]] = ..., arms: _Optional[_Iterable[_Union[ArmReport, _Mapping]]] = ..., pairs: _Optional[_Iterable[_Union[PairReport, _Mapping]]] = ..., latency_source: _Optional[str] = ..., guardrails: _Optional[_Iterable[_Union[GuardrailReport, _Mapping]]] = ..., method: _Optional[str] = ..., decisions: _Optional[_Iterable[_Union[RolloutDecision, _Mapping]]] = ..., server_id: _Optional[str] = ...) -> None: ...

@@ -25,17 +25,22 @@ def to_config(experiment: Experiment) -> dict[str, Any]:
         entry["weight"] = int(arm.weight) if float(arm.weight).is_integer() else arm.weight
         arms.append(entry)
     shadow = experiment.shadow_percent
-    return {
+    entry = {
         "name": experiment.name,
         "shadow_percent": int(shadow) if float(shadow).is_integer() else shadow,
         "paused": experiment.paused,
         "arms": arms,
     }
+    if experiment.created_unix_time:
+        entry["created_unix_time"] = experiment.created_unix_time
+    return entry
 
 
 def same_arms(a: Experiment, b: Experiment) -> bool:
-    """Whether two versions of an experiment have the same arms (names and models, in order)."""
-    return [(arm.name, arm.model) for arm in a.arms] == [(arm.name, arm.model) for arm in b.arms]
+    """Whether two versions of an experiment have the same arms (names and models, in order) and the
+    same creation time (a re-created experiment, even with the same arms, restarts its counts)."""
+    return (a.created_unix_time == b.created_unix_time
+            and [(arm.name, arm.model) for arm in a.arms] == [(arm.name, arm.model) for arm in b.arms])
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ order (arm A is the one listed first), whichever of the two served the primary.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -16,6 +17,7 @@ from itertools import combinations
 import numpy as np
 
 from digits.experiments.always_valid import ArmTraffic
+from digits.experiments.sample_ratio import SampleRatio
 from digits.experiments.sequential import Running
 from digits.experiments.statistics import PairedOutcomes
 from digits_server.core.domain import FeedbackEvent, PredictionEvent
@@ -87,6 +89,8 @@ class ExperimentCounts:
     # Always-valid state across the report's looks (running minimum p, running intersection),
     # by statistic: ("accuracy", a, b, design), ("latency", arm), ("errors", arm).
     sequential: dict[tuple[str, ...], Running] = field(default_factory=dict)
+    # The sample-ratio test's e-process across looks and weight changes (sample_ratio.py).
+    sample_ratio: SampleRatio = field(default_factory=SampleRatio)
 
     def running(self, *key: str) -> Running:
         """The running always-valid state of one statistic (created at the first look)."""
@@ -118,11 +122,16 @@ class ExperimentObserver:
         """ExperimentRouter.on_change callback: start counting new experiments, forget deleted ones."""
         if experiment is None:
             self._counts.pop(name, None)
-        elif name not in self._counts:
+            return
+        if name not in self._counts:
             baseline = arm_traffic(self.requests, name) if self.requests is not None else {}
             self._counts[name] = ExperimentCounts.start(experiment, baseline)
             if self.metrics is not None:  # series at 0 from creation: the fleet's increase() sees the first counts
                 self.metrics.start_experiment(name, self._counts[name].arm_order)
+        counts = self._counts[name]  # the sample-ratio test's period starts now, with these weights
+        counts.sample_ratio.look({arm.name: arm.weight for arm in experiment.arms},
+                                 {arm: seen.labelled for arm, seen in counts.arms.items()}, experiment.paused,
+                                 time.monotonic())
 
     def counts(self, name: str) -> ExperimentCounts | None:
         """What has been counted for an experiment (None when it is not live)."""

@@ -7,10 +7,11 @@ Built from the experiment observer's counts; transport-free (codec converts it).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from digits.experiments import comparison
+from digits.experiments import comparison, sample_ratio
 from digits.experiments.comparison import ArmResult, PairResult
 from digits.experiments.verdict import ALPHA, ALWAYS_VALID, FIXED_HORIZON, POWER, format_p, verdict
 from digits_server.core.domain import ModelSelector
@@ -51,6 +52,7 @@ class Report:
     guardrails: tuple[decisions.Guardrail, ...] = ()
     method: str = decisions.METHOD
     decisions: tuple[RolloutDecision, ...] = field(default_factory=tuple)
+    server_id: str = ""  # the answering process (random per start)
 
 
 def build_report(
@@ -60,6 +62,7 @@ def build_report(
     serving: Callable[[ModelSelector], tuple[str, int]],
     verdict_basis: str = ALWAYS_VALID,
     recorded: Sequence[RolloutDecision] = (),
+    server_id: str = "",
 ) -> Report:
     """The report from the counts and the arms' traffic since creation; `serving(selector)`
     names the (model, version) an arm's selector resolves to now (version 0 if none). Each call
@@ -77,5 +80,10 @@ def build_report(
     pairs = {
         pair: comparison.PairTally(seen.paired(), seen.agree, seen.disagree) for pair, seen in counts.pairs.items()
     }
-    found = comparison.compare(arms, pairs, basis, fold=decisions.running_fold(counts))
-    return Report(experiment, found.arms, found.pairs, guardrails=found.guardrails, decisions=tuple(recorded))
+    srm = sample_ratio.guardrail(counts.sample_ratio, experiment.arms[0].name,
+                                 {arm.name: arm.weight for arm in experiment.arms},
+                                 {arm.name: counts.arms[arm.name].labelled for arm in experiment.arms},
+                                 experiment.paused, time.monotonic())
+    found = comparison.compare(arms, pairs, basis, fold=decisions.running_fold(counts), extra_guardrails=[srm])
+    return Report(experiment, found.arms, found.pairs, guardrails=found.guardrails, decisions=tuple(recorded),
+                  server_id=server_id)

@@ -45,6 +45,7 @@ class Experiment:
     arms: tuple[Arm, ...]
     shadow_percent: float = 0.0
     paused: bool = False
+    created_unix_time: float = 0.0  # when it was created (Unix seconds; in the config file); 0: unknown
 
     def arm(self, name: str) -> Arm:
         """The arm with that name; NotFound otherwise."""
@@ -242,6 +243,7 @@ def from_config(entries: Sequence[Mapping[str, Any]] | None, field: str = "exper
         name: cells
         shadow_percent: 10        # optional, default 0
         paused: false             # optional
+        created_unix_time: 1.8e9  # written by CreateExperiment; fleet reports count from it
         arms:
           - {model: lstm, weight: 50}                          # arm name defaults to the model
           - {name: gru-v1, model: gru, version: 1, weight: 50} # or version_label: stable
@@ -261,7 +263,7 @@ def from_config(entries: Sequence[Mapping[str, Any]] | None, field: str = "exper
 def _experiment_from_config(entry: Any, field: str) -> Experiment:
     if not isinstance(entry, Mapping):
         raise InvalidInput(f"{field}: must be a mapping with name and arms")
-    _only(entry, {"name", "arms", "shadow_percent", "paused"}, field)
+    _only(entry, {"name", "arms", "shadow_percent", "paused", "created_unix_time"}, field)
     arms = entry.get("arms")
     if not isinstance(arms, Sequence) or isinstance(arms, (str, bytes)):
         raise InvalidInput(f"{field}.arms: must be a list of arms")
@@ -270,7 +272,10 @@ def _experiment_from_config(entry: Any, field: str) -> Experiment:
         arms=tuple(_arm_from_config(arm, f"{field}.arms[{i}]") for i, arm in enumerate(arms)),
         shadow_percent=_number(entry.get("shadow_percent", 0), f"{field}.shadow_percent"),
         paused=_flag(entry.get("paused", False), f"{field}.paused"),
+        created_unix_time=_number(entry.get("created_unix_time", 0), f"{field}.created_unix_time"),
     )
+    if experiment.created_unix_time < 0:
+        raise InvalidInput(f"{field}.created_unix_time: must be a Unix time >= 0, got {experiment.created_unix_time}")
     return validate(experiment, field)
 
 

@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from digits.experiments.sample_ratio import METRIC as SRM_METRIC
 from digits_server.core.domain import ModelSelector
 from digits_server.core.errors import AlreadyExists, InvalidInput, NotFound, ServingError
 from digits_server.core.manager import ModelManager
@@ -54,6 +58,8 @@ class ExperimentService:
         self.manager = manager
         self.decisions: dict[str, list[RolloutDecision]] = {}  # per experiment, while it lives
         self.change_config = change_config  # None: no config file, experiments live in memory
+        # Who answers reports: a rollout controller that sees two identities talks to a fleet.
+        self.server_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         router.on_change.append(observer.experiment_changed)
         router.on_change.append(self._experiment_changed)
 
@@ -72,6 +78,7 @@ class ExperimentService:
             for arm in arms[1:]:
                 for metric in ("latency", "errors"):
                     metrics.set_guardrail(name, arm, metric, False)
+            metrics.set_guardrail(name, "", SRM_METRIC, False)  # the experiment's, whichever arm strays
             metrics.start_rollout_series(name, ROLLOUT_DECISIONS)  # at 0, so increase() sees the first decision
 
     def list(self) -> list[Experiment]:
@@ -82,6 +89,7 @@ class ExperimentService:
         """Start a new experiment; its arms must name models the server has."""
         check_models(experiment, self.manager.resolve)
         validate(experiment)
+        experiment = replace(experiment, created_unix_time=round(time.time(), 3))
         if self.change_config is None:
             return self.router.create(experiment)
 
@@ -158,7 +166,7 @@ class ExperimentService:
         if counts is None:  # cannot happen while the router and observer are wired together
             raise RuntimeError(f"experiment '{name}' has no counts")
         report = build_report(experiment, counts, self.observer.traffic(name), self.serving,
-                              verdict_basis, self.decisions.get(name, ()))
+                              verdict_basis, self.decisions.get(name, ()), self.server_id)
         metrics = self.observer.metrics
         if metrics is not None:
             for pair in report.pairs:
@@ -166,7 +174,8 @@ class ExperimentService:
                     valid = pair.always_valid
                     metrics.set_comparison(name, pair.arm_a, pair.arm_b, valid.low, valid.high, valid.p_holm)
             for guardrail in report.guardrails:
-                metrics.set_guardrail(name, guardrail.arm, guardrail.metric, guardrail.status == "breached")
+                arm = "" if guardrail.metric == SRM_METRIC else guardrail.arm
+                metrics.set_guardrail(name, arm, guardrail.metric, guardrail.status == "breached")
         return report
 
     def look_all(self) -> None:

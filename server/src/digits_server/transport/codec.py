@@ -250,6 +250,7 @@ def experiment_message(value: Experiment) -> pb.Experiment:
         ],
         shadow_percent=value.shadow_percent,
         paused=value.paused,
+        created_unix_time=value.created_unix_time,
     )
 
 
@@ -260,6 +261,7 @@ def experiment_report(report: Report) -> pb.ExperimentReport:
         latency_source=report.latency_source,
         method=report.method,
         decisions=[rollout_decision_message(d) for d in report.decisions],
+        server_id=report.server_id,
         **comparison_fields(Comparison(report.arms, report.pairs, report.guardrails)),
     )
 
