@@ -20,11 +20,10 @@ from digits_server.core.domain import FeedbackEvent, PredictionEvent, ServedBy
 from digits_server.core.errors import ConfigurationError
 from digits_server.core.model_config import ConfigError, config_to_raw, parse_config
 from digits_server.observability.payload_log_metrics import PayloadLogMetrics
-from digits_server.payload_log import payload_logger
-from digits_server.payload_log.logger import PayloadLogger
-from digits_server.payload_log.records import CE_FEEDBACK, CE_REQUEST, CE_RESPONSE, FEEDBACK, PREDICTION
-from digits_server.payload_log.sinks import CloudEventsSink, JsonLinesSink
-from digits_server.payload_log.writer import BackgroundWriter
+from digits_server.observability.payload_logger import PayloadLogger, payload_logger
+from digits_server.observability.payload_records import CE_FEEDBACK, CE_REQUEST, CE_RESPONSE, FEEDBACK, PREDICTION
+from digits_server.observability.payload_sinks import CloudEventsSink, JsonLinesSink
+from digits_server.observability.payload_writer import BackgroundWriter
 from digits_server.settings import Settings
 from tests.cloudevents_receiver import CloudEventsReceiver
 from tests.server.test_layers import forbidden_paths
@@ -215,9 +214,7 @@ def test_settings_flags_environment_and_bad_values(tmp_path: Path) -> None:
             payload_logger(settings, CollectorRegistry())
 
 
-def test_payload_log_package_is_transport_free() -> None:
-    package = Path(__file__).resolve().parents[2] / "server/src/digits_server/payload_log"
-    modules = sorted(f"digits_server.payload_log.{p.stem}" for p in package.glob("*.py") if p.stem != "__init__")
-    assert len(modules) >= 4
-    for module in [*modules, "digits_server.payload_log", "digits_server.observability.payload_log_metrics"]:
-        assert forbidden_paths(module) == [], module
+def test_payload_log_modules_are_transport_free() -> None:
+    """They live in observability, whose modules test_layers checks too; this names them, so a move is seen."""
+    for module in ("payload_logger", "payload_records", "payload_sinks", "payload_writer", "payload_log_metrics"):
+        assert forbidden_paths(f"digits_server.observability.{module}") == [], module

@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
-from digits_server.payload_log.records import CE_REQUEST, CE_RESPONSE
+from digits_server.observability.payload_records import CE_REQUEST, CE_RESPONSE
 from digits_server.protocols import kserve_v2_requests as v2
 from tests.cloudevents_receiver import CloudEventsReceiver
 from tests.serverproc import ServerProcess, start_server

@@ -36,7 +36,7 @@ from digits_server.observability.experiment_metrics import ExperimentMetrics
 from digits_server.observability.http_endpoint import serve_metrics_endpoint
 from digits_server.observability.metrics import ServerMetrics
 from digits_server.observability.observers import MetricsObserver, ModelStateObserver, describe_server
-from digits_server.payload_log import payload_logger
+from digits_server.observability.payload_logger import payload_logger
 from digits_server.protocols import add_protocols
 from digits_server.security.credentials import grpc_security, metrics_endpoint
 from digits_server.settings import Settings

@@ -1,5 +1,5 @@
 """The payload log's Prometheus metrics: records written, records dropped (and why), failed sink
-attempts and the queue's depth (fed by payload_log/writer.py).
+attempts and the queue's depth (fed by payload_writer.py).
 
 Declared on the registry ServerMetrics uses (injected), like experiment_metrics. Every record the
 log accepts (a sampled prediction or feedback) ends in exactly one of written or dropped, so

@@ -1,4 +1,9 @@
-"""The payload log's observer: hears every prediction and every accepted feedback from the data
+"""Payload logging (`--payload-log`): the observer and its wiring. The other parts:
+`payload_records` (the record and CloudEvents shapes), `payload_sinks` (JSON Lines rotated by
+size, CloudEvents over HTTP), `payload_writer` (bounded queue, background thread, retries, drop
+counts), `payload_log_metrics` (its counters).
+
+The observer hears every prediction and every accepted feedback from the data
 plane and the feedback store (the same interfaces the metrics use, so every protocol is logged
 the same way), keeps a sample of them, and queues them for the background writer.
 
@@ -11,14 +16,22 @@ one model logs that model only. Shadow (mirrored) predictions are not logged: no
 
 from __future__ import annotations
 
+import socket
 import time
 import zlib
 from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
 
 from digits_server.core.domain import FeedbackEvent, PredictionEvent
+from digits_server.core.errors import ConfigurationError
 from digits_server.core.model_config import ServingConfig
-from digits_server.payload_log.records import FEEDBACK, PREDICTION
-from digits_server.payload_log.writer import BackgroundWriter
+from digits_server.observability.payload_log_metrics import PayloadLogMetrics
+from digits_server.observability.payload_records import FEEDBACK, PREDICTION
+from digits_server.observability.payload_sinks import CloudEventsSink, JsonLinesSink, Sink
+from digits_server.observability.payload_writer import BackgroundWriter
+from digits_server.settings import Settings
 
 _HASH_RANGE = 1 << 32
 
@@ -74,3 +87,34 @@ class PayloadLogger:
     def close(self, timeout: float) -> None:
         """Flush what is queued (at most `timeout` seconds), then stop (blocking: call off the event loop)."""
         self.writer.close(timeout)
+
+
+
+def payload_logger(settings: Settings, registry: CollectorRegistry) -> PayloadLogger | None:
+    """The payload logger `--payload-log` asks for (None when off); ConfigurationError names a bad setting."""
+    target = settings.payload_log.strip()
+    if not target:
+        return None
+    if not 0.0 <= settings.payload_log_sample <= 1.0:
+        raise ConfigurationError(f"payload_log_sample: must be from 0 to 1, got {settings.payload_log_sample:g}")
+    if settings.payload_log_queue < 1:
+        raise ConfigurationError(f"payload_log_queue: must be at least 1, got {settings.payload_log_queue}")
+    sink: Sink
+    if target.startswith(("http://", "https://")):
+        try:
+            sink = CloudEventsSink(target, f"digits-server/{socket.gethostname()}")
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+    elif "://" in target and not target.startswith("file://"):
+        raise ConfigurationError(f"payload_log: {target!r}: give a directory (JSON Lines) or an http(s):// URL")
+    else:
+        directory = Path(target.removeprefix("file://"))
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(f"payload_log: cannot create the directory {directory} ({exc.strerror or exc})")
+        sink = JsonLinesSink(directory, settings.payload_log_file_bytes)
+    writer = BackgroundWriter(
+        sink, PayloadLogMetrics(registry, sink.name), settings.payload_log_queue, attempts=settings.payload_log_attempts
+    )
+    return PayloadLogger(writer, settings.payload_log_sample)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from digits_server.payload_log.records import Record, cloud_events, json_line
+from digits_server.observability.payload_records import Record, cloud_events, json_line
 
 FILE_PREFIX = "payloads-"
 FILE_SUFFIX = ".jsonl"

@@ -20,8 +20,8 @@ from collections import deque
 from collections.abc import Callable
 
 from digits_server.observability.payload_log_metrics import PayloadLogMetrics
-from digits_server.payload_log.records import Pending, Record, build
-from digits_server.payload_log.sinks import Sink, SinkError
+from digits_server.observability.payload_records import Pending, Record, build
+from digits_server.observability.payload_sinks import Sink, SinkError
 
 log = logging.getLogger(__name__)
 
