@@ -29,9 +29,14 @@ class ReceivedEvent:
 
 
 class CloudEventsReceiver:
-    """Accepts POSTs on http://127.0.0.1:<port>/events; `stop()` closes the port, `start()` reopens it."""
+    """Accepts POSTs on http://127.0.0.1:<port>/events; `stop()` closes the port, `start()` reopens it.
 
-    def __init__(self) -> None:
+    Each answer closes its connection (HTTP/1.0), so a stopped receiver refuses the very next
+    POST; `keep_alive` answers HTTP/1.1 on kept-alive connections instead, as a production
+    receiver would (for benchmarks: a stopped one still serves the connections already open)."""
+
+    def __init__(self, keep_alive: bool = False) -> None:
+        self.keep_alive = keep_alive
         with socket.socket() as probe:  # a free port, kept across stop/start
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -48,6 +53,8 @@ class CloudEventsReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if self.keep_alive else "HTTP/1.0"
+
             def do_POST(self) -> None:  # http.server calls it by this name
                 length = int(self.headers.get("content-length", "0"))
                 body = json.loads(self.rfile.read(length))
@@ -57,6 +64,13 @@ class CloudEventsReceiver:
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def do_GET(self) -> None:  # how many events so far (for a receiver in another process)
+                body = json.dumps({"events": len(receiver.events)}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -74,3 +88,15 @@ class CloudEventsReceiver:
     def of_type(self, ce_type: str) -> list[ReceivedEvent]:
         with self._lock:
             return [event for event in self.events if event.type == ce_type]
+
+
+if __name__ == "__main__":  # `python -m tests.cloudevents_receiver`: a kept-alive receiver until SIGTERM
+    import signal
+    import sys
+
+    served = CloudEventsReceiver(keep_alive=True)
+    served.start()
+    print(served.url, flush=True)
+    signal.sigwait([signal.SIGTERM, signal.SIGINT])
+    served.stop()
+    sys.exit(0)

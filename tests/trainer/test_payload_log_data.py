@@ -5,6 +5,7 @@ directory>` trains a model on exactly the labelled images, decoded as the server
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import json
 import subprocess
@@ -23,6 +24,7 @@ from digits_trainer.payload_logs import PayloadLogError, read_labelled, split
 from tests.serverproc import source_env, start_server
 
 COUNT = 300
+STREAMED = 8  # ClassifyStream messages, never labelled
 
 
 def png(image: np.ndarray) -> bytes:
@@ -54,6 +56,10 @@ def logged(model_repo: Path, mnist_npz: Path, tmp_path_factory: pytest.TempPathF
             batch = await stub.ClassifyBatch(pb.ClassifyBatchRequest(
                 images=[pb.Image(pixels=x[i].tobytes()) for i in range(4)], true_labels=[int(y[0]), -1, int(y[2]), -1]))
             await stub.Feedback(pb.FeedbackRequest(request_id=batch.request_id, index=1, true_label=int(y[1])))
+            stream = [pb.ClassifyRequest(image=pb.Image(encoded=uploads[i]) if i in uploads else pb.Image(
+                pixels=x[i].tobytes()), request_id=f"stream-{i}") for i in range(STREAMED)]  # unlabelled
+            async for _ in stub.ClassifyStream(iter(stream)):
+                pass
             return ids, batch.request_id
 
     try:
@@ -67,10 +73,10 @@ def test_the_log_reads_back_as_the_labelled_images_the_server_computed_on(logged
     labelled = read_labelled(logged["directory"])
     counts = labelled.counts
     assert counts.files >= 2  # rotated at 100 KB
-    assert (counts.predictions, counts.images) == (COUNT + 1, COUNT + 4)
+    assert (counts.predictions, counts.images) == (COUNT + 1 + STREAMED, COUNT + 4 + STREAMED)
     assert counts.labelled_by_feedback == COUNT * 8 // 10 + 1
     assert counts.labelled_in_request == COUNT // 10 + 2
-    assert counts.skipped_unlabelled == COUNT // 10 + 1
+    assert counts.skipped_unlabelled == COUNT // 10 + 1 + STREAMED
     assert (counts.feedback, counts.orphan_feedback, counts.undecodable, counts.bad_lines) == (COUNT * 8 // 10 + 1, 0, 0, 0)
     index_of = {request_id: i for i, request_id in enumerate(logged["ids"])}
     x, y, uploads = logged["x"], logged["y"], logged["uploads"]
@@ -82,6 +88,14 @@ def test_the_log_reads_back_as_the_labelled_images_the_server_computed_on(logged
         assert i % 10 != 8 and label == y[i]
         expected = from_encoded(uploads[i], "image.encoded") if i in uploads else x[i]  # the server's decode
         assert np.array_equal(image, expected), f"request {i}"
+    streamed = [json.loads(line) for f in sorted(logged["directory"].glob("*.jsonl")) for line in f.open()]
+    streamed = {r["id"]: r for r in streamed if r["id"].startswith("stream-")}
+    assert sorted(streamed) == sorted(f"stream-{i}" for i in range(STREAMED))
+    for i in range(STREAMED):  # each stream message is its own record, its upload kept as sent
+        sent = streamed[f"stream-{i}"]["inputs"]
+        assert sent == ([{"file": base64.b64encode(uploads[i]).decode()}] if i in uploads
+                        else [{"pixels": base64.b64encode(x[i].tobytes()).decode()}])
+        assert streamed[f"stream-{i}"]["method"] == "ClassifyStream"
     arrays = split(labelled)
     assert len(arrays["x_train"]) + len(arrays["x_test"]) == len(labelled.labels)
     assert 0.1 < len(arrays["x_test"]) / len(labelled.labels) < 0.3
@@ -96,7 +110,7 @@ def test_digits_train_data_trains_a_model_on_the_log(logged: dict, tmp_path: Pat
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"{COUNT * 8 // 10 + 1} labelled by feedback, {COUNT // 10 + 2} in the request" in result.stderr
-    assert f"{COUNT // 10 + 1} skipped (no label)" in result.stderr
+    assert f"{COUNT // 10 + 1 + STREAMED} skipped (no label)" in result.stderr
     metadata = json.loads((out / "gru" / "1" / "metadata.json").read_text())
     data = metadata["data"]
     assert data["source"] == f"payload-log:{logged['directory']}"

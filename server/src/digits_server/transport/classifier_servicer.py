@@ -57,10 +57,8 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         picture = request.image
         if picture.WhichOneof("data") == "encoded":
             call.files = (picture.encoded,)  # the upload itself, for the payload log
-            if not cheap_to_decode(call.files):
-                image = await asyncio.to_thread(codec.image, picture, "image", self.image_limits)  # off the loop
-            else:
-                image = codec.image(picture, "image", self.image_limits)
+        if call.files and not cheap_to_decode(call.files):
+            image = await asyncio.to_thread(codec.image, picture, "image", self.image_limits)  # off the event loop
         else:
             image = codec.image(picture, "image", self.image_limits)
         labels = [codec.true_label(request)]
