@@ -160,6 +160,19 @@ def test_a_full_queue_drops_at_once_and_shutdown_counts_what_was_left(tmp_path: 
     assert counted(registry, "jsonl") == {"written": 0, "queue_full": 2, "sink_error": 0, "shutdown": 3}
 
 
+def test_the_queue_is_bounded_in_images_so_big_batches_cannot_hold_unbounded_memory(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    writer = BackgroundWriter(JsonLinesSink(tmp_path, 1 << 20), PayloadLogMetrics(registry, "jsonl"), capacity=5)
+    writer.offer((PREDICTION, time.time(), prediction("batch-4", count=4), -1))
+    writer.offer((PREDICTION, time.time(), prediction("batch-2", count=2), -1))  # 6 > 5: dropped
+    writer.offer((FEEDBACK, time.time(), FeedbackEvent(SERVED, "batch-4", 0, 1, 2), -1))  # 5: fits
+    assert writer.queued == 5
+    writer.start()
+    writer.close(10.0)
+    assert counted(registry, "jsonl") == {"written": 2, "queue_full": 1, "sink_error": 0, "shutdown": 0}
+    assert writer.queued == 0
+
+
 def test_sampling_follows_the_request_id_so_feedback_matches_its_prediction(tmp_path: Path) -> None:
     writer = BackgroundWriter(JsonLinesSink(tmp_path, 1 << 20), PayloadLogMetrics(CollectorRegistry(), "jsonl"))
     logger = PayloadLogger(writer, sample=0.3)

@@ -95,7 +95,9 @@ class Settings:
         1.0, "share of requests the payload log keeps (0-1, by request id; a model's payload_log_sample in "
         "--model-config wins)",
     )
-    payload_log_queue: int = _setting(10_000, "most records waiting for the payload log's writer; more are dropped")
+    payload_log_queue: int = _setting(
+        10_000, "most images (a feedback counts 1) waiting for the payload log's writer; more are dropped"
+    )
     payload_log_file_bytes: int = _setting(64 * 1024 * 1024, "a JSON Lines payload log file is rotated at this size")
     payload_log_attempts: int = _setting(5, "tries to write a payload-log batch (backoff between) before dropping it")
 

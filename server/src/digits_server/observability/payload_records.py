@@ -59,6 +59,12 @@ def build(item: Pending) -> Record:
     return prediction_record(event.one(index) if index >= 0 else event, at)
 
 
+def weight(item: Pending) -> int:
+    """What a queued item counts against the queue's capacity: its images (a feedback: 1)."""
+    kind, _, event, index = item
+    return len(event.digits) if kind == PREDICTION and index < 0 else 1  # type: ignore[union-attr]
+
+
 def _served(event: PredictionEvent | FeedbackEvent, at: float) -> Record:
     served = event.served_by
     return {

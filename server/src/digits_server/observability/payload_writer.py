@@ -2,7 +2,8 @@
 thread that builds the records and hands them to the sink.
 
 The request path only appends to a deque (no lock, no I/O, no JSON): when the queue holds
-`capacity` records the new one is dropped and counted (`queue_full`). The thread takes up to
+`capacity` images (a record weighs its images, a feedback 1: what bounds the memory it holds)
+the new record is dropped and counted (`queue_full`). The thread takes up to
 `batch` records at a time; a sink that fails is retried with exponential backoff (`backoff`,
 doubling, at most `max_backoff` seconds between attempts) up to `attempts` times, then the
 batch's remaining records are dropped and counted (`sink_error`), and the thread goes on with
@@ -20,7 +21,7 @@ from collections import deque
 from collections.abc import Callable
 
 from digits_server.observability.payload_log_metrics import PayloadLogMetrics
-from digits_server.observability.payload_records import Pending, Record, build
+from digits_server.observability.payload_records import Pending, Record, build, weight
 from digits_server.observability.payload_sinks import Sink, SinkError
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,9 @@ class BackgroundWriter:
         self.max_backoff = max_backoff
         self._clock = clock
         self._queue: deque[Pending] = deque()
+        # Images queued = offered - taken: each counter has one writer (the event loop, the thread), so no lock.
+        self._offered = 0
+        self._taken = 0
         self._stop = threading.Event()  # set by close(): flush, then end
         self._deadline: float | None = None
         self._thread: threading.Thread | None = None
@@ -52,15 +56,17 @@ class BackgroundWriter:
 
     def offer(self, item: Pending) -> None:
         """Queue a record (request path: an append, or a count when the queue is full)."""
-        if len(self._queue) >= self.capacity or self._stop.is_set():
+        size = weight(item)
+        if self._offered - self._taken + size > self.capacity or self._stop.is_set():
             self.metrics.count_dropped(item[0], "queue_full" if not self._stop.is_set() else "shutdown")
             return
+        self._offered += size
         self._queue.append(item)
 
     @property
     def queued(self) -> int:
-        """Records waiting now."""
-        return len(self._queue)
+        """Images (and feedback events) waiting now."""
+        return self._offered - self._taken
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -102,6 +108,7 @@ class BackgroundWriter:
         queue = self._queue
         while queue and len(items) < self.batch:
             items.append(queue.popleft())
+        self._taken += sum(weight(item) for item in items)
         return items
 
     def _deliver(self, records: list[Record]) -> None:
