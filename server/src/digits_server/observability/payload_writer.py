@@ -79,7 +79,7 @@ class BackgroundWriter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(max(timeout, 0.0) + 10.0)  # a sink call in progress ends by its own timeout
-        self._drop_queued("shutdown")
+        self._drop_queued("shutdown")  # (the thread is gone, or stuck in a sink call past every timeout)
         self.sink.close()
 
     def _run(self) -> None:
@@ -115,22 +115,19 @@ class BackgroundWriter:
         """Write a batch with retries; count what was written and what was dropped."""
         remaining = records
         for attempt in range(self.attempts):
-            try:
-                self.sink.write(remaining)
-            except SinkError as exc:
-                self._count_written(remaining[: exc.written])
-                remaining = remaining[exc.written:]
-                self.metrics.count_sink_error()
-                if not self._failing:
-                    self._failing = True
-                    log.warning("payload log: the %s sink fails (%s); retrying with backoff, then dropping "
-                                "(digits_payload_log_dropped_total)", self.sink.name, exc)
-            else:
-                self._count_written(remaining)
+            written, failure = self._attempt(remaining)
+            self._count_written(remaining[:written])
+            remaining = remaining[written:]
+            if failure is None:
                 if self._failing:
                     self._failing = False
                     log.info("payload log: the %s sink works again", self.sink.name)
                 return
+            self.metrics.count_sink_error()
+            if not self._failing:
+                self._failing = True
+                log.warning("payload log: the %s sink fails (%s); retrying with backoff, then dropping "
+                            "(digits_payload_log_dropped_total)", self.sink.name, failure)
             if attempt + 1 == self.attempts:
                 break
             pause = min(self.backoff * 2**attempt, self.max_backoff)
@@ -139,6 +136,17 @@ class BackgroundWriter:
                 return
             time.sleep(pause)
         self._count_dropped(remaining, "shutdown" if self._past_deadline() else "sink_error")
+
+    def _attempt(self, records: list[Record]) -> tuple[int, str | None]:
+        """One try: (records written, why it failed or None)."""
+        try:
+            self.sink.write(records)
+        except SinkError as error:
+            return error.written, str(error)
+        except Exception as error:  # a bug, not an outage: it must not end the thread either
+            log.exception("payload log: the %s sink raised", self.sink.name)
+            return 0, f"{type(error).__name__}: {error}"
+        return len(records), None
 
     def _past_deadline(self) -> bool:
         return self._deadline is not None and self._clock() >= self._deadline
