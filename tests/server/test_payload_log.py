@@ -231,3 +231,19 @@ def test_payload_log_modules_are_transport_free() -> None:
     """They live in observability, whose modules test_layers checks too; this names them, so a move is seen."""
     for module in ("payload_logger", "payload_records", "payload_sinks", "payload_writer", "payload_log_metrics"):
         assert forbidden_paths(f"digits_server.observability.{module}") == [], module
+
+
+def test_docs_list_every_payload_log_metric_with_its_labels() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "observability.md").read_text()
+    section = text.split("\n## Payload logging\n", 1)[1].split("\n## ", 1)[0]
+    documented = {
+        name: set(re.findall(r"`(\w+)`", labels))
+        for name, labels in re.findall(r"^\| `(digits_payload_\w+)` \|([^|]*)\|", section, flags=re.MULTILINE)
+    }
+    registry = CollectorRegistry()
+    PayloadLogMetrics(registry, "jsonl")
+    exported = {
+        family.name + ("_total" if family.type == "counter" else ""): {k for s in family.samples for k in s.labels}
+        for family in registry.collect()
+    }
+    assert exported == documented
