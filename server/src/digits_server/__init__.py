@@ -20,7 +20,9 @@ module is named here):
   `digits.experiments.verdict`), shared with `digits ab report --prometheus`.
 - `observability`: `metrics` (the serving path's Prometheus metrics, one injected registry),
   `experiment_metrics` (the A/B experiments' metrics, same registry), `request_metrics`, `observers`
-  (events -> metrics), `histograms`, `http_endpoint` (/metrics).
+  (events -> metrics), `histograms`, `http_endpoint` (/metrics), and the payload log
+  (`--payload-log`): `payload_logger` (observer, sampling, wiring), `payload_records`,
+  `payload_sinks` (JSON Lines, CloudEvents), `payload_writer` (queue, thread), `payload_log_metrics`.
 - `transport`: the gRPC layer for digits.v1: `classifier_servicer`, `admin_servicer`, `codec`
   (wire <-> domain), `status_codes` (domain error -> gRPC status, the only place),
   `health_service`, `guarded_handlers` / `handler_shapes` / `wire_guard` (handler wrapping),

@@ -36,6 +36,7 @@ from digits_server.observability.experiment_metrics import ExperimentMetrics
 from digits_server.observability.http_endpoint import serve_metrics_endpoint
 from digits_server.observability.metrics import ServerMetrics
 from digits_server.observability.observers import MetricsObserver, ModelStateObserver, describe_server
+from digits_server.observability.payload_logger import payload_logger
 from digits_server.protocols import add_protocols
 from digits_server.security.credentials import grpc_security, metrics_endpoint
 from digits_server.settings import Settings
@@ -96,6 +97,12 @@ class DigitsServer:
             self.manager, self.runner, router, observers=[observer, self.feedback, experiment_observer],
             request_ids=request_ids,
         )
+        self.payload_log = payload_logger(settings, self.metrics.registry)  # --payload-log; None when off
+        if self.payload_log is not None:  # hears what the metrics hear: every protocol, every feedback
+            self.dataplane.observers.append(self.payload_log)
+            self.feedback.listeners.append(self.payload_log)
+            self.payload_log.configure(self.reloader.config)
+            self.reloader.listeners.append(self.payload_log.configure)
         self.health = HealthReporter(self.manager, list(SERVICE_NAMES))
         self.manager.on_change.append(self.health.on_change)
         self.manager.on_change.append(self._forget_unloaded)
@@ -116,6 +123,8 @@ class DigitsServer:
         describe_server(self.metrics, s)
         await self.manager.reload()
         await self.health.refresh()
+        if self.payload_log is not None:
+            self.payload_log.start()
         self.experiments.sync(self.reloader.config)  # a bad experiments list stops the server here
         self.reloader.listeners += [self.experiments.sync, self._publish_config_hash]
         self.experiments.router.on_change.append(lambda *_: self._publish_config_hash(self.reloader.config))
@@ -170,6 +179,8 @@ class DigitsServer:
             self._metrics_http.shutdown()  # type: ignore[attr-defined]
             self._metrics_http.server_close()  # type: ignore[attr-defined]
         await self.dataplane.close()  # shadow predictions still running use the runner
+        if self.payload_log is not None:  # flush what is queued (what is left at the deadline: counted dropped)
+            await asyncio.to_thread(self.payload_log.close, self.settings.grace_seconds)
         if isinstance(self.runner, BatchingRunner):
             await self.runner.close()
         await self.manager.close()

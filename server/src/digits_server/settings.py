@@ -86,6 +86,20 @@ class Settings:
     allow_world_writable_models: bool = _setting(
         False, "load model folders other users (group or world) may write to (a SavedModel is code)"
     )
+    # Payload logging (docs/observability.md: Payload logging).
+    payload_log: str = _setting(
+        "", "log each request's input and prediction, and later feedback, to a directory (JSON Lines files "
+        "rotated by size) or an http(s):// URL (CloudEvents POSTs, KServe's logger format); empty: off",
+    )
+    payload_log_sample: float = _setting(
+        1.0, "share of requests the payload log keeps (0-1, by request id; a model's payload_log_sample in "
+        "--model-config wins)",
+    )
+    payload_log_queue: int = _setting(
+        10_000, "most images (a feedback counts 1) waiting for the payload log's writer; more are dropped"
+    )
+    payload_log_file_bytes: int = _setting(64 * 1024 * 1024, "a JSON Lines payload log file is rotated at this size")
+    payload_log_attempts: int = _setting(5, "tries to write a payload-log batch (backoff between) before dropping it")
 
     @classmethod
     def from_args(

@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data", default=MNIST_SOURCE,
         help="a Keras-layout .npz, 'mnist' (Keras download; falls back to the shipped sample "
-        "when offline) or 'sample' (default: mnist)",
+        "when offline), 'sample', or a server's payload log (a .jsonl file or a directory of "
+        "them, from digits-server --payload-log: the labelled requests, 1 in 5 held out for "
+        "testing) (default: mnist)",
     )
     parser.add_argument("--out", default="models",
                         help="model repository to export into (default: models)")

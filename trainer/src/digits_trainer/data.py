@@ -1,4 +1,5 @@
-"""Loading the training data: a Keras-layout ``.npz``, Keras' MNIST, or the shipped sample.
+"""Loading the training data: a Keras-layout ``.npz``, Keras' MNIST, the shipped sample, or a
+server's payload log (``payload_logs``: logged traffic with its feedback labels).
 
 Every source ends up as a :class:`Dataset` of uint8 images ``[N, 28, 28]`` and integer labels.
 ``mnist`` downloads through ``keras.datasets.mnist.load_data`` (cached in ``$KERAS_HOME``); when
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from . import payload_logs
 
 log = logging.getLogger(__name__)
 
@@ -188,18 +191,30 @@ def load_mnist(*, timeout: float = DOWNLOAD_TIMEOUT, quiet: bool = False) -> Dat
     return Dataset(**arrays, source=MNIST_SOURCE)
 
 
+def load_payload_log(path: str | os.PathLike[str]) -> Dataset:
+    """A payload log (a ``.jsonl`` file or a directory of them) as a Dataset: its labelled images,
+    one in five held out for testing; the counts (labelled, skipped, ...) are logged."""
+    labelled = payload_logs.read_labelled(path)
+    log.info("payload log %s: %s", path, labelled.counts.summary())
+    arrays = _validated(payload_logs.split(labelled), f"payload log {path}")
+    return Dataset(**arrays, source=payload_logs.SOURCE_PREFIX + os.fspath(path), path=os.fspath(path))
+
+
 def load_dataset(
     source: str | os.PathLike[str] = MNIST_SOURCE,
     *,
     timeout: float = DOWNLOAD_TIMEOUT,
     quiet: bool = False,
 ) -> Dataset:
-    """Load ``source``: ``"mnist"`` (with offline fallback), ``"sample"``, or an ``.npz`` path."""
+    """Load ``source``: ``"mnist"`` (with offline fallback), ``"sample"``, an ``.npz`` path, or a
+    payload log (a ``.jsonl`` file or a directory of them)."""
     name = os.fspath(source)
     if name == MNIST_SOURCE:
         return load_mnist(timeout=timeout, quiet=quiet)
     if name == SAMPLE_SOURCE:
         return load_sample()
+    if payload_logs.is_payload_log(name):
+        return load_payload_log(name)
     return load_npz(name)
 
 
@@ -221,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         data = load_dataset(args.source, quiet=True)
-    except DataError as error:
+    except (DataError, ValueError) as error:
         print(f"error: {error}")
         return 1
     print(f"source: {data.source}\npath: {data.path}\ntrain: {data.n_train}\n"

@@ -53,6 +53,9 @@ class CallRecord:
     version: str = ""
     experiment: str = ""
     arm: str = ""
+    # The uploaded image files of the request, one per image (b"" for an image sent as pixels),
+    # when the transport kept them; empty otherwise. Only the payload log reads them.
+    files: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,11 @@ class PredictionEvent:
     # A group of one-image requests (one stream's messages, `DataPlane.classify_group`): image i
     # is request request_ids[i]'s; `timings` is each request's. Empty for a single request.
     request_ids: tuple[str, ...] = ()
+    # What the model was given: uint8 images [N,28,28] and, when the transport kept them, the
+    # uploaded files (`CallRecord.files`); the protocol the request came by. For the payload log.
+    images: np.ndarray | None = None
+    files: tuple[bytes, ...] = ()
+    protocol: str = ""
 
     @property
     def requests(self) -> int:
@@ -91,6 +99,8 @@ class PredictionEvent:
         return PredictionEvent(
             self.method, self.served_by, self.request_ids[index], self.digits[index: index + 1],
             self.probabilities[index: index + 1], self.true_labels[index: index + 1], self.timings,
+            images=None if self.images is None else self.images[index: index + 1],
+            files=self.files[index: index + 1], protocol=self.protocol,
         )
 
 

@@ -4,6 +4,7 @@
       lstm:
         version_policy: {latest: 2}      # or: all, or {specific: [1, 3]}; default latest 1
         labels: {stable: 1, canary: 2}   # label -> version; labelled versions are loaded too
+        payload_log_sample: 0.1          # share of its requests the payload log keeps (--payload-log)
       gru:
         version_policy: all
     experiments: [...]                   # passed through untouched for the experiment engine
@@ -35,7 +36,7 @@ from digits_server.core.errors import ConfigurationError, InvalidConfig
 from digits_server.core.repository import VersionPolicy
 
 TOP_LEVEL_KEYS = ("models", "experiments")
-MODEL_KEYS = ("version_policy", "labels")
+MODEL_KEYS = ("version_policy", "labels", "payload_log_sample")
 
 
 class ConfigError(InvalidConfig, ConfigurationError):
@@ -51,6 +52,7 @@ class ModelConfig:
 
     policy: VersionPolicy = field(default_factory=VersionPolicy)
     labels: dict[str, int] = field(default_factory=dict)
+    payload_log_sample: float | None = None  # None: the server's --payload-log-sample
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,10 @@ class ServingConfig:
     def labels(self) -> dict[str, dict[str, int]]:
         """{model: {label: version}}."""
         return {name: dict(model.labels) for name, model in self.models.items() if model.labels}
+
+    def payload_log_samples(self) -> dict[str, float]:
+        """{model: share of its requests to log} for the models whose entry sets one."""
+        return {name: m.payload_log_sample for name, m in self.models.items() if m.payload_log_sample is not None}
 
 
 def load_config(path: Path | None) -> ServingConfig:
@@ -124,6 +130,8 @@ def config_to_raw(config: ServingConfig) -> dict[str, Any]:
             entry["version_policy"] = {"latest": policy.count}
         if model.labels:
             entry["labels"] = dict(sorted(model.labels.items()))
+        if model.payload_log_sample is not None:
+            entry["payload_log_sample"] = model.payload_log_sample
         models[name] = entry
     return {"models": models, "experiments": list(config.experiments)}
 
@@ -211,7 +219,12 @@ def _model(name: str, raw: Any) -> ModelConfig:
     labels_raw = raw.get("labels") or {}
     _expect(isinstance(labels_raw, dict), where + ".labels", "must be a mapping of label -> version")
     labels = {str(label): _version(v, f"{where}.labels.{label}") for label, v in labels_raw.items()}
-    return ModelConfig(policy=policy, labels=labels)
+    sample = raw.get("payload_log_sample")
+    if sample is not None:
+        _expect(isinstance(sample, (int, float)) and not isinstance(sample, bool) and 0.0 <= sample <= 1.0,
+                where + ".payload_log_sample", f"must be a number from 0 to 1, got {sample!r}")
+        sample = float(sample)
+    return ModelConfig(policy=policy, labels=labels, payload_log_sample=sample)
 
 
 def _policy(raw: Any, where: str) -> VersionPolicy:

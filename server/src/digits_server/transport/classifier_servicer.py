@@ -55,7 +55,9 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         selector = codec.selector(request.model_spec)
         codec.short_text(request.request_id, "request_id")
         picture = request.image
-        if picture.WhichOneof("data") == "encoded" and not cheap_to_decode((picture.encoded,)):
+        if picture.WhichOneof("data") == "encoded":
+            call.files = (picture.encoded,)  # the upload itself, for the payload log
+        if call.files and not cheap_to_decode(call.files):
             image = await asyncio.to_thread(codec.image, picture, "image", self.image_limits)  # off the event loop
         else:
             image = codec.image(picture, "image", self.image_limits)
@@ -85,10 +87,12 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     ) -> pb.ClassifyBatchResponse:
         selector = codec.selector(request.model_spec)
         codec.short_text(request.request_id, "request_id")
+        encoded = any(image.WhichOneof("data") == "encoded" for image in request.images)
         images = await imaging.converted(
-            any(image.WhichOneof("data") == "encoded" for image in request.images),
-            lambda: codec.images(request.images, "images", self.settings.max_batch_images, self.image_limits),
+            encoded, lambda: codec.images(request.images, "images", self.settings.max_batch_images, self.image_limits),
         )
+        if encoded:  # the uploads themselves (b"" for pixel images), for the payload log
+            call.files = tuple(image.encoded for image in request.images)
         labels = codec.true_labels(request.true_labels, len(images))
         outcome = await self.dataplane.classify(
             selector, images, labels, request.request_id, call, deadline_of(context)

@@ -119,6 +119,12 @@ async def classify_group(
                 error, failed_at = type(bad)(f"stream message {group.first + at}: {bad}"), at
                 if not run.ids:
                     break
+            if run.encoded:  # the uploads themselves (b"" for pixel images), for the payload log
+                files = [b""] * len(run.ids)
+                for position, data in run.encoded:
+                    if position < len(files):
+                        files[position] = data
+                call.files = tuple(files)
             if run.selector.experiment:
                 outcome = await dataplane.classify(run.selector, images, run.labels, run.ids[0], call, deadline)
                 answers.append(codec.classify_response(outcome))
