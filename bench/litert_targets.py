@@ -26,8 +26,8 @@ MISSED_BECAUSE: dict[str, str] = {
           "machine other processes' load stretches the imports (the median of the starts is reported).",
     "L3": "the runtime computes the same flatbuffers as today's default (XNNPACK in both): the request "
           "path is the same code, so the two differ by the run's noise (a few %) in either direction.",
-    "L5": "a replica comes back when Envoy's health check (0.5 s interval, 2 passes) sees it SERVING: "
-          "about 1 s of the figure is Envoy's, the rest is exec to SERVING (L2).",
+    "L5": "a step is the drain (SIGTERM -> exit), exec -> ready (L2) and Envoy's health checks (every "
+          "0.5 s) seeing it SERVING again; the detail column splits it.",
 }
 
 
@@ -94,12 +94,17 @@ def _restart_targets(restart: dict | None) -> list[dict]:
     if not restart:
         return [_target("all", "L5", "rolling restart, LiteRT-only: each replica back (s)", None, "<= 3", None,
                         "full mode only")]
-    lite, tf = restart.get("litert", []), restart.get("tensorflow", [])
-    worst = max(lite) if lite else None
+    lite, tf = restart.get("litert", {}), restart.get("tensorflow", {})
+
+    def shown(steps: dict, key: str) -> str:
+        return ", ".join(f"{s:.1f}" for s in steps.get(key, [])) or "-"
+
+    worst = max(lite["back"]) if lite.get("back") else None
     return [_target("all", "L5", "rolling restart, LiteRT-only: slowest replica back (s)", worst,
                     f"<= {RESTART_GOAL_S:g}", _at_most(worst, RESTART_GOAL_S),
-                    f"each: {', '.join(f'{s:.1f}' for s in lite)} s; today's default: "
-                    f"{', '.join(f'{s:.1f}' for s in tf) or '-'} s (SIGTERM -> Envoy sees it healthy again)")]
+                    f"SIGTERM -> in Envoy's rotation again: {shown(lite, 'back')} s (of which stopping "
+                    f"{shown(lite, 'stopping')}, exec -> ready {shown(lite, 'starting')}); today's default: "
+                    f"{shown(tf, 'back')} s")]
 
 
 def _peer_memory(memory: dict | None) -> list[dict]:

@@ -22,21 +22,26 @@ sys.path.insert(0, str(REPO))
 from tests.envoyproc import start_fleet
 
 
-def measure(models: Path, python: str, flags: list[str], replicas: int = 3) -> list[float]:
-    """Seconds for each replica, one after another, from SIGTERM until Envoy routes to it again."""
+def measure(models: Path, python: str, flags: list[str], replicas: int = 3) -> dict[str, list[float]]:
+    """For each replica, one after another: "back" seconds from SIGTERM until Envoy routes to it
+    again, and of those, "stopping" (SIGTERM -> exit: the drain) and "starting" (exec -> ready file)."""
     fleet = start_fleet(models, replicas, "--poll-seconds", "0", *flags, python=python)
-    steps = []
+    found: dict[str, list[float]] = {"back": [], "stopping": [], "starting": []}
     try:
         for index in range(replicas):
             began = time.monotonic()
             if fleet.replicas[index].stop() != 0:
                 raise RuntimeError(f"replica {index} did not exit cleanly:\n{fleet.replicas[index].log()}")
+            stopped = time.monotonic()
             fleet.restart(index)
+            started = time.monotonic()
             fleet.wait_healthy()
-            steps.append(round(time.monotonic() - began, 2))
+            found["back"].append(round(time.monotonic() - began, 2))
+            found["stopping"].append(round(stopped - began, 2))
+            found["starting"].append(round(started - stopped, 2))
     finally:
         fleet.stop()
-    return steps
+    return found
 
 
 def main() -> None:

@@ -4,7 +4,8 @@ Layers, from the inside out (`tests/server/test_layers.py` keeps the first three
 - `core`: transport-free serving. `domain` and `errors` (shared types), `repository` (the
   *source*: which versions should be served) and `model_config` (the `--model-config` file),
   `manager` (loads, warms up, unloads), `loaded_model` (one SavedModel version) and `runtimes`
-  (its XLA / LiteRT fast paths), `model_trust` (checks before loading), `batching` and
+  (its XLA / LiteRT fast paths), `litert_model` (a version served by the standalone LiteRT runtime,
+  without TensorFlow, and which runtime serves each version), `tensorflow_startup`, `model_trust` (checks before loading), `batching` and
   `model_runner` (how model calls run), `dataplane` (route, run, observe), `request_ids`
   (signed request ids: what a prediction was, so any replica takes its feedback), `feedback`,
   `reloader` (re-reads the config file, writes it for admin calls), `imaging`, `ordered_streams`.
@@ -20,7 +21,8 @@ Layers, from the inside out (`tests/server/test_layers.py` keeps the first three
   `health_service`, `guarded_handlers` / `handler_shapes` / `wire_guard` (handler wrapping).
 - `security`: `auth` (token scopes), `auth_guard`, `tls`, `pem`, `credentials` (wiring).
 - `protocols`: Open Inference Protocol v2 and TensorFlow Serving's API on the same port,
-  through the same data plane; `apis` holds their generated messages.
+  through the same data plane (`tfserving_on_demand`: TF Serving's messages are TensorFlow's, imported
+  on its first call where no version needed TensorFlow); `apis` holds their generated messages.
 - Entry points: `settings` (every flag), `app` (wiring and lifecycle), `cli`
   (`digits-server`), `health_probe` (`digits-server-healthcheck`).
 """
