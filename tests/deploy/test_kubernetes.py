@@ -34,7 +34,7 @@ CUSTOM_KINDS = {
     ("monitoring.coreos.com", "PrometheusRule"): "monitoring.coreos.com_prometheusrules.yaml",
 }
 #: Peak RSS of the LiteRT-only server after the harness' load (bench/run.py, docs/server.md).
-MEASURED_LITE_PEAK_MIB = 150
+MEASURED_LITE_PEAK_MIB = 133
 SERVER_FLAGS_FILE = REPO / "server" / "src" / "digits_server" / "settings.py"
 
 
