@@ -24,8 +24,9 @@ MISSED_BECAUSE: dict[str, str] = {
           "measured without TensorFlow installed); a miss means something imported TensorFlow (see tensorflow_loaded).",
     "L2": "start-up is ~0.3 s of imports and ~10 ms per version on a quiet machine; on this shared 2-core "
           "machine other processes' load stretches the imports (the median of the starts is reported).",
-    "L3": "the runtime computes the same flatbuffers as today's default (XNNPACK in both): the request "
-          "path is the same code, so the two differ by the run's noise (a few %) in either direction.",
+    "L3": "the same request path and the same flatbuffers (XNNPACK in both): one run per scenario moves by "
+          "tens of percent either way on a loaded machine; bench/litert_parity.py repeats them alternating "
+          "(server CPU per request equal within noise, docs/server.md).",
     "L5": "a step is the drain (SIGTERM -> exit), exec -> ready (L2) and Envoy's health checks (every "
           "0.5 s) seeing it SERVING again; the detail column splits it.",
 }

@@ -28,9 +28,10 @@ def lite_server(model_repo: Path, tmp_path: Path):
 
 def test_the_first_tf_serving_call_loads_tensorflow_and_is_answered(lite_server: ServerProcess,
                                                                      test_digit: np.ndarray) -> None:
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
     from digits_server.apis import tensorflow_serving_pb2 as tfs
     from digits_server.apis import tensorflow_serving_pb2_grpc as tfs_grpc
-    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
     assert not tensorflow_mapped(lite_server)  # auto, every version with its LiteRT twin
     tensor = tensor_pb2.TensorProto(
