@@ -22,8 +22,9 @@ PARITY_GOAL = 1.0  # unary and stream: at least today's default
 MISSED_BECAUSE: dict[str, str] = {
     "L1": "RSS counts Python, grpcio, numpy and the LiteRT runtime (~85 MiB idle with the cells loaded, "
           "measured without TensorFlow installed); a miss means something imported TensorFlow (see tensorflow_loaded).",
-    "L2": "start-up is ~0.3 s of imports and ~10 ms per version on a quiet machine; on this shared 2-core "
-          "machine other processes' load stretches the imports (the median of the starts is reported).",
+    "L2": "start-up is the imports (grpcio, numpy, the LiteRT runtime) and ~10 ms per version; other "
+          "processes' load on this shared 2-core machine stretches the imports (the median of the starts is "
+          "reported; quick mode starts once).",
     "L3": "the same request path and the same flatbuffers (XNNPACK in both): one run per scenario moves by "
           "tens of percent either way on a loaded machine; bench/litert_parity.py repeats them alternating "
           "(server CPU per request equal within noise, docs/server.md).",
