@@ -8,21 +8,32 @@ PORT   ?= 50051
 METRICS_PORT ?= 9100
 # The ecosystem's own clients (tritonclient, tensorflow-serving-api) for the protocol tests.
 ECOSYSTEM ?= .venv-ecosystem
+# The server without TensorFlow (client + server, no [tensorflow] extra): the LiteRT runtime only.
+LITE ?= .venv-lite
 
-.PHONY: setup setup-ecosystem demo fleet test test-all bench bench-quick bench-peers proto clean
+.PHONY: setup setup-ecosystem setup-lite demo fleet test test-all bench bench-quick bench-peers proto clean
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: client/pyproject.toml server/pyproject.toml trainer/pyproject.toml tests/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e 'client[report]' -e server -e trainer -r tests/requirements.txt
+	$(BIN)/pip install --quiet -e 'client[report]' -e 'server[tensorflow]' -e trainer -r tests/requirements.txt
 	touch $@
 
 setup-ecosystem: $(ECOSYSTEM)/.installed
 
 $(ECOSYSTEM)/.installed: tests/ecosystem/setup.sh tests/ecosystem/requirements.txt tests/ecosystem/requirements-nodeps.txt tests/ecosystem/check_env.py
 	PYTHON=$(PYTHON) bash tests/ecosystem/setup.sh $(ECOSYSTEM)
+
+# What `pip install digits-server` gives: no TensorFlow. tests/server/test_litert_only.py serves from it.
+setup-lite: $(LITE)/.installed
+
+$(LITE)/.installed: client/pyproject.toml server/pyproject.toml
+	$(PYTHON) -m venv $(LITE)
+	$(LITE)/bin/pip install --quiet --upgrade pip
+	$(LITE)/bin/pip install --quiet -e client -e server
+	touch $@
 
 # Trains the three cells if no models exist, starts the server, classifies sample digits.
 demo: setup
@@ -45,10 +56,10 @@ fleet: setup
 		$(BIN)/digits-train --cells rnn,lstm,gru --recipe seed --seed 0 --data $(DATA) --out $(MODELS); fi
 	$(BIN)/python deploy/fleet.py --models $(MODELS) --replicas $(or $(REPLICAS),3) --port $(PORT)
 
-test: setup setup-ecosystem
+test: setup setup-ecosystem setup-lite
 	$(BIN)/python -m pytest -q
 
-test-all: setup setup-ecosystem
+test-all: setup setup-ecosystem setup-lite
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 # The benchmark harness (bench/run.py): our server against echo / model.predict / naive SavedModel
@@ -68,4 +79,4 @@ proto: setup
 	$(BIN)/python proto/generate.py
 
 clean:
-	rm -rf $(VENV) $(ECOSYSTEM) $(MODELS) .venv-mlserver
+	rm -rf $(VENV) $(ECOSYSTEM) $(LITE) $(MODELS) .venv-mlserver

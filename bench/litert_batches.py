@@ -26,10 +26,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 BUCKETS = (4, 16, 64, 256)  # the server's default --xla-buckets without 1 (LiteRT's batch-1 file serves 1)
 
 
-def lite_variant(text: str) -> tuple[int, int]:
-    """'64x2' -> (largest batch of one call 64, interpreter threads 2)."""
-    largest, threads = text.split("x")
-    return int(largest), int(threads)
+def lite_variant(text: str) -> tuple[int, int, bool]:
+    """'64x2' -> (largest batch of one call 64, interpreter threads 2, TensorFlow's tf.lite);
+    '64x1s' -> (64, 1, the standalone LiteRT runtime, ai-edge-litert)."""
+    standalone = text.endswith("s")
+    largest, threads = text.removesuffix("s").split("x")
+    return int(largest), int(threads), standalone
 
 
 def images_per_second(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, seconds: float,
@@ -75,9 +77,10 @@ def measure_cell(version_dir: Path, args: argparse.Namespace, digits: np.ndarray
     xla = XlaBuckets(model._fn, OUTPUT_NAME, BUCKETS, keep_alive=model._loaded)
     xla.compile()
     runtimes: dict[str, Callable[[np.ndarray], np.ndarray]] = {"xla": xla.predict}
-    for largest, threads in args.lite:
-        lite = LiteBatchInterpreters(version_dir / TFLITE_BATCH_FILE, max_batch=largest, threads=threads)
-        runtimes[f"litert{largest}x{threads}"] = lite.predict
+    for largest, threads, standalone in args.lite:
+        lite = LiteBatchInterpreters(version_dir / TFLITE_BATCH_FILE, max_batch=largest, threads=threads,
+                                     standalone=standalone)
+        runtimes[f"litert{largest}x{threads}{'s' if standalone else ''}"] = lite.predict
     reference = model.reference(digits)
     found: dict = {"agreement": {name: agreement(reference, predict(digits)) for name, predict in runtimes.items()}}
     rates: dict[str, dict[str, list[float]]] = {}
@@ -108,7 +111,8 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="4,16,64,256,512", type=lambda t: [int(s) for s in t.split(",")])
     parser.add_argument("--callers", default="1,2", type=lambda t: [int(s) for s in t.split(",")])
     parser.add_argument("--lite", default="64x1,64x2,256x1", type=lambda t: [lite_variant(s) for s in t.split(",")],
-                        help="LiteRT variants: largest batch of one call x interpreter threads")
+                        help="LiteRT variants: largest batch of one call x interpreter threads, "
+                             "'s' at the end for the standalone runtime (ai-edge-litert) instead of tf.lite")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.5, help="measuring time per runtime, size and round")
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/mnist-9k.npz"))

@@ -7,7 +7,11 @@
 Starts, one after another on free loopback ports, (1) a bare gRPC echo server answering with
 messages of the real sizes, (2) a naive Keras server (one model.predict per request, the way
 a first tutorial serves a model), (3) a naive server (one SavedModel call per request, no batching) and (4) our server,
-and drives each with the same `digits bench` settings (a subprocess per scenario). Measures
+and drives each with the same `digits bench` settings (a subprocess per scenario). Our server runs
+LiteRT-only (from .venv-lite, no TensorFlow installed, when `make setup-lite` made it); beside it
+"tf", today's TensorFlow-hosted default (`--runtime tflite`), for unary and stream runs, and in full
+mode "xla" (`--runtime xla`) for batches; start-up, memory and (full mode) a rolling restart of
+each are measured too (issue 23's targets, bench/litert_targets.py). Measures
 in-process model throughput at the same batch sizes, then prints the comparison table with
 ratios and writes JSON, Markdown and a latency-vs-throughput PNG into --out (scratch output,
 not committed). --publish also writes the Markdown report as a dated page under docs/benchmarks/
@@ -31,7 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench import report, servers  # noqa: E402
+from bench import report, rolling_restart, servers, startup  # noqa: E402
 from tests.serverproc import source_env  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "mnist-9k.npz"
@@ -87,6 +91,7 @@ def prepare_models(cells: list[str], workdir: Path, quick: bool) -> Path:
 
 
 SERVERS = ("echo", "predict", "savedmodel", "ours")
+TODAYS_DEFAULT = ["--runtime", "tflite"]  # the TensorFlow-hosted runtime `auto` meant before issue 23
 
 
 def applies(server: str, scenario: str) -> bool:
@@ -94,6 +99,10 @@ def applies(server: str, scenario: str) -> bool:
     PNG uploads only ours; v2 runs ours and the peer (MLServer), which runs nothing else."""
     if scenario.startswith("v2_"):
         return server in ("ours", "mlserver")
+    if server == "tf":  # today's default beside the LiteRT-only server
+        return scenario in ("unary_c1", "unary_c16", "stream_1")
+    if server == "xla":
+        return scenario.startswith("batch")
     if server == "mlserver":
         return False
     if server == "predict":
@@ -179,11 +188,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     inprocess = json.loads(inproc.stdout)
     log(f"in-process measured (matmul peak {inprocess['matmul_gflops']:.0f} GFLOP/s)")
+    lite_python = startup.lite_python()
+    starts = {"litert": startup.measure(lite_python, models, ["--runtime", "litert"], 1 if args.quick else 3),
+              "tensorflow": startup.measure(sys.executable, models, TODAYS_DEFAULT, 1 if args.quick else 3)}
+    log("start-up: " + ", ".join(f"{name} {m['median_seconds']:.2f} s to SERVING, {m['median_rss_mb']:.0f} MiB"
+                                  for name, m in starts.items()))
+    restarts = None if args.quick else {
+        "litert": rolling_restart.measure(models, lite_python, ["--runtime", "litert"]),
+        "tensorflow": rolling_restart.measure(models, sys.executable, TODAYS_DEFAULT),
+    }
+    if restarts:
+        log(f"rolling restart, seconds per replica: {restarts}")
     starters = {name: functools.partial(servers.start_baseline, name, models, cells) for name in SERVERS[:3]}
     # the feedback store (bounded, default 100k predictions) fills before the 20k-request mark of the
     # memory soak, so growth after it would be a leak, not the store filling up by design
     ours_flags = ["--feedback-max-predictions", "10000", *args.server_flag]
-    starters["ours"] = functools.partial(servers.start_ours, models, ours_flags)
+    starters["ours"] = functools.partial(servers.start_ours, models, ours_flags, python=lite_python)
+    starters["tf"] = functools.partial(servers.start_ours, models, [*ours_flags, *TODAYS_DEFAULT], name="tf")
+    if not args.quick:
+        starters["xla"] = functools.partial(servers.start_ours, models, [*ours_flags, "--runtime", "xla"], name="xla")
     if args.peers:
         starters["mlserver"] = functools.partial(servers.start_mlserver, models, cells)
     with ThreadPoolExecutor(len(starters)) as pool:  # they start side by side, then idle until driven
@@ -195,6 +218,13 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
         futures[failed[0]].result()
     log("servers up: " + ", ".join(f"{name} {server.target}" for name, server in started.items()))
+    peer_memory = None
+    if "mlserver" in started:  # both idle with the cells loaded
+        peer_memory = {"ours_mb": round(servers.tree_rss_mb(started["ours"].pid), 1),
+                       "mlserver_mb": round(servers.tree_rss_mb(started["mlserver"].pid), 1),
+                       "mlserver_processes": len(servers.process_tree(started["mlserver"].pid))}
+        log(f"memory: ours {peer_memory['ours_mb']:.0f} MiB, MLServer {peer_memory['mlserver_mb']:.0f} MiB "
+            f"({peer_memory['mlserver_processes']} processes)")
     try:
         runs = drive(started, cells, plan, timing, log)
         if not args.quick:
@@ -207,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(), "mode": "quick" if args.quick else "full", "cells": cells,
         "timing": timing, "server_flags": ours_flags, "in_process": inprocess, "runs": runs,
         "seconds": round(time.monotonic() - began, 1), "uploads": pictures["costs"], "tensorflow_floor_mb": tf_floor,
-        "peers": args.peers,
+        "peers": args.peers, "startup": starts, "rolling_restart": restarts, "peer_memory": peer_memory,
+        "ours_python": lite_python,
     }
     document["targets"] = report.targets(document)
     paths = report.write(document, args.out)

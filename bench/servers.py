@@ -68,18 +68,19 @@ def expects_xla(flags: list[str]) -> bool:
     return runtime in ("auto", "xla")
 
 
-def start_ours(models: Path, flags: list[str], compile_timeout: float = 300.0) -> Running:
+def start_ours(models: Path, flags: list[str], compile_timeout: float = 300.0, python: str = sys.executable,
+               name: str = "ours") -> Running:
     """`python -m digits_server` on free ports; when XLA may be on, waits until every model's batch
     runtime is ready (XLA buckets compile in the background after loading; LiteRT is at once)."""
-    server: ServerProcess = start_server(models, "--metrics-port", "-1", "--poll-seconds", "0", *flags)
+    server: ServerProcess = start_server(models, "--metrics-port", "-1", "--poll-seconds", "0", *flags, python=python)
     if expects_xla(flags):
         wait_compiled(server.target, compile_timeout)
-    return Running("ours", server.target, server.process.pid, server.stop)
+    return Running(name, server.target, server.process.pid, server.stop)
 
 
 def wait_compiled(target: str, timeout: float) -> None:
-    """Poll ListModels until every available version reports a batch runtime: "+xla" (compiled) or
-    "+tflite-batch" (the dynamic-batch LiteRT model, which needs no compile)."""
+    """Poll ListModels until every available version reports a batch runtime: "+xla" (compiled),
+    "+tflite-batch" or "litert" (a dynamic-batch LiteRT model, which needs no compile)."""
     import grpc
 
     from digits.v1 import digits_pb2 as pb
@@ -91,7 +92,8 @@ def wait_compiled(target: str, timeout: float) -> None:
         while time.monotonic() < deadline:
             models = stub.ListModels(pb.ListModelsRequest(), timeout=10).models
             runtimes = [v.info.runtime for m in models for v in m.versions if v.state == pb.MODEL_STATE_AVAILABLE]
-            if runtimes and all("+xla" in runtime or "+tflite-batch" in runtime for runtime in runtimes):
+            if runtimes and all(("+xla" in runtime or "+tflite-batch" in runtime or runtime == "litert")
+                                for runtime in runtimes):
                 return
             time.sleep(0.5)
     raise TimeoutError(f"batch runtimes (XLA buckets) not ready after {timeout:.0f} s")
@@ -103,18 +105,39 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """cpu_seconds of a process and of its running descendants (MLServer computes in a worker process)."""
-    total, todo = 0.0, [pid]
+def process_tree(pid: int) -> list[int]:
+    """A process and its running descendants (MLServer computes in worker processes)."""
+    found, todo = [], [pid]
     while todo:
         current = todo.pop()
         try:
-            total += cpu_seconds(current)
             for task in Path(f"/proc/{current}/task").iterdir():
                 todo += [int(child) for child in (task / "children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError):
             continue
+        found.append(current)
+    return found
+
+
+def _tree_sum(pid: int, measure) -> float:
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            total += measure(member)
+        except (FileNotFoundError, ProcessLookupError):  # exited meanwhile
+            continue
     return total
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """cpu_seconds of a process and of its running descendants (MLServer computes in a worker process)."""
+    return _tree_sum(pid, cpu_seconds)
+
+
+def tree_rss_mb(pid: int) -> float:
+    """rss_mb of a process plus its running descendants (MLServer's main process and its workers).
+    Pages shared between them (after fork) count once per process, as `ps` counts them."""
+    return _tree_sum(pid, rss_mb)
 
 
 def rss_mb(pid: int) -> float:

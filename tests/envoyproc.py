@@ -136,13 +136,15 @@ class Fleet:
     flags: tuple[str, ...]
     replicas: list[ServerProcess] = field(default_factory=list)
     envoy: EnvoyProcess | None = None
+    python: str = sys.executable  # the interpreter the replicas run on (e.g. .venv-lite's, no TensorFlow)
 
     def restart(self, index: int) -> ServerProcess:
         """Start replica `index` again on the same ports (after it stopped)."""
         old = self.replicas[index]
         if old.log_path.exists():  # keep the stopped run's log for diagnosis
             old.log_path.rename(old.workdir / f"server-{time.time_ns()}.log")
-        self.replicas[index] = start_replica(self.models, self.flags, old.port, old.metrics_port, old.workdir)
+        self.replicas[index] = start_replica(self.models, self.flags, old.port, old.metrics_port, old.workdir,
+                                             self.python)
         return self.replicas[index]
 
     def restore(self) -> None:
@@ -168,20 +170,23 @@ class Fleet:
             replica.stop()
 
 
-def start_replica(models: Path, flags: tuple[str, ...], port: int, metrics_port: int, workdir: Path) -> ServerProcess:
+def start_replica(models: Path, flags: tuple[str, ...], port: int, metrics_port: int, workdir: Path,
+                  python: str = sys.executable) -> ServerProcess:
     """A replica on fixed ports (a restarted replica must come back where Envoy expects it)."""
-    server = start_server(models, *flags, "--port", str(port), "--metrics-port", str(metrics_port), workdir=workdir)
+    server = start_server(models, *flags, "--port", str(port), "--metrics-port", str(metrics_port), workdir=workdir,
+                          python=python)
     assert server.port == port, server.log()
     return server
 
 
-def start_fleet(models: Path, count: int, *flags: str, health_check_interval: float = 0.5) -> Fleet:
+def start_fleet(models: Path, count: int, *flags: str, health_check_interval: float = 0.5,
+                python: str = sys.executable) -> Fleet:
     """`count` replicas of `models` plus Envoy; returns when Envoy sees every replica healthy."""
-    fleet = Fleet(models, tuple(flags))
+    fleet = Fleet(models, tuple(flags), python=python)
     try:
         with ThreadPoolExecutor(count) as pool:  # replicas load their models side by side
             starting = [pool.submit(start_replica, models, fleet.flags, free_port(), free_port(),
-                                    Path(tempfile.mkdtemp(prefix="digits-replica-"))) for _ in range(count)]
+                                    Path(tempfile.mkdtemp(prefix="digits-replica-")), python) for _ in range(count)]
             for future in starting:
                 try:
                     fleet.replicas.append(future.result())

@@ -81,15 +81,17 @@ def start_server(
     timeout: float = 120.0,
     workdir: Path | None = None,
     command_prefix: list[str] | None = None,
+    python: str = sys.executable,
 ) -> ServerProcess:
     """Start `python -m digits_server --models MODELS --port 0 --metrics-port 0 FLAGS...` and wait until it serves.
 
-    `command_prefix` runs it through another command that execs it (e.g. a mount namespace)."""
+    `command_prefix` runs it through another command that execs it (e.g. a mount namespace);
+    `python` is the interpreter (another venv's, e.g. .venv-lite's without TensorFlow)."""
     workdir = Path(workdir or tempfile.mkdtemp(prefix="digits-server-"))
     ready = workdir / "ready.json"
     log_path = workdir / "server.log"
     ready.unlink(missing_ok=True)
-    args = [sys.executable, "-m", "digits_server", "--models", str(models), "--port", "0", "--metrics-port", "0"]
+    args = [python, "-m", "digits_server", "--models", str(models), "--port", "0", "--metrics-port", "0"]
     args = [*(command_prefix or []), *args, "--ready-file", str(ready), *flags]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=source_env(env), cwd=workdir)
@@ -105,8 +107,9 @@ def start_server(
     return ServerProcess(process, info["port"], info["metrics_port"], log_path, workdir, info)
 
 
-def run_server_until_exit(models: Path, *flags: str, env: dict[str, str] | None = None, timeout: float = 120.0):
+def run_server_until_exit(models: Path, *flags: str, env: dict[str, str] | None = None, timeout: float = 120.0,
+                          python: str = sys.executable):
     """Run `python -m digits_server --models MODELS FLAGS...` expecting it to exit by itself (a startup
     error); returns the CompletedProcess with text stdout/stderr."""
-    args = [sys.executable, "-m", "digits_server", "--models", str(models), *flags]
+    args = [python, "-m", "digits_server", "--models", str(models), *flags]
     return subprocess.run(args, capture_output=True, text=True, env=source_env(env), timeout=timeout)

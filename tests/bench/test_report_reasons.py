@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import report
+from bench import litert_targets, report
 
 
 def document(*targets: tuple[int | str, bool | None]) -> dict:
@@ -30,3 +30,9 @@ def test_a_run_that_meets_everything_prints_no_reasons() -> None:
 
 def test_every_issue_target_has_a_reason() -> None:
     assert set(report.MISSED_BECAUSE) == {str(n) for n in range(1, 8)}
+
+
+def test_every_litert_target_that_can_be_missed_has_a_reason() -> None:
+    doc = document(("L1", False), ("L2", False), ("L3", False), ("L4", None), ("L5", False), ("L6", None))
+    assert report.missed_reasons(doc) == [f"target {n}: {litert_targets.MISSED_BECAUSE[n]}"
+                                          for n in ("L1", "L2", "L3", "L5")]

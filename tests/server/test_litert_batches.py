@@ -114,11 +114,13 @@ def test_a_batch_file_of_the_wrong_shape_fails_the_load(model_repo: Path, tmp_pa
 def test_classify_batch_is_served_by_litert_in_a_real_server(
     model_repo: Path, digits: np.ndarray, tmp_path: Path
 ) -> None:
-    """No XLA compile in the log; ListModels names the LiteRT batch runtime; 137 images (chunks of
+    """No XLA compile in the log; ListModels names the LiteRT batch runtime (TensorFlow's interpreter
+    under --runtime tflite; the standalone one: test_litert_only.py); 137 images (chunks of
     LITE_MAX_BATCH and a rest) answered like the signature."""
     repo = tmp_path / "models"
     shutil.copytree(model_repo / "lstm", repo / "lstm")
-    server = start_server(repo, "--default-model", "lstm", "--poll-seconds", "0", "--metrics-port", "-1")
+    server = start_server(repo, "--default-model", "lstm", "--poll-seconds", "0", "--metrics-port", "-1",
+                          "--runtime", "tflite")
     images = digits[:137]
     try:
         with grpc.insecure_channel(server.target) as channel:

@@ -7,7 +7,8 @@ module is named here):
 - `core`: transport-free serving. `domain` and `errors` (shared types), `repository` (the
   *source*: which versions should be served) and `model_config` (the `--model-config` file),
   `manager` (loads, warms up, unloads), `loaded_model` (one SavedModel version) and `runtimes`
-  (its XLA / LiteRT fast paths), `model_trust` (checks before loading), `batching` and
+  (its XLA / LiteRT fast paths), `litert_model` (a version served by the standalone LiteRT runtime,
+  without TensorFlow, and which runtime serves each version), `model_trust` (checks before loading), `batching` and
   `model_runner` (how model calls run), `dataplane` (route, run, observe), `request_ids`
   (signed request ids: what a prediction was, so any replica takes its feedback), `feedback`,
   `reloader` (re-reads the config file, writes it for admin calls), `imaging` and `png` (images from
@@ -31,7 +32,8 @@ module is named here):
 - `security`: `auth` (token scopes), `auth_guard`, `tls`, `credentials` (wiring).
 - `protocols`: Open Inference Protocol v2 and TensorFlow Serving's API on the same port,
   through the same data plane: `kserve_v2` and `tfserving` (thin servicers), `kserve_v2_codec` and
-  `tfserving_codec` (wire <-> domain), `kserve_v2_requests` (the client side, for tests and tools),
+  `tfserving_codec` (wire <-> domain), `tfserving_on_demand` (TF Serving's messages are TensorFlow's,
+  imported on its first call where no version needed TensorFlow), `kserve_v2_requests` (the client side, for tests and tools),
   `naming` (their model names -> our selectors), `tensors` (input tensors -> images); `apis` holds
   their generated messages.
 - Entry points: `settings` (every flag), `app` (wiring and lifecycle), `cli`

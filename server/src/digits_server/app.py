@@ -21,6 +21,7 @@ from digits.v1 import digits_pb2_grpc as pb_grpc
 from digits_server.core.batching import BatchingOptions, BatchingRunner
 from digits_server.core.dataplane import DataPlane
 from digits_server.core.feedback import FeedbackStore
+from digits_server.core.litert_model import needs_tensorflow
 from digits_server.core.manager import END, ModelManager, VersionSlot, prepare_runtime, savedmodel_loader
 from digits_server.core.model_config import ServingConfig, config_hash
 from digits_server.core.model_runner import DirectRunner, ModelRunner
@@ -119,7 +120,9 @@ class DigitsServer:
         s = self.settings
         security = grpc_security(s, self.metrics.count_auth_rejection)
         metrics_config = metrics_endpoint(s)
-        await asyncio.get_running_loop().run_in_executor(self.executor, prepare_runtime)
+        versions = [path for found in self.manager.source.desired().values() for path in found.values()]
+        if needs_tensorflow(s.runtime, versions):  # else TensorFlow is never imported (core/litert_model.py)
+            await asyncio.get_running_loop().run_in_executor(self.executor, prepare_runtime)
         describe_server(self.metrics, s)
         await self.manager.reload()
         await self.health.refresh()

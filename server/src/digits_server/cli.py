@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from digits_server.core.errors import ConfigurationError
+from digits_server.core.litert_model import check_installed
 from digits_server.core.loaded_model import check_runtime
 from digits_server.core.runtimes import parse_buckets
 from digits_server.settings import Settings
@@ -18,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `digits-server` console script."""
     settings = Settings.from_args(argv)
     try:
-        check_runtime(settings.runtime)
+        check_installed(check_runtime(settings.runtime))
         parse_buckets(settings.xla_buckets)
     except ValueError as exc:
         print(f"digits-server: {exc}", file=sys.stderr)

@@ -59,8 +59,9 @@ class Settings:
         "of them takes feedback (or the key itself in env DIGITS_SERVER_FEEDBACK_KEY); none: a random key per process",
     )
     runtime: str = _setting(
-        "auto", "what computes: auto (the trainer's LiteRT files where exported, XLA for batches otherwise), "
-        "savedmodel, xla, tflite (LiteRT only, the signature where no file)"
+        "auto", "what computes: auto or litert (a version with its LiteRT twin on the standalone LiteRT runtime, "
+        "without TensorFlow; any other with TensorFlow: LiteRT files where exported, XLA for batches otherwise), "
+        "savedmodel, xla, tflite (TensorFlow's LiteRT interpreter beside the SavedModel, the signature where no file)"
     )
     xla_buckets: str = _setting("1,4,16,64,256", "batch sizes XLA compiles at load; a batch is padded to the next")
     log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR")

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import export
 from .data import MNIST_SOURCE, Dataset, load_dataset
-from .litert import write_tflite
+from .litert import write_reference, write_tflite
 from .metadata import build_metadata
 from .model import CELLS, build_model, check_cell
 from .recipes import Recipe, get_recipe
@@ -123,6 +123,7 @@ def train_cell(
         write_tflite(model, temp, temperature=temperature)
         signature = export.load_signature(temp)
         probabilities = export.predict_probabilities(signature, data.x_test)
+        write_reference(temp, data.x_test, probabilities)  # what the LiteRT files must answer
         evaluation = export.evaluate(probabilities.argmax(axis=1), data.y_test)
         trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
         cal: dict[str, Any] = {

@@ -11,8 +11,11 @@ same weights, frozen to constants, convert with builtin ops only:
   one interpreter per serving thread to each batch's size.
 
 Both take uint8 ``[N, 28, 28]`` to probabilities ``[N, 10]``, exactly like the signature (scaling,
-temperature and softmax inside). The SavedModel stays the source of truth (the server's tests
-compare them).
+temperature and softmax inside). The SavedModel stays the source of truth:
+``<version>/assets.extra/litert_reference.npz`` holds reference inputs (``images``, uint8
+``[K, 28, 28]``: the first test digits) and the SavedModel signature's ``probabilities`` for them
+(float32 ``[K, 10]``). A server without TensorFlow (the ``litert`` runtime) runs both flatbuffers on
+these inputs at load and refuses a version whose LiteRT files disagree.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from .tensorflow_startup import converter_notices_dropped
 
@@ -31,6 +36,11 @@ if TYPE_CHECKING:
 TFLITE_PATH = Path("assets.extra") / "model.tflite"
 #: Where the dynamic-batch (unrolled) flatbuffer lives inside a version folder.
 TFLITE_BATCH_PATH = Path("assets.extra") / "model_batch.tflite"
+#: The SavedModel's reference predictions the LiteRT files are checked against at load.
+REFERENCE_PATH = Path("assets.extra") / "litert_reference.npz"
+#: How many reference digits: enough that a wrong or damaged flatbuffer cannot agree by chance,
+#: few enough to check in a few milliseconds at every load.
+REFERENCE_IMAGES = 64
 
 
 def _unrolled(layer: Any) -> Any:
@@ -88,4 +98,18 @@ def write_tflite(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(tflite_bytes(model, temperature=temperature))
     (Path(version_dir) / TFLITE_BATCH_PATH).write_bytes(tflite_batch_bytes(model, temperature=temperature))
+    return path
+
+
+def write_reference(
+    version_dir: str | os.PathLike[str], images: np.ndarray, probabilities: np.ndarray
+) -> Path:
+    """Write ``<version_dir>/assets.extra/litert_reference.npz``: the first ``REFERENCE_IMAGES``
+    uint8 images and the SavedModel signature's probabilities for them; returns its path."""
+    path = Path(version_dir) / REFERENCE_PATH
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = min(REFERENCE_IMAGES, len(images))
+    with path.open("wb") as stream:
+        np.savez(stream, images=np.asarray(images[:count], dtype=np.uint8),
+                 probabilities=np.asarray(probabilities[:count], dtype=np.float32))
     return path

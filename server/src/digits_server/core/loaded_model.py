@@ -83,7 +83,7 @@ def return_free_heap() -> bool:
         return False
 
 
-RUNTIMES = ("auto", "savedmodel", "xla", "tflite")
+RUNTIMES = ("auto", "savedmodel", "xla", "tflite", "litert")
 DEFAULT_BUCKETS = (1, 4, 16, 64, 256)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from digits_server.core.domain import ModelSelector, ModelStatusView, VersionStatusView
 from digits_server.core.errors import ModelNotFound, ModelUnavailable
+from digits_server.core.litert_model import model_for
 from digits_server.core.loaded_model import LoadedModel, VersionInfo
 from digits_server.core.repository import ModelSource, VersionPolicy, fingerprint, scan
 from digits_server.core.tensorflow_startup import import_tensorflow_quietly
@@ -37,11 +38,11 @@ Loader = Callable[[str, int, Path], LoadedModel]
 
 
 def savedmodel_loader(warm_up_sizes: tuple[int, ...] = (1, 8, 64), **runtime: Any) -> Loader:
-    """A loader that loads the SavedModel (with `runtime` options for LoadedModel: runtime,
-    xla_buckets) and warms it up at `warm_up_sizes`."""
+    """A loader that loads a version with the model `litert_model.model_for` picks (with `runtime`
+    options: runtime, xla_buckets) and warms it up at `warm_up_sizes`."""
 
     def load(name: str, version: int, path: Path) -> LoadedModel:
-        model = LoadedModel(name, version, path, **runtime)
+        model = model_for(name, version, path, **runtime)
         model.load()
         model.warm_up(warm_up_sizes)
         return model

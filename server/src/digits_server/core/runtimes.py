@@ -11,7 +11,10 @@
   layer unrolled); one interpreter per thread, resized to each batch's exact size, batches cut into
   chunks of `LITE_MAX_BATCH`. About as fast as XLA or faster, without XLA's compiler memory (issue 14).
 
-TensorFlow is imported lazily, inside the methods.
+Both LiteRT classes take `standalone`: True runs the flatbuffer on the standalone LiteRT runtime
+(PyPI `ai-edge-litert`, no TensorFlow in the process: the `litert` runtime, core/litert_model.py),
+False on TensorFlow's own `tf.lite` interpreter (the `tflite` runtime, beside a loaded SavedModel).
+TensorFlow is imported lazily, inside the methods, and only by the TensorFlow paths.
 """
 
 from __future__ import annotations
@@ -125,17 +128,18 @@ class XlaBuckets:
 class LiteInterpreters:
     """A batch-1 LiteRT/TFLite model, one interpreter per calling thread."""
 
-    def __init__(self, path: Path, threads: int = 1) -> None:
+    def __init__(self, path: Path, threads: int = 1, standalone: bool = False) -> None:
         self.path = path
         self._content = path.read_bytes()
         self._threads = threads
+        self._standalone = standalone
         self._local = threading.local()
         self._interpreter()  # fail at load time, not on the first request
 
     def _interpreter(self) -> tuple[Any, int, int]:
         state = getattr(self._local, "state", None)
         if state is None:
-            interpreter = _new_interpreter(self._content, self._threads)
+            interpreter = new_interpreter(self._content, self._threads, self._standalone)
             interpreter.allocate_tensors()
             (inp,) = interpreter.get_input_details()
             (out,) = interpreter.get_output_details()
@@ -169,17 +173,18 @@ class LiteBatchInterpreters:
     bigger than `max_batch` are cut into chunks of it.
     """
 
-    def __init__(self, path: Path, max_batch: int = LITE_MAX_BATCH, threads: int = 1) -> None:
+    def __init__(self, path: Path, max_batch: int = LITE_MAX_BATCH, threads: int = 1, standalone: bool = False) -> None:
         self.path = path
         self.max_batch = max_batch
         self._content = path.read_bytes()
         self._threads = threads
+        self._standalone = standalone
         self._local = threading.local()
         self._new()  # fail at load time, not on the first request (then dropped: threads make their own)
 
     def _new(self) -> list[Any]:
         """[interpreter, input index, output index, batch it is sized for (0: none yet)]."""
-        interpreter = _new_interpreter(self._content, self._threads)
+        interpreter = new_interpreter(self._content, self._threads, self._standalone)
         (inp,) = interpreter.get_input_details()
         (out,) = interpreter.get_output_details()
         if (tuple(inp["shape_signature"]) != (-1, *IMAGE_SHAPE) or inp["dtype"] != np.uint8
@@ -218,8 +223,13 @@ def unpadded_size(count: int) -> int:
     return count
 
 
-def _new_interpreter(content: bytes, threads: int) -> Any:
-    """TensorFlow's own tf.lite interpreter (usable in tensorflow-cpu 2.21; no extra package)."""
+def new_interpreter(content: bytes, threads: int, standalone: bool = False) -> Any:
+    """A LiteRT interpreter for a flatbuffer: the standalone runtime's (`ai_edge_litert`, which never
+    imports TensorFlow) when `standalone`, else TensorFlow's own tf.lite interpreter."""
+    if standalone:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter(model_content=content, num_threads=threads)
     import tensorflow as tf
 
     with warnings.catch_warnings():
