@@ -58,7 +58,7 @@ def test_the_litert_export_prints_no_tensorflow_line(bare: bool) -> None:
     drop_control_dependency.` at each LiteRT export; the trainer's export prints nothing from
     TensorFlow (an absl line starts W0000/I0000/E0000), while the same export without the helper does
     (the test can fail)."""
-    done = subprocess.run([sys.executable, "-c", CONVERT.format(bare=bare)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", CONVERT.format(bare=bare)], capture_output=True, text=True, check=False,
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True"
