@@ -29,6 +29,7 @@ from digits_server.core.reloader import Reloader
 from digits_server.core.repository import ModelSource
 from digits_server.core.request_ids import RequestIds, feedback_key
 from digits_server.core.runtimes import parse_buckets
+from digits_server.core.tensorflow_startup import native_startup_notices_dropped
 from digits_server.experiments.observer import ExperimentObserver
 from digits_server.experiments.router import ExperimentRouter
 from digits_server.experiments.service import ExperimentService
@@ -114,7 +115,11 @@ class DigitsServer:
         metrics_config = metrics_endpoint(s)
         await asyncio.get_running_loop().run_in_executor(self.executor, prepare_runtime)
         describe_server(self.metrics, s)
-        await self.manager.reload()
+        # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." from C++ once per
+        # process, at the first interpreter's allocation (no log level reaches it): the first load
+        # runs with that line dropped; every other line is written back when it is done.
+        with native_startup_notices_dropped(LITERT_NOISE):
+            await self.manager.reload()
         await self.health.refresh()
         self.experiments.sync(self.reloader.config)  # a bad experiments list stops the server here
         self.reloader.listeners += [self.experiments.sync, self._publish_config_hash]
@@ -203,6 +208,9 @@ def batching_options(settings: Settings) -> BatchingOptions:
         inline_single=settings.inline_single,
     )
 
+
+#: The native line LiteRT prints once per process when its first interpreter is allocated.
+LITERT_NOISE = ("Created TensorFlow Lite XNNPACK delegate for CPU",)
 
 SERVICE_NAMES = tuple(service.full_name for service in pb.DESCRIPTOR.services_by_name.values())
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
