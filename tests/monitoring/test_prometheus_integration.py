@@ -216,11 +216,14 @@ def test_promtool_check_metrics_is_clean_on_the_live_endpoint(stack, traffic) ->
 
 
 def test_the_dashboard_shows_data_after_the_traffic(stack, traffic) -> None:
-    """Every panel of the serving dashboard has data, except the ones about rare events."""
+    """Every panel of the serving dashboard has data, except the ones about rare events (and Envoy's)."""
     _, prometheus = stack
     quiet = {"Rejected, queue full"}  # nothing was rejected
     dashboard = json.loads((DASHBOARDS / "digits.json").read_text())
-    panels = [p for p in dashboard["panels"] if p["type"] != "row" and p["title"] not in quiet]
+    # This stack has no Envoy: the Envoy row's metric names are checked against a real Envoy's
+    # /stats/prometheus in test_monitoring_files.py.
+    panels = [p for p in dashboard["panels"] if p["type"] != "row" and p["title"] not in quiet
+              and "envoy_" not in json.dumps(p.get("targets", []))]
     deadline = time.monotonic() + 30  # on a loaded machine a scrape can time out (1 s) and go stale
     while True:
         empty = [p["title"] for p in panels

@@ -30,6 +30,7 @@ from digits_server.core.reloader import Reloader
 from digits_server.core.repository import ModelSource
 from digits_server.core.request_ids import RequestIds, feedback_key
 from digits_server.core.runtimes import parse_buckets
+from digits_server.core.tensorflow_startup import native_startup_notices_dropped
 from digits_server.experiments.observer import ExperimentObserver
 from digits_server.experiments.router import ExperimentRouter
 from digits_server.experiments.service import ExperimentService
@@ -124,7 +125,11 @@ class DigitsServer:
         if needs_tensorflow(s.runtime, versions):  # else TensorFlow is never imported (core/litert_model.py)
             await asyncio.get_running_loop().run_in_executor(self.executor, prepare_runtime)
         describe_server(self.metrics, s)
-        await self.manager.reload()
+        # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." from C++ once per
+        # process, at the first interpreter's allocation (no log level reaches it): the first load
+        # runs with that line dropped; every other line is written back when it is done.
+        with native_startup_notices_dropped(LITERT_NOISE):
+            await self.manager.reload()
         await self.health.refresh()
         if self.payload_log is not None:
             self.payload_log.start()
@@ -217,6 +222,9 @@ def batching_options(settings: Settings) -> BatchingOptions:
         inline_single=settings.inline_single,
     )
 
+
+#: The native line LiteRT prints once per process when its first interpreter is allocated.
+LITERT_NOISE = ("Created TensorFlow Lite XNNPACK delegate for CPU",)
 
 SERVICE_NAMES = tuple(service.full_name for service in pb.DESCRIPTOR.services_by_name.values())
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name

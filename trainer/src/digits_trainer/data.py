@@ -252,7 +252,7 @@ def split_validation(
     x: np.ndarray, y: np.ndarray, fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Hold out a seeded random ``fraction`` of ``(x, y)``: returns ``x_fit, y_fit, x_val, y_val``."""
-    n_val = int(round(len(x) * fraction))
+    n_val = round(len(x) * fraction)
     if fraction > 0:
         n_val = min(max(n_val, 1), len(x) - 1)
     order = np.random.default_rng(seed).permutation(len(x))
