@@ -48,7 +48,7 @@ def test_false_alarms_under_h0_stay_under_alpha_with_a_look_after_every_batch() 
             now += 1
             p = state.look(weights, counts, False, now)
         alarms += p <= SRM_ALPHA
-    assert alarms / runs <= SRM_ALPHA, alarms  # observed: 0 of 400
+    assert alarms / runs <= SRM_ALPHA, alarms  # observed: 1 of 400
 
 
 def test_a_tenth_of_one_arm_lost_is_found() -> None:

@@ -22,10 +22,11 @@ from digits.cli import main as digits_cli
 from digits.experiments.fleet_rollout import FleetLooks
 from digits.experiments.rollout import FINAL, FleetError, Policy, Rollout
 from digits.v1 import digits_pb2 as pb
-from tests.envoyproc import start_fleet
+from tests.envoyproc import Fleet, start_envoy
 from tests.fleet import fleet_total, wait_for
 from tests.modelrepo import two_version_repo
 from tests.promproc import start_fleet_prometheus
+from tests.serverproc import start_server
 
 CASES = {"weak": ("lstm", "gru"), "strong": ("gru", "lstm"), "same": ("lstm", "lstm")}
 POLICY = Policy(steps=(20, 50), step_labelled=60, horizon=400)
@@ -43,8 +44,12 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, model_repo: Path, tuned_lstm
                                                          {"name": "b", "model": "weak", "version": 2,
                                                           "weight": 50}]}],
     }))
-    running = start_fleet(repo, 3, "--model-config", str(config), "--poll-seconds", "1",
-                          health_check_interval=2.0)  # the shipped interval: a busy machine is not a dead fleet
+    flags = ("--model-config", str(config), "--poll-seconds", "1")
+    # one after the other, with time to load six SavedModels each on a busy machine
+    replicas = [start_server(repo, *flags, timeout=600) for _ in range(3)]
+    running = Fleet(repo, flags, replicas)
+    running.envoy = start_envoy([r.target for r in replicas], health_check_interval=2.0)  # the shipped interval
+    running.wait_healthy(timeout=300)
     running.config = config
     running.prometheus = start_fleet_prometheus([r.metrics_port for r in running.replicas],
                                                 tmp_path_factory.mktemp("fleet-rollout-prometheus"))
