@@ -16,6 +16,7 @@ from . import export
 from .data import MNIST_SOURCE, Dataset, load_dataset
 from .litert import write_tflite
 from .metadata import build_metadata
+from .reference import profile_facts, write_reference_profile
 from .model import CELLS, build_model, check_cell
 from .recipes import Recipe, get_recipe
 from .training import fit, seed_everything
@@ -147,6 +148,8 @@ def train_cell(
             trainable_parameters=trainable, evaluation=evaluation, data=data,
             outcome=outcome, seed=seed, calibration=cal,
         )
+        profile = write_reference_profile(signature, recipe, data, seed, temp)  # label-free monitoring
+        metadata["reference_profile"] = profile_facts(profile)
         calibration.plot_reliability(
             [calibration.panel_from_metadata(metadata)], temp / RELIABILITY_PATH,
             title=f"digits: reliability of {cell} v{version} on the test digits",

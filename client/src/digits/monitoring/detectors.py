@@ -46,17 +46,18 @@ PRIOR_STRENGTH = 20.0
 
 
 @cache
-def _beta() -> Any:
-    from scipy.stats import beta
+def _betaincinv() -> Any:
+    # scipy.special, not scipy.stats: ~30 MiB and 0.2 s on first use instead of ~80 MiB and 0.7 s
+    from scipy.special import betaincinv
 
-    return beta
+    return betaincinv
 
 
 def upper_bounds(counts: Sequence[int], risk: float = REFERENCE_RISK) -> np.ndarray:
     """Clopper-Pearson upper bounds of every bin's probability, simultaneous at level `risk`."""
     counts = np.asarray(counts, dtype=np.float64)
     total, level = counts.sum(), risk / len(counts)
-    bounds = _beta().ppf(1.0 - level, counts + 1, np.maximum(total - counts, 1e-12))
+    bounds = _betaincinv()(counts + 1, np.maximum(total - counts, 1e-12), 1.0 - level)
     return np.where(counts >= total, 1.0, bounds)
 
 
