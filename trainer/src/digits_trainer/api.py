@@ -16,9 +16,9 @@ from . import export
 from .data import MNIST_SOURCE, Dataset, load_dataset
 from .litert import write_tflite
 from .metadata import build_metadata
-from .reference import profile_facts, write_reference_profile
 from .model import CELLS, build_model, check_cell
 from .recipes import Recipe, get_recipe
+from .reference import profile_facts, write_reference_profile
 from .training import fit, seed_everything
 
 if TYPE_CHECKING:
