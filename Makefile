@@ -9,7 +9,10 @@ METRICS_PORT ?= 9100
 # The ecosystem's own clients (tritonclient, tensorflow-serving-api) for the protocol tests.
 ECOSYSTEM ?= .venv-ecosystem
 
-.PHONY: setup setup-ecosystem demo fleet test test-all bench bench-quick bench-peers proto clean
+# NannyML (the CBPE oracle of tests/client/test_monitoring_cbpe_oracle.py), heavy: its own venv.
+ORACLE ?= .venv-oracle
+
+.PHONY: setup setup-ecosystem setup-oracle demo fleet test test-all bench bench-quick bench-peers proto clean
 
 setup: $(VENV)/.installed
 
@@ -23,6 +26,14 @@ setup-ecosystem: $(ECOSYSTEM)/.installed
 
 $(ECOSYSTEM)/.installed: tests/ecosystem/setup.sh tests/ecosystem/requirements.txt tests/ecosystem/requirements-nodeps.txt tests/ecosystem/check_env.py
 	PYTHON=$(PYTHON) bash tests/ecosystem/setup.sh $(ECOSYSTEM)
+
+setup-oracle: $(ORACLE)/.installed
+
+$(ORACLE)/.installed: tests/oracle/requirements.txt
+	$(PYTHON) -m venv $(ORACLE)
+	$(ORACLE)/bin/pip install --quiet --upgrade pip
+	$(ORACLE)/bin/pip install --quiet -r tests/oracle/requirements.txt
+	touch $@
 
 # Trains the three cells if no models exist, starts the server, classifies sample digits.
 demo: setup
@@ -45,10 +56,10 @@ fleet: setup
 		$(BIN)/digits-train --cells rnn,lstm,gru --recipe seed --seed 0 --data $(DATA) --out $(MODELS); fi
 	$(BIN)/python deploy/fleet.py --models $(MODELS) --replicas $(or $(REPLICAS),3) --port $(PORT)
 
-test: setup setup-ecosystem
+test: setup setup-ecosystem setup-oracle
 	$(BIN)/python -m pytest -q
 
-test-all: setup setup-ecosystem
+test-all: setup setup-ecosystem setup-oracle
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 # The benchmark harness (bench/run.py): our server against echo / model.predict / naive SavedModel
@@ -68,4 +79,4 @@ proto: setup
 	$(BIN)/python proto/generate.py
 
 clean:
-	rm -rf $(VENV) $(ECOSYSTEM) $(MODELS) .venv-mlserver
+	rm -rf $(VENV) $(ECOSYSTEM) $(ORACLE) $(MODELS) .venv-mlserver

@@ -261,9 +261,9 @@ def test_models_table(fake_server, capsys):
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["MODEL", "VERSION", "STATE", "LABELS", "TEST", "ACC", "ECE", "CELL", "RECIPE",
-                                "PARAMS", "RUNTIME"]
+                                "PARAMS", "RUNTIME", "REFERENCE"]
     assert lines[1].split() == ["lstm*", "3", "AVAILABLE", "stable,canary", "0.9812", "0.0123", "lstm", "tuned",
-                                "24,586", "savedmodel"]
+                                "24,586", "savedmodel", "-"]
     assert lines[2].split()[:3] == ["lstm*", "2", "FAILED"]
     assert lines[3].strip() == "error: no serving signature"
     assert lines[4].split()[:3] == ["gru", "1", "AVAILABLE"]

@@ -101,7 +101,8 @@ class DataPlane:
         )
         self.notify(
             PredictionEvent(
-                call.method, outcome.served_by, outcome.request_id, outcome.digits, probabilities, true_labels, timings
+                call.method, outcome.served_by, outcome.request_id, outcome.digits, probabilities, true_labels, timings,
+                images=images,
             )
         )
         if experiment:
@@ -131,7 +132,7 @@ class DataPlane:
         )
         outcome = BatchOutcome(digits, probabilities, served_by, "", ids)
         event = PredictionEvent(call.method, outcome.served_by, "", outcome.digits, probabilities, true_labels,
-                                timings, request_ids=ids)
+                                timings, request_ids=ids, images=images)
         for observer in self.observers:
             try:
                 if getattr(observer, "observes_groups", False):
@@ -193,7 +194,7 @@ class DataPlane:
         digits = probabilities.argmax(axis=1)
         self.notify(
             PredictionEvent(method, served_by, primary.request_id, digits, probabilities, true_labels, timings,
-                            shadow=True, mirrors=primary)
+                            shadow=True, mirrors=primary, images=images)
         )
 
     async def close(self) -> None:

@@ -80,6 +80,9 @@ class PredictionEvent:
     # A group of one-image requests (one stream's messages, `DataPlane.classify_group`): image i
     # is request request_ids[i]'s; `timings` is each request's. Empty for a single request.
     request_ids: tuple[str, ...] = ()
+    # The uint8 images [N, 28, 28] the predictions are of (label-free monitoring reads them); None
+    # where a caller has none to give.
+    images: np.ndarray | None = None
 
     @property
     def requests(self) -> int:
@@ -91,6 +94,7 @@ class PredictionEvent:
         return PredictionEvent(
             self.method, self.served_by, self.request_ids[index], self.digits[index: index + 1],
             self.probabilities[index: index + 1], self.true_labels[index: index + 1], self.timings,
+            images=None if self.images is None else self.images[index: index + 1],
         )
 
 
