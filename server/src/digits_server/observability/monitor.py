@@ -86,8 +86,8 @@ class LabelFreeMonitor:
         monitor = self.versions.get(key)
         if monitor is None or event.shadow or event.images is None:
             return
-        labelled = [(t, p) for t, p in zip(event.true_labels, event.digits.tolist()) if t is not None]
-        if labelled:
+        if event.true_labels.count(None) != len(event.true_labels):
+            labelled = [(t, p) for t, p in zip(event.true_labels, event.digits.tolist()) if t is not None]
             monitor.count_labelled(len(labelled), sum(t == p for t, p in labelled))
         pending = self._pending.setdefault(key, _Pending())
         pending.images.append(event.images)
@@ -98,8 +98,8 @@ class LabelFreeMonitor:
         elif self._timer is None:
             try:
                 self._timer = asyncio.get_running_loop().call_later(self.flush_seconds, self.flush)
-            except RuntimeError:  # no event loop (a synchronous caller): process now
-                self.flush()
+            except RuntimeError:  # no event loop (a synchronous caller): at flush_size or on a read
+                pass
 
     def observe_feedback(self, event: FeedbackEvent) -> None:
         """FeedbackObserver: a true digit for an earlier live prediction."""
