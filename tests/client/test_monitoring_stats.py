@@ -158,3 +158,13 @@ def test_estimates_add_up_across_replicas_and_disagreement() -> None:
     assert not disagree(both, LabelledAccuracy(0, 0))
     assert not disagree(both, LabelledAccuracy(200, 166))
     assert disagree(both, LabelledAccuracy(200, 100))  # 0.50 labelled vs 0.83 estimated
+
+
+def test_the_closed_form_wilson_interval_is_scipys() -> None:
+    """estimate.wilson_interval (stdlib only, for the server) against scipy's binomtest Wilson interval."""
+    from digits.experiments.statistics import wilson_interval as scipy_wilson
+    from digits.monitoring.estimate import wilson_interval, z_of
+
+    assert z_of(0.95) == pytest.approx(1.959963984540054)
+    for successes, trials in ((0, 5), (3, 10), (97, 100), (500, 500), (4321, 10000)):
+        assert wilson_interval(successes, trials) == pytest.approx(scipy_wilson(successes, trials), abs=1e-9)

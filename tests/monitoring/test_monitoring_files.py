@@ -23,7 +23,7 @@ MONITORING = REPO / "server" / "monitoring"
 GRAFANA = MONITORING / "grafana"
 DOCKERFILES = {"server": REPO / "server" / "Dockerfile", "trainer": REPO / "trainer" / "Dockerfile"}
 REQUIRED_ROWS = ("Traffic and errors", "Latency", "Live accuracy", "Confusion matrix", "Batching and queue",
-                 "Model versions", "Replicas")
+                 "Model versions", "Replicas", "Without labels")
 ENVOY_YAML = REPO / "deploy" / "envoy" / "envoy.yaml"
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from digits import DigitsClient
+from digits.cli import main as digits_cli
 from digits.monitoring.profile import PROFILE_FILE
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
@@ -142,3 +143,19 @@ def test_labelled_accuracy_beside_the_estimate(server, unseen) -> None:
     assert after.labelled_accuracy == pytest.approx(float((np.array(batch.digits) == labels).mean()))
     assert after.labelled_low <= after.labelled_accuracy <= after.labelled_high
     assert after.predictions == before.predictions + 200
+
+
+def test_digits_monitor_shows_each_version(server, sent, capsys) -> None:
+    """`digits monitor`: the same figures as the status RPC, in JSON and as a table."""
+    capsys.readouterr()
+    assert digits_cli(["--target", server.target, "monitor", CELL, "--json"]) == 0
+    versions = {v["version"]: v for v in json.loads(capsys.readouterr().out)["versions"]}
+    inverted = versions[VERSIONS["inverted"]]
+    assert "background" in inverted["drifting"] and inverted["predictions"] == PREDICTIONS
+    assert inverted["estimated"] == pytest.approx(sent["inverted"][1].estimated_accuracy)
+    assert versions[VERSIONS["clean"]]["drifting"] == []
+    assert versions[NO_REFERENCE]["has_reference"] is False
+    assert digits_cli(["--target", server.target, "monitor"]) == 0
+    text = capsys.readouterr().out
+    assert "no reference" in text and "drift: background: fired" in text and "moved [" in text
+    assert text.splitlines()[0].split()[:3] == ["MODEL", "VERSION", "PREDICTIONS"]

@@ -4,6 +4,7 @@ The fleet's estimated accuracy and interval, computed in PromQL from the summed 
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from digits import DigitsClient
+from digits.cli import main as digits_cli
 from digits.monitoring.estimate import AccuracyEstimate
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
@@ -58,7 +60,7 @@ def replica_monitoring(replica) -> pb.VersionMonitoring:
     return version.monitoring
 
 
-def test_fleet_estimate_from_promql_equals_the_replicas_combined(fleet, prometheus, tiny_npz: Path) -> None:
+def test_fleet_estimate_from_promql_equals_the_replicas_combined(fleet, prometheus, tiny_npz: Path, capsys) -> None:
     with np.load(tiny_npz) as data:
         images = data["x_test"]
     for replica, count in zip(fleet, SENT):
@@ -84,6 +86,12 @@ def test_fleet_estimate_from_promql_equals_the_replicas_combined(fleet, promethe
     low, high = combined.interval()
     assert half_width == pytest.approx((high - low) / 2, rel=1e-6)
     assert 0 < low < estimate < high < 1
+    capsys.readouterr()  # `digits monitor --prometheus`: the same fleet figures
+    assert digits_cli(["--target", fleet[0].target, "monitor", "lstm", "--prometheus", prometheus.url, "--json"]) == 0
+    (reported,) = [v for v in json.loads(capsys.readouterr().out)["versions"] if v["version"] == 1]
+    assert reported["predictions"] == sum(SENT) and reported["estimated"] == pytest.approx(estimate)
+    assert reported["estimated_interval"] == pytest.approx([low, high])
+    assert reported["drifting"] == [] and len(reported["signals"]) == 9
     alarms = prometheus.query(f"max(digits_drift_alarm{{{SELECT}}})")
     assert list(alarms.values()) == [0.0]  # clean test digits: no replica alarms
     assert math.isclose(next(iter(prometheus.query("max(digits_drift_log_threshold)").values())), math.log(1e8))

@@ -18,8 +18,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
-from digits.experiments.statistics import wilson_interval, z_of
+
+def z_of(confidence: float) -> float:
+    """The two-sided standard normal quantile (1.95996 for 0.95). The standard library's, not
+    scipy.stats': the server reads it on every status call and should not load scipy.stats for it."""
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (closed form); (0, 1) without trials."""
+    if trials <= 0:
+        return 0.0, 1.0
+    z, p = z_of(confidence), successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z / (1 + z * z / trials) * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
+    return max(centre - half, 0.0), min(centre + half, 1.0)
 
 
 @dataclass(frozen=True)
