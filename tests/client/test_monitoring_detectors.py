@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from digits.monitoring.detectors import REFERENCE_RISK, THRESHOLD, DetectorBank, cusum_path, upper_bounds
+from digits.monitoring.detectors import REFERENCE_RISK, THRESHOLD, DetectorBank, cusum_path, reference_bounds
 from digits.monitoring.simulation import simulate_clean
 
 UNIFORM = np.full(10, 0.1)
@@ -60,31 +60,42 @@ def test_bank_alarms_and_restarts_like_the_loop() -> None:
     assert raised[0] > 5  # digit 3 at 55% against 10%: many alarms at this low threshold
 
 
-def test_upper_bounds_are_exact_clopper_pearson() -> None:
-    """u(k) is the p at which P(Binomial(N, p) <= n_k) equals the per-bin risk (exact binomial arithmetic)."""
+def test_reference_bounds_are_exact_clopper_pearson() -> None:
+    """l(k) and u(k) are the p at which the binomial tails of n_k equal the per-side risk (exact binomial arithmetic)."""
     counts = np.array([0, 3, 50, 447, 500])
-    u = upper_bounds(counts, risk=0.01)
-    total = counts.sum()
-    for n_k, bound in zip(counts, u):
-        assert stats.binom.cdf(n_k, total, bound) == pytest.approx(0.01 / len(counts), rel=1e-6)
+    lower, upper = reference_bounds(counts, risk=0.01)
+    total, side = counts.sum(), 0.01 / (2 * len(counts))
+    for n_k, low, high in zip(counts, lower, upper):
+        assert stats.binom.cdf(n_k, total, high) == pytest.approx(side, rel=1e-6)
+        if n_k:
+            assert stats.binom.sf(n_k - 1, total, low) == pytest.approx(side, rel=1e-6)
+        else:
+            assert low == 0
 
 
-def test_each_e_value_has_expectation_at_most_one_under_any_covered_truth() -> None:
-    """E_p[q(x)/u(x)] = sum_k p(k) q(k) / u(k) <= 1 for every p under the bounds, computed exactly
-    (a sum over the bins), for plug-ins the bank actually reached."""
+def test_each_e_value_has_expectation_at_most_one_anywhere_in_the_null_set() -> None:
+    """E_p[q(x)/p*(x)] = sum_k p(k) q(k) / p*(k) <= 1 for every p in C = {l <= p <= u, sum 1},
+    computed exactly (a sum over the bins), for plug-ins the bank actually reached and truths
+    spread over C (its corners included); p* itself lies in C."""
     rng = np.random.default_rng(5)
     reference = rng.multinomial(800, rng.dirichlet(np.ones(8)), size=1)
     bank = DetectorBank(reference)
-    upper = np.exp(bank.log_upper)
+    lower, upper = bank.lower, bank.upper
+    checked = 0
     for _ in range(50):
-        bank.observe(rng.integers(0, 8, (rng.integers(1, 40), 1)))
-        plug_in = np.exp(bank._log_e + bank.log_upper)
-        assert plug_in.sum() == pytest.approx(1.0)
-        for _ in range(20):  # a truth inside the bounds: a random point of the box, renormalised if it fits
-            truth = rng.dirichlet(np.ones(8))
-            truth = np.minimum(truth, upper) / np.minimum(truth, upper).sum()
-            if (truth <= upper).all():
-                assert (truth * plug_in / upper).sum() <= 1.0 + 1e-12
+        bank.observe(np.full((int(rng.integers(1, 40)), 1), rng.integers(0, 3)))  # push the plug-in around
+        plug_in = bank._plug_in()
+        null = bank.null()
+        assert plug_in.sum() == pytest.approx(1.0) and 1.0 <= null.sum() <= 1.0 + 1e-9
+        assert (null >= lower - 1e-15).all() and (null <= upper + 1e-15).all()
+        for _ in range(40):  # a point of C: start at l, pour the remaining mass into random bins up to u
+            truth = lower.copy()
+            for k in rng.permutation(8):
+                truth[k] += min(upper[k] - lower[k], 1.0 - truth.sum())
+            assert truth.sum() == pytest.approx(1.0)
+            assert (truth * plug_in / null).sum() <= 1.0 + 1e-9
+            checked += 1
+    assert checked == 2000
 
 
 def test_clean_traffic_false_alarms_stay_under_the_guarantee() -> None:

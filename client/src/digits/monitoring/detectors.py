@@ -4,14 +4,16 @@ The e-detector framework of Shin, Ramdas & Rinaldo ("E-detectors: a nonparametri
 sequential change detection", 2022). For each signal (predicted class, confidence bin, the
 binned input summaries) and each prediction x_n, the e-value
 
-    E_n = q_n(x_n) / u(x_n)
+    E_n = q_n(x_n) / p*_n(x_n)
 
 where q_n is a *predictable* plug-in guess of the live bin distribution (exponentially weighted
-counts of the predictions before the current batch, shrunk to the reference) and u(k) is an
-upper confidence bound of bin k's probability under the reference (Clopper-Pearson on the
-reference counts, simultaneous over the bins at level REFERENCE_RISK). For any live distribution
-p with p(k) <= u(k) for all k, E_p[E_n | past] = sum_k p(k) q_n(k) / u(k) <= sum_k q_n(k) = 1:
-each E_n is an e-value, and the product of E's from any start time is a test supermartingale.
+counts of the predictions before the current batch, shrunk to the reference) and p*_n is its
+reverse information projection onto the null set C = {p : l <= p <= u, sum p = 1}, l and u the
+Clopper-Pearson bounds of each bin's probability from the reference counts (simultaneous over
+the bins at level REFERENCE_RISK). p*_n minimises KL(q_n || p) over the convex set C, so its
+first-order condition gives, for every live distribution p in C,
+E_p[E_n | past] = sum_k p(k) q_n(k) / p*_n(k) <= sum_k q_n(k) = 1: each E_n is an e-value, and
+the product of E's from any start time is a test supermartingale under any p in C.
 
 The detector is the CUSUM e-detector M_n = max(M_{n-1}, 1) E_n (in logs: S_n = max(S_{n-1}, 0)
 + log E_n); it alarms when M_n >= c = THRESHOLD and restarts. It is below the Shiryaev-Roberts
@@ -20,9 +22,9 @@ supermartingale (N_n: alarms so far), so on traffic like the reference the expec
 false alarms in n predictions is at most n / c, for every n. With c = 1e8 and 9 signals: at
 most 9 * 8.64e6 / 1e8 = 0.78 expected false alarms per day at 100 predictions/s per version.
 
-The guarantee holds if the live traffic's bins are i.i.d. with p <= u, which the reference
-bounds make true with probability >= 1 - REFERENCE_RISK per signal over the draw of the
-reference; using the reference's point estimate instead would alarm within minutes on clean
+The guarantee holds if the live traffic's bins are i.i.d. with a distribution in C, which the
+reference bounds make true with probability >= 1 - REFERENCE_RISK per signal over the draw of
+the reference; using the reference's point estimate instead would alarm within minutes on clean
 traffic, its sampling error looking like drift.
 """
 
@@ -53,12 +55,32 @@ def _betaincinv() -> Any:
     return betaincinv
 
 
-def upper_bounds(counts: Sequence[int], risk: float = REFERENCE_RISK) -> np.ndarray:
-    """Clopper-Pearson upper bounds of every bin's probability, simultaneous at level `risk`."""
+def reference_bounds(counts: Sequence[int], risk: float = REFERENCE_RISK) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided Clopper-Pearson bounds (lower, upper) of every bin's probability, simultaneous
+    at level `risk` (risk / 2K on each side of each of the K bins)."""
     counts = np.asarray(counts, dtype=np.float64)
-    total, level = counts.sum(), risk / len(counts)
-    bounds = _betaincinv()(counts + 1, np.maximum(total - counts, 1e-12), 1.0 - level)
-    return np.where(counts >= total, 1.0, bounds)
+    total, level = counts.sum(), risk / (2 * len(counts))
+    betaincinv = _betaincinv()
+    upper = np.where(counts >= total, 1.0, betaincinv(counts + 1, np.maximum(total - counts, 1e-12), 1.0 - level))
+    lower = np.where(counts <= 0, 0.0, betaincinv(np.maximum(counts, 1e-12), total - counts + 1, level))
+    return lower, upper
+
+
+def project_to_null(plug_in: np.ndarray, lower: np.ndarray, upper: np.ndarray, offsets: np.ndarray,
+                    segment: np.ndarray, steps: int = 60) -> np.ndarray:
+    """Per segment, the reverse information projection of the plug-in q onto the null set
+    C = {p : lower <= p <= upper, sum p = 1}: p*(k) = clip(q(k) / lam, lower, upper) with lam
+    found by bisection. For every p in C, sum_k p(k) q(k) / p*(k) <= 1 (the first-order condition
+    of min over C of KL(q || p)), so q / p* is an e-value. lam is taken on the side where
+    sum p* >= 1, which only lowers the e-values."""
+    sums_lower = np.add.reduceat(lower, offsets)
+    low = np.minimum.reduceat(plug_in / upper, offsets)  # sum of the clip >= sum upper >= 1
+    high = 1.0 / np.maximum(1.0 - sums_lower, 1e-12)  # sum of the clip <= 1 / lam + sum lower <= 1
+    for _ in range(steps):
+        middle = np.sqrt(low * high)
+        above = np.add.reduceat(np.clip(plug_in / middle[segment], lower, upper), offsets) > 1.0
+        low, high = np.where(above, middle, low), np.where(above, high, middle)
+    return np.clip(plug_in / low[segment], lower, upper)
 
 
 @dataclass(frozen=True)
@@ -76,7 +98,7 @@ class DetectorBank:
     Detector d watches one signal with len(reference_counts[d]) bins. `observe` takes the bins of
     a batch of predictions [B, D]; the plug-in guess is fixed for the batch (so it is predictable)
     and updated after it. State is O(total bins): memory does not grow with traffic.
-    `bounded=False` puts the reference's point estimate in the place of the upper bounds u, which
+    `bounded=False` puts the reference's point estimate in the place of the null set, which
     voids the guarantee (the simulation shows how badly); the server never uses it.
     """
 
@@ -90,9 +112,12 @@ class DetectorBank:
         self.segment = np.repeat(np.arange(len(sizes)), sizes)
         counts = [np.asarray(c, dtype=np.float64) for c in reference_counts]
         self.reference = np.concatenate([(c + 0.5) / (c.sum() + 0.5 * len(c)) for c in counts])
-        # bounded=False: the reference's point estimate as the null (no guarantee; for the simulation's contrast)
-        self.log_upper = np.log(np.concatenate([upper_bounds(c, risk) for c in counts])) if bounded \
-            else np.log(self.reference)
+        if bounded:
+            bounds = [reference_bounds(c, risk) for c in counts]
+            self.lower = np.concatenate([b[0] for b in bounds])
+            self.upper = np.concatenate([b[1] for b in bounds])
+        else:  # the reference's point estimate as the null: no guarantee (the simulation's contrast)
+            self.lower = self.upper = self.reference
         self.log_threshold = float(np.log(threshold))
         self.decay, self.prior_strength = decay, prior_strength
         self.weighted = np.zeros(len(self.segment))  # exponentially weighted live counts per bin
@@ -106,8 +131,14 @@ class DetectorBank:
         totals = np.add.reduceat(self.weighted, self.offsets)[self.segment]
         return (self.weighted + self.prior_strength * self.reference) / (totals + self.prior_strength)
 
+    def null(self) -> np.ndarray:
+        """The denominator p* of the current e-values (per bin, each segment a point of the null set)."""
+        if self.lower is self.upper:
+            return self.reference
+        return project_to_null(self._plug_in(), self.lower, self.upper, self.offsets, self.segment)
+
     def _plug_in_log_e(self) -> np.ndarray:
-        return np.log(self._plug_in()) - self.log_upper
+        return np.log(self._plug_in()) - np.log(self.null())
 
     def observe(self, bins: np.ndarray) -> np.ndarray:
         """Feed a batch of predictions' bins [B, D]; returns how many alarms each detector raised."""
