@@ -68,7 +68,7 @@ def main() -> None:
     server = start_server(root, "--model-config", str(root / "config.yaml"), "--default-model", cells[0])
     print(f"{args.predictions} unlabelled predictions per shift and cell (test digits), status read every "
           f"{args.step}; interval: 95%, assumes calibration holds\n")
-    print("| cell | shift | true accuracy | estimated accuracy | detectors fired (first first) | predictions to first alarm |")
+    print("| cell | shift | true accuracy | estimated accuracy | detectors fired (in order of firing) | predictions to first alarm |")
     print("|---|---|---|---|---|---|")
     try:
         with DigitsClient(server.target, timeout=60) as client:
