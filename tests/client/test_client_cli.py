@@ -323,6 +323,6 @@ def test_console_entry_point_exit_codes(free_port_target):
 def test_commands_registered_by_modules():
     parser = cli.build_parser()
     choices = next(a for a in parser._actions if a.dest == "command").choices
-    assert set(choices) == {"classify", "eval", "models", "reload", "feedback", "ab", "bench"}
+    assert set(choices) == {"classify", "eval", "models", "reload", "monitor", "feedback", "ab", "bench"}
     for module in cli.COMMANDS:
         assert callable(module.add_parser)
