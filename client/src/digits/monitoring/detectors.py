@@ -67,7 +67,7 @@ def reference_bounds(counts: Sequence[int], risk: float = REFERENCE_RISK) -> tup
 
 
 def project_to_null(plug_in: np.ndarray, lower: np.ndarray, upper: np.ndarray, offsets: np.ndarray,
-                    segment: np.ndarray, steps: int = 60) -> np.ndarray:
+                    segment: np.ndarray, steps: int = 32) -> np.ndarray:
     """Per segment, the reverse information projection of the plug-in q onto the null set
     C = {p : lower <= p <= upper, sum p = 1}: p*(k) = clip(q(k) / lam, lower, upper) with lam
     found by bisection. For every p in C, sum_k p(k) q(k) / p*(k) <= 1 (the first-order condition

@@ -71,18 +71,22 @@ class MonitoringMetrics:
         )
         self.log_threshold.set(float(np.log(THRESHOLD)))
         self._bins: dict[tuple[str, str, str], list[Counter]] = {}
+        # children looked up once per version (labels() costs more than the update itself)
+        self._detectors: dict[tuple[str, str, str], tuple[Gauge, Gauge, Counter]] = {}
+        self._sums: dict[tuple[str, str], tuple[Counter, Counter, Counter]] = {}
 
     def start_version(self, model: str, version: str, signals: Sequence[tuple[str, int]], accuracy: float) -> None:
         """A version with a reference: every series at 0 (signals: (name, bins))."""
         self.reference.labels(model, version).set(1)
         self.reference_accuracy.labels(model, version).set(accuracy)
-        for metric in (self.predictions, self.estimated_correct, self.estimated_variance):
-            metric.labels(model, version)
+        self._sums[(model, version)] = (self.predictions.labels(model, version),
+                                        self.estimated_correct.labels(model, version),
+                                        self.estimated_variance.labels(model, version))
         for name, bins in signals:
             self._bins[(model, version, name)] = [self.signal_bins.labels(model, version, name, str(b)) for b in range(bins)]
-            self.alarms.labels(model, version, name)
-            self.alarm.labels(model, version, name).set(0)
-            self.log_statistic.labels(model, version, name).set(0)
+            self._detectors[(model, version, name)] = (self.log_statistic.labels(model, version, name),
+                                                       self.alarm.labels(model, version, name),
+                                                       self.alarms.labels(model, version, name))
 
     def no_reference(self, model: str, version: str) -> None:
         """A version served without monitoring."""
@@ -90,9 +94,11 @@ class MonitoringMetrics:
 
     def count_batch(self, model: str, version: str, predictions: int, calibrated: float, variance: float) -> None:
         """A monitored batch's CBPE sums."""
-        self.predictions.labels(model, version).inc(predictions)
-        self.estimated_correct.labels(model, version).inc(calibrated)
-        self.estimated_variance.labels(model, version).inc(variance)
+        children = self._sums.get((model, version))
+        if children is not None:
+            children[0].inc(predictions)
+            children[1].inc(calibrated)
+            children[2].inc(variance)
 
     def count_bins(self, model: str, version: str, signal: str, counts: np.ndarray) -> None:
         """A monitored batch's predictions per bin of one signal."""
@@ -103,13 +109,17 @@ class MonitoringMetrics:
     def set_detector(self, model: str, version: str, signal: str, log_statistic: float, alarm: bool,
                      raised: int) -> None:
         """A detector's state after a batch, and the alarms it raised in it."""
-        self.log_statistic.labels(model, version, signal).set(log_statistic)
-        self.alarm.labels(model, version, signal).set(1 if alarm else 0)
+        children = self._detectors.get((model, version, signal))
+        if children is None:
+            return
+        children[0].set(log_statistic)
+        children[1].set(1 if alarm else 0)
         if raised:
-            self.alarms.labels(model, version, signal).inc(raised)
+            children[2].inc(raised)
 
     def forget_version(self, model: str, version: str, signals: Sequence[str]) -> None:
         """Drop an unloaded version's series."""
+        self._sums.pop((model, version), None)
         for metric in (self.reference, self.reference_accuracy, self.predictions, self.estimated_correct,
                        self.estimated_variance):
             try:
@@ -117,6 +127,7 @@ class MonitoringMetrics:
             except KeyError:
                 pass
         for name in signals:
+            self._detectors.pop((model, version, name), None)
             for bin_index in range(len(self._bins.pop((model, version, name), []))):
                 self.signal_bins.remove(model, version, name, str(bin_index))
             for metric in (self.alarms, self.alarm, self.log_statistic):
