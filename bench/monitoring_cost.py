@@ -53,7 +53,8 @@ def cpu_per_request_us(server, model: str, images: np.ndarray, args: argparse.Na
     return 1e6 * (cpu_seconds(server.process.pid) - before) / args.requests
 
 
-def in_process_us(version_dir: Path, images: np.ndarray, batch: int, requests: int = 6000) -> float:
+def in_process_us(version_dir: Path, images: np.ndarray, batch: int, requests: int = 6000,
+                  images_per_request: int = 8) -> float:
     """CPU microseconds per request of LabelFreeMonitor (observe + its batched flushes), in process."""
     import asyncio
     import time
@@ -66,8 +67,19 @@ def in_process_us(version_dir: Path, images: np.ndarray, batch: int, requests: i
     from digits_server.observability.monitoring_metrics import MonitoringMetrics
 
     served = ServedBy(version_dir.parent.name, int(version_dir.name))
+    # clean traffic for this version: each image's class and confidence drawn from its reference
+    from digits.monitoring.profile import CONFIDENCE_EDGES, ReferenceProfile
+
+    profile = ReferenceProfile.loads((version_dir / "reference_profile.json").read_text())
     rng = np.random.default_rng(0)
-    probabilities = rng.dirichlet(np.full(10, 0.1), size=len(images)).astype(np.float32)
+    classes = profile.signals["predicted_class"].counts
+    counts = np.asarray(profile.signals["confidence"].counts, dtype=float)
+    edges = np.array((0.1, *CONFIDENCE_EDGES, 1.0))
+    which = rng.choice(len(counts), len(images), p=counts / counts.sum())
+    confidence = rng.uniform(edges[which], edges[which + 1])
+    digit = rng.choice(10, len(images), p=np.asarray(classes) / sum(classes))
+    probabilities = np.tile(((1 - confidence) / 9)[:, None], (1, 10)).astype(np.float32)
+    probabilities[np.arange(len(images)), digit] = confidence
     events = []
     for i in range(requests):
         start = (i * batch) % (len(images) - batch)
@@ -76,7 +88,7 @@ def in_process_us(version_dir: Path, images: np.ndarray, batch: int, requests: i
                                       images=images[start:start + batch]))
 
     async def run() -> float:
-        monitor = LabelFreeMonitor(MonitoringMetrics(CollectorRegistry()))
+        monitor = LabelFreeMonitor(MonitoringMetrics(CollectorRegistry()), images_per_request=images_per_request)
         monitor(VersionSlot(served.model, served.version, version_dir, state=AVAILABLE))
         started = time.process_time()
         for event in events:
@@ -99,9 +111,9 @@ def main() -> None:
     with np.load(MNIST_NPZ) as data:
         images = data["x_test"]
     versions = sorted((args.models / args.model).iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else -1)
-    for batch in (1, 64):
-        print(f"monitor in process: {in_process_us(versions[-1], images, batch):.1f} CPU us per request of "
-              f"{batch} image(s)", flush=True)
+    for batch, cap in ((1, 8), (64, 8), (64, 0)):
+        print(f"monitor in process: {in_process_us(versions[-1], images, batch, images_per_request=cap):.1f} CPU us "
+              f"per request of {batch} image(s), input summaries of {cap or 'all'} per request", flush=True)
     servers = {
         "on": start_server(args.models, "--monitoring", "--default-model", args.model),
         "off": start_server(args.models, "--no-monitoring", "--default-model", args.model),

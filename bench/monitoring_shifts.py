@@ -65,7 +65,8 @@ def main() -> None:
     with np.load(MNIST_NPZ) as data:
         pool = data["x_test"], data["y_test"]
     root = repository(args.models, cells)
-    server = start_server(root, "--model-config", str(root / "config.yaml"), "--default-model", cells[0])
+    server = start_server(root, "--model-config", str(root / "config.yaml"), "--default-model", cells[0],
+                          "--monitoring-images-per-request", "0")  # every image watched, as with single-image calls
     print(f"{args.predictions} unlabelled predictions per shift and cell (test digits), status read every "
           f"{args.step}; interval: 95%, assumes calibration holds\n")
     print("| cell | shift | true accuracy | estimated accuracy | detectors fired (in order of firing) | predictions to first alarm |")

@@ -70,6 +70,10 @@ def test_a_version_is_watched_from_available_to_unloaded(version_dir: Path, digi
     assert sum(sample(registry, "digits_monitoring_signal_bin_total", signal="predicted_class", bin=str(b))
                for b in range(10)) == 300
     assert view.drifting == [] and view.estimate.accuracy == pytest.approx(1.0, abs=0.02)
+    watched = monitor.versions[("lstm", 3)]  # the input summaries: the first 8 images of each request
+    assert (watched.outputs.observed, watched.inputs.observed) == (300, 10 * 8)
+    assert sum(sample(registry, "digits_monitoring_signal_bin_total", signal="background", bin=str(b))
+               for b in range(len(watched.profile.signals["background"].counts))) == 80
     slot.state = END
     monitor(slot)
     assert sample(registry, "digits_monitoring_reference") is None

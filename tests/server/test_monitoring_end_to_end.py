@@ -67,7 +67,9 @@ def repo(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(repo: Path):
-    proc = start_server(repo, "--model-config", str(repo / "config.yaml"), "--default-model", CELL)
+    # every image of the 100-image batches feeds the input detectors (the default watches 8 per request)
+    proc = start_server(repo, "--model-config", str(repo / "config.yaml"), "--default-model", CELL,
+                        "--monitoring-images-per-request", "0")
     yield proc
     assert proc.stop() == 0, proc.log()
 

@@ -91,7 +91,11 @@ class DigitsServer:
         )
         request_ids = RequestIds(feedback_key(settings.feedback_key_file))  # shared key: any replica takes feedback
         # Label-free monitoring (docs/monitoring.md): estimated accuracy and drift per version.
-        self.monitor = LabelFreeMonitor(MonitoringMetrics(self.metrics.registry)) if settings.monitoring else None
+        self.monitor = (
+            LabelFreeMonitor(MonitoringMetrics(self.metrics.registry),
+                             images_per_request=settings.monitoring_images_per_request)
+            if settings.monitoring else None
+        )
         monitors = [self.monitor] if self.monitor is not None else []
         if self.monitor is not None:
             self.manager.on_change.append(self.monitor)

@@ -67,20 +67,33 @@ def reference_bounds(counts: Sequence[int], risk: float = REFERENCE_RISK) -> tup
 
 
 def project_to_null(plug_in: np.ndarray, lower: np.ndarray, upper: np.ndarray, offsets: np.ndarray,
-                    segment: np.ndarray, steps: int = 32) -> np.ndarray:
+                    segment: np.ndarray) -> np.ndarray:
     """Per segment, the reverse information projection of the plug-in q onto the null set
-    C = {p : lower <= p <= upper, sum p = 1}: p*(k) = clip(q(k) / lam, lower, upper) with lam
-    found by bisection. For every p in C, sum_k p(k) q(k) / p*(k) <= 1 (the first-order condition
-    of min over C of KL(q || p)), so q / p* is an e-value. lam is taken on the side where
-    sum p* >= 1, which only lowers the e-values."""
-    sums_lower = np.add.reduceat(lower, offsets)
-    low = np.minimum.reduceat(plug_in / upper, offsets)  # sum of the clip >= sum upper >= 1
-    high = 1.0 / np.maximum(1.0 - sums_lower, 1e-12)  # sum of the clip <= 1 / lam + sum lower <= 1
-    for _ in range(steps):
-        middle = np.sqrt(low * high)
-        above = np.add.reduceat(np.clip(plug_in / middle[segment], lower, upper), offsets) > 1.0
-        low, high = np.where(above, middle, low), np.where(above, high, middle)
-    return np.clip(plug_in / low[segment], lower, upper)
+    C = {p : lower <= p <= upper, sum p = 1}: p*(k) = clip(q(k) t, lower, upper), t > 0 such that
+    p* sums to 1. For every p in C, sum_k p(k) q(k) / p*(k) <= 1 (the first-order condition of
+    min over C of KL(q || p)), so q / p* is an e-value.
+
+    g(t) = sum_k clip(q(k) t, l(k), u(k)) is piecewise linear and increasing in t, with kinks at
+    t = l(k)/q(k) and u(k)/q(k): evaluate it at every kink, take the two around 1 and interpolate
+    (exact), all segments at once (padded to the longest). t is nudged up, so sum p* >= 1: that
+    only lowers the e-values."""
+    index = np.arange(len(plug_in)) - offsets[segment]
+    shape = (len(offsets), int(index.max()) + 1)
+    q, low, high = (np.zeros(shape) for _ in range(3))
+    q[segment, index], low[segment, index], high[segment, index] = plug_in, lower, upper
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kinks = np.concatenate([np.zeros((shape[0], 1)), low / q, high / q], axis=1)
+    kinks = np.where(np.isfinite(kinks), kinks, 0.0)
+    totals = np.clip(q[:, None, :] * kinks[:, :, None], low[:, None, :], high[:, None, :]).sum(axis=2)
+    below = np.where(totals < 1.0, kinks, -np.inf).max(axis=1)  # g(t) < 1 at t = 0 (sum l < 1)
+    above = np.where(totals >= 1.0, kinks, np.inf).min(axis=1)  # g grows to sum u >= 1
+    rows = np.arange(shape[0])
+    g_below = totals[rows, np.argmax(np.where(totals < 1.0, kinks, -np.inf), axis=1)]
+    g_above = totals[rows, np.argmin(np.where(totals >= 1.0, kinks, np.inf), axis=1)]
+    slope = np.where(above > below, (g_above - g_below) / np.maximum(above - below, 1e-300), 1.0)
+    t = np.where(slope > 0, below + (1.0 - g_below) / np.maximum(slope, 1e-300), above) * (1 + 1e-12)
+    t = np.minimum(t, above)
+    return np.clip(plug_in * t[segment], lower, upper)
 
 
 @dataclass(frozen=True)
@@ -192,15 +205,14 @@ def lindley(z: np.ndarray, start: np.ndarray, log_threshold: float) -> tuple[np.
 
 
 def _restarting(z: np.ndarray, start: float, log_threshold: float) -> tuple[float, list[int]]:
-    """One column's CUSUM restarted at 0 after each alarm: (last S, indices of the alarms)."""
+    """One column's CUSUM restarted at 0 after each alarm: (last S, indices of the alarms). A plain
+    loop: only columns that crossed come here, and under a heavy shift a detector fires every few
+    predictions, where one pass in Python beats a numpy pass per restart."""
     alarms: list[int] = []
-    offset, s = 0, start
-    while offset < len(z):
-        path = cusum_path(z[offset:, None], np.array([s]))[:, 0]
-        hits = np.flatnonzero(path >= log_threshold)
-        if not len(hits):
-            return float(path[-1]), alarms
-        alarms.append(offset + int(hits[0]))
-        offset += int(hits[0]) + 1
-        s = 0.0
-    return 0.0, alarms
+    s = start
+    for n, step in enumerate(z.tolist()):
+        s = (s if s > 0.0 else 0.0) + step
+        if s >= log_threshold:
+            alarms.append(n)
+            s = 0.0
+    return s, alarms

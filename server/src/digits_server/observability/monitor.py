@@ -37,9 +37,14 @@ class LabelFreeMonitor:
 
     observes_groups = True
 
-    def __init__(self, metrics: MonitoringMetrics, flush_size: int = 256, flush_seconds: float = 0.5) -> None:
+    def __init__(
+        self, metrics: MonitoringMetrics, flush_size: int = 256, flush_seconds: float = 0.5, images_per_request: int = 8,
+    ) -> None:
         self.metrics = metrics
         self.flush_size = flush_size
+        # The input summaries cost ~3 us an image: a request's first `images_per_request` images
+        # feed them (0: all); predictions, confidence and the estimate always use every image.
+        self.images_per_request = images_per_request
         self.flush_seconds = flush_seconds
         self.versions: dict[Key, VersionMonitor] = {}
         self.missing: dict[Key, str] = {}  # versions served without a reference: why ("" = no file)
@@ -90,9 +95,10 @@ class LabelFreeMonitor:
             labelled = [(t, p) for t, p in zip(event.true_labels, event.digits.tolist()) if t is not None]
             monitor.count_labelled(len(labelled), sum(t == p for t, p in labelled))
         pending = self._pending.setdefault(key, _Pending())
-        pending.images.append(event.images)
+        cap = self.images_per_request  # a group's event holds one image per request: all kept
+        pending.images.append(event.images[:cap] if cap and event.requests == 1 else event.images)
         pending.probabilities.append(event.probabilities)
-        self._pending_images += len(event.images)
+        self._pending_images += len(event.probabilities)
         if self._pending_images >= self.flush_size:
             self.flush()
         elif self._timer is None:
@@ -130,8 +136,8 @@ class LabelFreeMonitor:
         self.metrics.count_batch(model, version, update.predictions, update.calibrated_sum, update.variance_sum)
         for d, name in enumerate(SIGNALS):
             self.metrics.count_bins(model, version, name, update.bin_counts[d])
-            self.metrics.set_detector(model, version, name, float(monitor.bank.log_statistic[d]),
-                                      monitor.alarm_on(d), int(update.alarms[d]))
+            self.metrics.set_detector(model, version, name, monitor.log_statistic(d), monitor.alarm_on(d),
+                                      int(update.alarms[d]))
 
     def view(self, model: str, version: int) -> MonitoringView:
         """A version's monitoring now (every prediction so far included)."""
