@@ -25,12 +25,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from digits import DigitsClient  # noqa: E402
-from digits.v1 import digits_pb2 as pb  # noqa: E402
-from digits.v1 import digits_pb2_grpc as pb_grpc  # noqa: E402
-from tests.conftest import MNIST_NPZ  # noqa: E402
-from tests.serverproc import start_server  # noqa: E402
-from tests.shifts import SHIFTS, shifted_stream  # noqa: E402
+from digits import DigitsClient
+from digits.v1 import digits_pb2 as pb
+from digits.v1 import digits_pb2_grpc as pb_grpc
+from tests.conftest import MNIST_NPZ
+from tests.serverproc import start_server
+from tests.shifts import SHIFTS, shifted_stream
 
 
 def newest(folder: Path) -> Path:

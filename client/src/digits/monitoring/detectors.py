@@ -211,7 +211,7 @@ def _restarting(z: np.ndarray, start: float, log_threshold: float) -> tuple[floa
     alarms: list[int] = []
     s = start
     for n, step in enumerate(z.tolist()):
-        s = (s if s > 0.0 else 0.0) + step
+        s = (max(0.0, s)) + step
         if s >= log_threshold:
             alarms.append(n)
             s = 0.0
