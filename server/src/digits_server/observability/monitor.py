@@ -2,7 +2,7 @@
 predictions and feedback, and a `ModelManager.on_change` callback that loads each version's
 reference profile when it becomes AVAILABLE and forgets it when it is unloaded.
 
-Predictions are buffered and processed in batches (at most `flush_size` images, or after
+Predictions are buffered and processed in batches (at most `flush_size` predictions, or after
 `flush_seconds`): the statistics cost a few numpy calls per batch, not per request. The buffer
 holds references to at most `flush_size` images, so memory is bounded whatever the traffic.
 Every read (`view`) flushes first, so the status RPC sees every prediction answered so far.
@@ -38,7 +38,7 @@ class LabelFreeMonitor:
     observes_groups = True
 
     def __init__(
-        self, metrics: MonitoringMetrics, flush_size: int = 256, flush_seconds: float = 0.5, images_per_request: int = 8,
+        self, metrics: MonitoringMetrics, flush_size: int = 1024, flush_seconds: float = 0.5, images_per_request: int = 8,
     ) -> None:
         self.metrics = metrics
         self.flush_size = flush_size
