@@ -11,7 +11,10 @@ ECOSYSTEM ?= .venv-ecosystem
 # The server without TensorFlow (client + server, no [tensorflow] extra): the LiteRT runtime only.
 LITE ?= .venv-lite
 
-.PHONY: setup setup-ecosystem setup-lite demo fleet test test-all bench bench-quick bench-peers proto clean
+# NannyML (the CBPE oracle of tests/client/test_monitoring_cbpe_oracle.py), heavy: its own venv.
+ORACLE ?= .venv-oracle
+
+.PHONY: setup setup-ecosystem setup-lite setup-oracle demo fleet test test-all bench bench-quick bench-peers proto clean
 
 setup: $(VENV)/.installed
 
@@ -35,6 +38,14 @@ $(LITE)/.installed: client/pyproject.toml server/pyproject.toml
 	$(LITE)/bin/pip install --quiet -e client -e server
 	touch $@
 
+setup-oracle: $(ORACLE)/.installed
+
+$(ORACLE)/.installed: tests/oracle/requirements.txt
+	$(PYTHON) -m venv $(ORACLE)
+	$(ORACLE)/bin/pip install --quiet --upgrade pip
+	$(ORACLE)/bin/pip install --quiet -r tests/oracle/requirements.txt
+	touch $@
+
 # Trains the three cells if no models exist, starts the server, classifies sample digits.
 demo: setup
 	@if [ -z "$$(ls -d $(MODELS)/*/[0-9]* 2>/dev/null)" ]; then \
@@ -56,10 +67,10 @@ fleet: setup
 		$(BIN)/digits-train --cells rnn,lstm,gru --recipe seed --seed 0 --data $(DATA) --out $(MODELS); fi
 	$(BIN)/python deploy/fleet.py --models $(MODELS) --replicas $(or $(REPLICAS),3) --port $(PORT)
 
-test: setup setup-ecosystem setup-lite
+test: setup setup-ecosystem setup-lite setup-oracle
 	$(BIN)/python -m pytest -q
 
-test-all: setup setup-ecosystem setup-lite
+test-all: setup setup-ecosystem setup-lite setup-oracle
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 # The benchmark harness (bench/run.py): our server against echo / model.predict / naive SavedModel
@@ -79,4 +90,4 @@ proto: setup
 	$(BIN)/python proto/generate.py
 
 clean:
-	rm -rf $(VENV) $(ECOSYSTEM) $(LITE) $(MODELS) .venv-mlserver
+	rm -rf $(VENV) $(ECOSYSTEM) $(LITE) $(ORACLE) $(MODELS) .venv-mlserver

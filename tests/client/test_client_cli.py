@@ -261,9 +261,9 @@ def test_models_table(fake_server, capsys):
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["MODEL", "VERSION", "STATE", "LABELS", "TEST", "ACC", "ECE", "CELL", "RECIPE",
-                                "PARAMS", "RUNTIME"]
+                                "PARAMS", "RUNTIME", "REFERENCE"]
     assert lines[1].split() == ["lstm*", "3", "AVAILABLE", "stable,canary", "0.9812", "0.0123", "lstm", "tuned",
-                                "24,586", "savedmodel"]
+                                "24,586", "savedmodel", "-"]
     assert lines[2].split()[:3] == ["lstm*", "2", "FAILED"]
     assert lines[3].strip() == "error: no serving signature"
     assert lines[4].split()[:3] == ["gru", "1", "AVAILABLE"]
@@ -323,6 +323,6 @@ def test_console_entry_point_exit_codes(free_port_target):
 def test_commands_registered_by_modules():
     parser = cli.build_parser()
     choices = next(a for a in parser._actions if a.dest == "command").choices
-    assert set(choices) == {"classify", "eval", "models", "reload", "feedback", "ab", "bench"}
+    assert set(choices) == {"classify", "eval", "models", "reload", "monitor", "feedback", "ab", "bench"}
     for module in cli.COMMANDS:
         assert callable(module.add_parser)

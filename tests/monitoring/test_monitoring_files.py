@@ -24,7 +24,8 @@ MONITORING = REPO / "server" / "monitoring"
 GRAFANA = MONITORING / "grafana"
 DOCKERFILES = {"server": REPO / "server" / "Dockerfile", "trainer": REPO / "trainer" / "Dockerfile"}
 REQUIRED_ROWS = ("Traffic and errors", "Latency", "Live accuracy", "Confusion matrix", "Batching and queue",
-                 "Model versions", "Replicas", "Envoy")
+                 "Model versions", "Replicas", "Envoy",
+                 "Without labels")
 ENVOY_YAML = REPO / "deploy" / "envoy" / "envoy.yaml"
 
 

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from digits_server.core.domain import CallRecord, Timings
 from digits_server.observability.experiment_metrics import ExperimentMetrics
 from digits_server.observability.metrics import ServerMetrics
+from digits_server.observability.monitoring_metrics import MonitoringMetrics
 from tests.serverproc import REPO
 from tests.tools import require_tool
 
@@ -47,6 +48,11 @@ def exercise(metrics: ServerMetrics) -> None:
     experiments.set_comparison("cells", "gru", "lstm", -0.1, -0.02, 0.01)
     experiments.set_guardrail("cells", "lstm", "latency", False)
     experiments.count_rollout_decision("cells", "step")
+    monitoring = MonitoringMetrics(metrics.registry)  # label-free monitoring, on the same registry
+    monitoring.start_version("lstm", "3", [("background", 3)], 0.97)
+    monitoring.count_batch("lstm", "3", 4, 3.6, 0.3)
+    monitoring.count_bins("lstm", "3", "background", np.array([3, 0, 1]))
+    monitoring.set_detector("lstm", "3", "background", 2.5, True, 1)
 
 
 def test_each_server_gets_its_own_registry() -> None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from digits import convert
 from digits.convert import ArmLike, ImageLike
+from digits.monitoring.report import VersionReport
 from digits.results import BatchResult, ClassifyResult, FeedbackResult, ModelInfo
 from digits.v1 import digits_pb2
 
@@ -100,6 +101,16 @@ def list_models() -> Call[list[ModelInfo]]:
 def model_status(name: str) -> Call[ModelInfo]:
     """One model's versions, states and labels."""
     return Call("classifier", "GetModelStatus", digits_pb2.GetModelStatusRequest(name=name), convert.model_info)
+
+
+def monitoring(name: str | None) -> Call[list[VersionReport]]:
+    """Label-free monitoring of every version (or one model's) on the answering server."""
+    from digits.monitoring.report import from_status
+
+    if name:
+        return Call("classifier", "GetModelStatus", digits_pb2.GetModelStatusRequest(name=name), from_status)
+    return Call("classifier", "ListModels", digits_pb2.ListModelsRequest(),
+                lambda reply: [r for status in reply.models for r in from_status(status)])
 
 
 #: The header carrying a Feedback call's request id, which the shipped Envoy hashes to choose the

@@ -7,17 +7,17 @@ from dataclasses import dataclass, field
 from digits.v1 import digits_pb2
 
 __all__ = [
-    "Prediction",
-    "ClassifyResult",
     "BatchResult",
-    "VersionInfo",
-    "ModelInfo",
+    "ClassifyResult",
     "FeedbackResult",
-    "state_name",
-    "classify_result",
+    "ModelInfo",
+    "Prediction",
+    "VersionInfo",
     "batch_result",
-    "model_info",
+    "classify_result",
     "feedback_result",
+    "model_info",
+    "state_name",
 ]
 
 
@@ -96,6 +96,9 @@ class VersionInfo:
     created_at: str = ""
     test_ece: float = 0.0  # expected calibration error of the served probabilities (0: unknown)
     temperature: float = 0.0  # temperature inside the exported graph (0: none)
+    # label-free monitoring (docs/monitoring.md): "yes" the version has a reference profile,
+    # "no" it has none (or an unusable one), "" the server did not say (monitoring off, admin calls)
+    reference: str = ""
 
     @property
     def available(self) -> bool:
@@ -142,7 +145,7 @@ def state_name(state: int) -> str:
         name = digits_pb2.ModelState.Name(state)
     except ValueError:
         return f"STATE_{int(state)}"
-    return name[len(_STATE_PREFIX):] if name.startswith(_STATE_PREFIX) else name
+    return name.removeprefix(_STATE_PREFIX)
 
 
 def classify_result(response: digits_pb2.ClassifyResponse) -> ClassifyResult:
@@ -192,7 +195,14 @@ def _version_info(status: digits_pb2.ModelVersionStatus) -> VersionInfo:
         created_at=info.created_at,
         test_ece=float(info.test_ece),
         temperature=float(info.temperature),
+        reference=_reference(status),
     )
+
+
+def _reference(status: digits_pb2.ModelVersionStatus) -> str:
+    if not status.HasField("monitoring"):
+        return ""
+    return "yes" if status.monitoring.has_reference else "no"
 
 
 def model_info(status: digits_pb2.ModelStatus) -> ModelInfo:

@@ -37,6 +37,8 @@ from digits_server.experiments.service import ExperimentService
 from digits_server.observability.experiment_metrics import ExperimentMetrics
 from digits_server.observability.http_endpoint import serve_metrics_endpoint
 from digits_server.observability.metrics import ServerMetrics
+from digits_server.observability.monitor import LabelFreeMonitor
+from digits_server.observability.monitoring_metrics import MonitoringMetrics
 from digits_server.observability.observers import MetricsObserver, ModelStateObserver, describe_server
 from digits_server.observability.payload_logger import payload_logger
 from digits_server.protocols import add_protocols
@@ -91,12 +93,21 @@ class DigitsServer:
             change_config=self.reloader.change_config if settings.model_config is not None else None,
         )
         request_ids = RequestIds(feedback_key(settings.feedback_key_file))  # shared key: any replica takes feedback
+        # Label-free monitoring (docs/monitoring.md): estimated accuracy and drift per version.
+        self.monitor = (
+            LabelFreeMonitor(MonitoringMetrics(self.metrics.registry),
+                             images_per_request=settings.monitoring_images_per_request)
+            if settings.monitoring else None
+        )
+        monitors = [self.monitor] if self.monitor is not None else []
+        if self.monitor is not None:
+            self.manager.on_change.append(self.monitor)
         self.feedback = FeedbackStore(
-            settings.feedback_max_predictions, settings.feedback_max_age_seconds, [observer, experiment_observer],
-            self.metrics, request_ids=request_ids,
+            settings.feedback_max_predictions, settings.feedback_max_age_seconds,
+            [observer, experiment_observer, *monitors], self.metrics, request_ids=request_ids,
         )
         self.dataplane = DataPlane(
-            self.manager, self.runner, router, observers=[observer, self.feedback, experiment_observer],
+            self.manager, self.runner, router, observers=[observer, self.feedback, experiment_observer, *monitors],
             request_ids=request_ids,
         )
         self.payload_log = payload_logger(settings, self.metrics.registry)  # --payload-log; None when off
@@ -147,7 +158,8 @@ class DigitsServer:
         guards = [self.drain.guard, security.auth.wrap, guard_decoding]
         services = GuardedHandlers(guards, fallback=security.auth.refuse_unknown)
         pb_grpc.add_DigitClassifierServicer_to_server(
-            DigitClassifierServicer(self.dataplane, self.metrics, s, feedback=self.feedback, experiments=self.experiments),
+            DigitClassifierServicer(self.dataplane, self.metrics, s, feedback=self.feedback, experiments=self.experiments,
+                                    monitor=self.monitor),
             services,
         )
         pb_grpc.add_DigitsAdminServicer_to_server(DigitsAdminServicer(self.reloader, self.metrics, self.experiments), services)

@@ -64,6 +64,14 @@ class Settings:
         "savedmodel, xla, tflite (TensorFlow's LiteRT interpreter beside the SavedModel, the signature where no file)"
     )
     xla_buckets: str = _setting("1,4,16,64,256", "batch sizes XLA compiles at load; a batch is padded to the next")
+    monitoring: bool = _setting(
+        True, "label-free monitoring: estimated accuracy and drift detectors for every version with a "
+        "reference_profile.json (docs/monitoring.md); off: none of it"
+    )
+    monitoring_images_per_request: int = _setting(
+        8, "the input-summary drift detectors watch at most this many images of each request (0 = all); "
+        "predicted classes, confidence and the estimated accuracy always use every image"
+    )
     log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR")
     ready_file: Path | None = _setting(None, "once serving, write {\"port\", \"metrics_port\"} as JSON here")
     # Security (README: Security). Token values never come from flags: `ps` shows flags to everyone.

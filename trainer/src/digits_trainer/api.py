@@ -18,6 +18,7 @@ from .litert import write_reference, write_tflite
 from .metadata import build_metadata
 from .model import CELLS, build_model, check_cell
 from .recipes import Recipe, get_recipe
+from .reference import profile_facts, write_reference_profile
 from .training import fit, seed_everything
 
 if TYPE_CHECKING:
@@ -148,6 +149,8 @@ def train_cell(
             trainable_parameters=trainable, evaluation=evaluation, data=data,
             outcome=outcome, seed=seed, calibration=cal,
         )
+        profile = write_reference_profile(signature, recipe, data, seed, temp)  # label-free monitoring
+        metadata["reference_profile"] = profile_facts(profile)
         calibration.plot_reliability(
             [calibration.panel_from_metadata(metadata)], temp / RELIABILITY_PATH,
             title=f"digits: reliability of {cell} v{version} on the test digits",

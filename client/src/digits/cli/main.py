@@ -15,14 +15,14 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from digits import __version__
-from digits.cli import ab, bench, classify, evaluate, feedback, models
+from digits.cli import ab, bench, classify, evaluate, feedback, models, monitor
 from digits.cli.common import UsageError, add_connection_options, global_options, subcommand_parsers
 from digits.errors import DigitsError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules, in help order; each exposes ``add_parser(subparsers)``.
-COMMANDS: tuple[ModuleType, ...] = (classify, evaluate, models, feedback, ab, bench)
+COMMANDS: tuple[ModuleType, ...] = (classify, evaluate, models, monitor, feedback, ab, bench)
 
 EXIT_OK, EXIT_SERVER_ERROR, EXIT_USAGE = 0, 1, 2
 

@@ -8,9 +8,9 @@ from dataclasses import asdict
 from digits.cli.common import Subparsers, make_client, print_json
 from digits.results import ModelInfo
 
-__all__ = ["add_parser", "run_models", "run_reload", "format_models"]
+__all__ = ["add_parser", "format_models", "run_models", "run_reload"]
 
-_HEADER = ("MODEL", "VERSION", "STATE", "LABELS", "TEST ACC", "ECE", "CELL", "RECIPE", "PARAMS", "RUNTIME")
+_HEADER = ("MODEL", "VERSION", "STATE", "LABELS", "TEST ACC", "ECE", "CELL", "RECIPE", "PARAMS", "RUNTIME", "REFERENCE")
 
 
 def add_parser(subparsers: Subparsers) -> None:
@@ -42,14 +42,14 @@ def format_models(models: list[ModelInfo]) -> str:
     for model in models:
         name = model.name + ("*" if model.is_default else "")
         if not model.versions:
-            rows.append((name, "-", "NO VERSIONS", "", "", "", "", "", "", ""))
+            rows.append((name, "-", "NO VERSIONS", "", "", "", "", "", "", "", ""))
         for v in model.versions:
             rows.append((
                 name, str(v.version), v.state, ",".join(v.labels) or "-",
                 f"{v.test_accuracy:.4f}" if v.test_accuracy else "-",
                 f"{v.test_ece:.4f}" if v.test_ece else "-",
                 v.cell or "-", v.recipe or "-", f"{v.parameters:,}" if v.parameters else "-",
-                v.runtime or "-",
+                v.runtime or "-", v.reference or "-",
             ))
             if v.error:
                 notes[len(rows) - 1] = v.error

@@ -159,18 +159,70 @@ class ModelInfo(_message.Message):
     def __init__(self, cell: _Optional[str] = ..., recipe: _Optional[str] = ..., parameters: _Optional[int] = ..., test_accuracy: _Optional[float] = ..., tensorflow_version: _Optional[str] = ..., training_seconds: _Optional[float] = ..., created_at: _Optional[str] = ..., runtime: _Optional[str] = ..., test_ece: _Optional[float] = ..., temperature: _Optional[float] = ...) -> None: ...
 
 class ModelVersionStatus(_message.Message):
-    __slots__ = ("version", "state", "error", "labels", "info")
+    __slots__ = ("version", "state", "error", "labels", "info", "monitoring")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
+    MONITORING_FIELD_NUMBER: _ClassVar[int]
     version: int
     state: ModelState
     error: str
     labels: _containers.RepeatedScalarFieldContainer[str]
     info: ModelInfo
-    def __init__(self, version: _Optional[int] = ..., state: _Optional[_Union[ModelState, str]] = ..., error: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., info: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
+    monitoring: VersionMonitoring
+    def __init__(self, version: _Optional[int] = ..., state: _Optional[_Union[ModelState, str]] = ..., error: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., info: _Optional[_Union[ModelInfo, _Mapping]] = ..., monitoring: _Optional[_Union[VersionMonitoring, _Mapping]] = ...) -> None: ...
+
+class DriftSignal(_message.Message):
+    __slots__ = ("signal", "log_statistic", "log_threshold", "alarm", "alarms", "last_alarm_at", "moved")
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    LOG_STATISTIC_FIELD_NUMBER: _ClassVar[int]
+    LOG_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    ALARM_FIELD_NUMBER: _ClassVar[int]
+    ALARMS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ALARM_AT_FIELD_NUMBER: _ClassVar[int]
+    MOVED_FIELD_NUMBER: _ClassVar[int]
+    signal: str
+    log_statistic: float
+    log_threshold: float
+    alarm: bool
+    alarms: int
+    last_alarm_at: int
+    moved: str
+    def __init__(self, signal: _Optional[str] = ..., log_statistic: _Optional[float] = ..., log_threshold: _Optional[float] = ..., alarm: _Optional[bool] = ..., alarms: _Optional[int] = ..., last_alarm_at: _Optional[int] = ..., moved: _Optional[str] = ...) -> None: ...
+
+class VersionMonitoring(_message.Message):
+    __slots__ = ("has_reference", "reference_held_out", "reference_accuracy", "predictions", "estimated_accuracy", "estimated_low", "estimated_high", "labelled", "labelled_accuracy", "labelled_low", "labelled_high", "calibration_drift", "signals", "reference_error")
+    HAS_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_HELD_OUT_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_LOW_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_HIGH_FIELD_NUMBER: _ClassVar[int]
+    LABELLED_FIELD_NUMBER: _ClassVar[int]
+    LABELLED_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    LABELLED_LOW_FIELD_NUMBER: _ClassVar[int]
+    LABELLED_HIGH_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_DRIFT_FIELD_NUMBER: _ClassVar[int]
+    SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_ERROR_FIELD_NUMBER: _ClassVar[int]
+    has_reference: bool
+    reference_held_out: str
+    reference_accuracy: float
+    predictions: int
+    estimated_accuracy: float
+    estimated_low: float
+    estimated_high: float
+    labelled: int
+    labelled_accuracy: float
+    labelled_low: float
+    labelled_high: float
+    calibration_drift: bool
+    signals: _containers.RepeatedCompositeFieldContainer[DriftSignal]
+    reference_error: str
+    def __init__(self, has_reference: _Optional[bool] = ..., reference_held_out: _Optional[str] = ..., reference_accuracy: _Optional[float] = ..., predictions: _Optional[int] = ..., estimated_accuracy: _Optional[float] = ..., estimated_low: _Optional[float] = ..., estimated_high: _Optional[float] = ..., labelled: _Optional[int] = ..., labelled_accuracy: _Optional[float] = ..., labelled_low: _Optional[float] = ..., labelled_high: _Optional[float] = ..., calibration_drift: _Optional[bool] = ..., signals: _Optional[_Iterable[_Union[DriftSignal, _Mapping]]] = ..., reference_error: _Optional[str] = ...) -> None: ...
 
 class ModelStatus(_message.Message):
     __slots__ = ("name", "versions", "is_default")

@@ -194,7 +194,7 @@ class DataPlane:
         digits = probabilities.argmax(axis=1)
         self.notify(
             PredictionEvent(method, served_by, primary.request_id, digits, probabilities, true_labels, timings,
-                            shadow=True, mirrors=primary)
+                            shadow=True, mirrors=primary, images=images)
         )
 
     async def close(self) -> None:

@@ -22,6 +22,7 @@ from digits_server.core.feedback import FeedbackStore
 from digits_server.core.imaging import ImageLimits, cheap_to_decode
 from digits_server.experiments.service import ExperimentService
 from digits_server.observability.metrics import ServerMetrics
+from digits_server.observability.monitor import LabelFreeMonitor
 from digits_server.settings import Settings
 from digits_server.transport import codec, stream_groups
 from digits_server.transport.deadlines import deadline_of
@@ -35,6 +36,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     def __init__(
         self, dataplane: DataPlane, metrics: ServerMetrics, settings: Settings, *,
         feedback: FeedbackStore | None = None, experiments: ExperimentService | None = None,
+        monitor: LabelFreeMonitor | None = None,
     ) -> None:
         self.dataplane = dataplane
         self.metrics = metrics
@@ -42,6 +44,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         self.image_limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
         self.feedback = feedback
         self.experiments = experiments
+        self.monitor = monitor  # label-free monitoring: its view fills ModelVersionStatus.monitoring
 
     @unary_rpc("Classify")
     async def Classify(
@@ -103,7 +106,10 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext, call: CallRecord
     ) -> pb.ListModelsResponse:
-        return pb.ListModelsResponse(models=[codec.model_status(model) for model in self.dataplane.manager.statuses()])
+        monitoring = self.monitor.view if self.monitor is not None else None
+        return pb.ListModelsResponse(
+            models=[codec.model_status(model, monitoring) for model in self.dataplane.manager.statuses()]
+        )
 
     @unary_rpc("GetModelStatus")
     async def GetModelStatus(
@@ -114,7 +120,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         name = request.name or manager.default_model
         if name not in models:
             raise ModelNotFound(f"name: no model '{name}' (models: {', '.join(models) or 'none'})")
-        return codec.model_status(models[name])
+        return codec.model_status(models[name], self.monitor.view if self.monitor is not None else None)
 
     @unary_rpc("Feedback")
     async def Feedback(

@@ -3,7 +3,7 @@ field-level validation (with messages that name the field)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from digits_server.core.domain import BatchOutcome, FeedbackEvent, ModelSelector
 from digits_server.core.errors import InvalidInput
 from digits_server.experiments.report import Report, RolloutDecision
 from digits_server.experiments.router import Arm, Experiment, ExperimentChange
+from digits_server.observability.version_monitor import MonitoringView
 
 # Longest name, label, experiment, routing key or request id accepted (they are echoed in
 # responses, error messages and metric labels, and request ids are stored for feedback).
@@ -182,8 +183,10 @@ def predictions_wire(digits: np.ndarray, probabilities: np.ndarray) -> bytes:
     return rows.tobytes()
 
 
-def model_status(model: ModelStatusView) -> pb.ModelStatus:
-    """A model's versions as a ModelStatus."""
+def model_status(
+    model: ModelStatusView, monitoring: Callable[[str, int], MonitoringView] | None = None
+) -> pb.ModelStatus:
+    """A model's versions as a ModelStatus; with `monitoring`, each version's label-free monitoring."""
     versions = [
         pb.ModelVersionStatus(
             version=v.version,
@@ -202,10 +205,32 @@ def model_status(model: ModelStatusView) -> pb.ModelStatus:
                 test_ece=v.info.test_ece,
                 temperature=v.info.temperature,
             ),
+            monitoring=version_monitoring(monitoring(model.name, v.version)) if monitoring is not None else None,
         )
         for v in model.versions
     ]
     return pb.ModelStatus(name=model.name, versions=versions, is_default=model.is_default)
+
+
+def version_monitoring(view: MonitoringView) -> pb.VersionMonitoring:
+    """A version's label-free monitoring as a VersionMonitoring message."""
+    if not view.has_reference:
+        return pb.VersionMonitoring(has_reference=False, reference_error=view.reference_error)
+    estimate, labelled = view.estimate, view.labelled
+    low, high = estimate.interval() or (0.0, 0.0)
+    labelled_low, labelled_high = labelled.interval() or (0.0, 0.0)
+    return pb.VersionMonitoring(
+        has_reference=True, reference_held_out=view.reference_held_out, reference_accuracy=view.reference_accuracy,
+        predictions=estimate.predictions, estimated_accuracy=estimate.accuracy or 0.0,
+        estimated_low=low, estimated_high=high,
+        labelled=labelled.labelled, labelled_accuracy=labelled.accuracy or 0.0,
+        labelled_low=labelled_low, labelled_high=labelled_high, calibration_drift=view.calibration_drift,
+        signals=[
+            pb.DriftSignal(signal=s.signal, log_statistic=s.log_statistic, log_threshold=s.log_threshold,
+                           alarm=s.alarm, alarms=s.alarms, last_alarm_at=s.last_alarm_at, moved=s.moved)
+            for s in view.signals
+        ],
+    )
 
 
 # --- A/B experiments ---------------------------------------------------------------------------

@@ -1,0 +1,139 @@
+"""Server CPU per request with label-free monitoring on against off (issue 22 target: at most
+5% more), measured interleaved: two real servers on the same models (one `--monitoring`, one
+`--no-monitoring`), each round sends the same requests to one then the other, and each server's
+process CPU (user + system, all threads) is read from /proc before and after its turn.
+
+    python bench/monitoring_cost.py --models models/ [--model lstm] [--rounds 7] [--requests 2000]
+        [--concurrency 8] [--batch 1]
+
+Prints per round the CPU microseconds per request of each server, then the median ratio on/off.
+The models need reference_profile.json (any version the trainer wrote since issue 22).
+
+First, the monitor's own CPU per request measured in process (no server, no noise from other
+processes): the data plane's events for single-image requests and for 64-image batches, fed to
+`LabelFreeMonitor` on an event loop the way the server does, metrics included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.servers import cpu_seconds
+from digits import DigitsClient
+from tests.conftest import MNIST_NPZ
+from tests.serverproc import start_server
+
+
+def send(target: str, model: str, images: np.ndarray, requests: int, concurrency: int, batch: int) -> None:
+    """`requests` calls of `batch` images, `concurrency` at a time, without labels."""
+    with DigitsClient(target, timeout=60) as client:
+        def one(i: int) -> None:
+            start = (i * batch) % (len(images) - batch)
+            if batch == 1:
+                client.classify(images[start], model)
+            else:
+                client.classify_batch(images[start:start + batch], model)
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(one, range(requests)))
+
+
+def cpu_per_request_us(server, model: str, images: np.ndarray, args: argparse.Namespace) -> float:
+    before = cpu_seconds(server.process.pid)
+    send(server.target, model, images, args.requests, args.concurrency, args.batch)
+    return 1e6 * (cpu_seconds(server.process.pid) - before) / args.requests
+
+
+def in_process_us(version_dir: Path, images: np.ndarray, batch: int, requests: int = 6000,
+                  images_per_request: int = 8) -> float:
+    """CPU microseconds per request of LabelFreeMonitor (observe + its batched flushes), in process."""
+    import asyncio
+    import time
+
+    from prometheus_client import CollectorRegistry
+
+    from digits_server.core.domain import PredictionEvent, ServedBy
+    from digits_server.core.manager import AVAILABLE, VersionSlot
+    from digits_server.observability.monitor import LabelFreeMonitor
+    from digits_server.observability.monitoring_metrics import MonitoringMetrics
+
+    served = ServedBy(version_dir.parent.name, int(version_dir.name))
+    # clean traffic for this version: each image's class and confidence drawn from its reference
+    from digits.monitoring.profile import CONFIDENCE_EDGES, ReferenceProfile
+
+    profile = ReferenceProfile.loads((version_dir / "reference_profile.json").read_text())
+    rng = np.random.default_rng(0)
+    classes = profile.signals["predicted_class"].counts
+    counts = np.asarray(profile.signals["confidence"].counts, dtype=float)
+    edges = np.array((0.1, *CONFIDENCE_EDGES, 1.0))
+    which = rng.choice(len(counts), len(images), p=counts / counts.sum())
+    confidence = rng.uniform(edges[which], edges[which + 1])
+    digit = rng.choice(10, len(images), p=np.asarray(classes) / sum(classes))
+    probabilities = np.tile(((1 - confidence) / 9)[:, None], (1, 10)).astype(np.float32)
+    probabilities[np.arange(len(images)), digit] = confidence
+    events = []
+    for i in range(requests):
+        start = (i * batch) % (len(images) - batch)
+        p = probabilities[start:start + batch]
+        events.append(PredictionEvent("Classify", served, "", p.argmax(axis=1), p, [None] * batch,
+                                      images=images[start:start + batch]))
+
+    async def run() -> float:
+        monitor = LabelFreeMonitor(MonitoringMetrics(CollectorRegistry()), images_per_request=images_per_request)
+        monitor(VersionSlot(served.model, served.version, version_dir, state=AVAILABLE))
+        started = time.process_time()
+        for event in events:
+            monitor.observe(event)
+        monitor.flush()
+        return 1e6 * (time.process_time() - started) / requests
+
+    return statistics.median(asyncio.run(run()) for _ in range(3))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=Path, required=True)
+    parser.add_argument("--model", default="lstm")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=1)
+    args = parser.parse_args()
+    with np.load(MNIST_NPZ) as data:
+        images = data["x_test"]
+    versions = sorted((args.models / args.model).iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else -1)
+    for batch, cap in ((1, 8), (64, 8), (64, 0)):
+        print(f"monitor in process: {in_process_us(versions[-1], images, batch, images_per_request=cap):.1f} CPU us "
+              f"per request of {batch} image(s), input summaries of {cap or 'all'} per request", flush=True)
+    servers = {
+        "on": start_server(args.models, "--monitoring", "--default-model", args.model),
+        "off": start_server(args.models, "--no-monitoring", "--default-model", args.model),
+    }
+    try:
+        for server in servers.values():  # warm-up: compile paths, fill caches
+            send(server.target, args.model, images, 300, args.concurrency, args.batch)
+        ratios = []
+        for round_number in range(args.rounds):
+            order = ("on", "off") if round_number % 2 == 0 else ("off", "on")
+            cost = {name: cpu_per_request_us(servers[name], args.model, images, args) for name in order}
+            ratios.append(cost["on"] / cost["off"])
+            print(f"round {round_number + 1}: on {cost['on']:.0f} us/request, off {cost['off']:.0f} us/request, "
+                  f"ratio {ratios[-1]:.3f}", flush=True)
+        print(f"median ratio on/off over {args.rounds} rounds ({args.requests} requests of {args.batch} image(s), "
+              f"concurrency {args.concurrency}): {statistics.median(ratios):.3f}")
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
