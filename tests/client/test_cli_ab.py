@@ -102,14 +102,18 @@ def test_json_figures_say_which_fields_are_fixed_horizon_and_which_always_valid(
     figures = ab_output.figures(report)["figures"]
     assert figures["verdict"] == "always-valid"
     fixed, always = set(figures["fixed-horizon"]["fields"]), set(figures["always-valid"]["fields"])
+    estimated = set(figures["estimated, no labels"]["fields"])
     assert not fixed & always and "once" in figures["fixed-horizon"]["valid"]
+    assert not estimated & (fixed | always) and "never in a verdict" in figures["estimated, no labels"]["valid"]
     assert "every look" in figures["always-valid"]["valid"]
     messages = {"arms": pb.ArmReport, "pairs": pb.PairReport}
-    for path in fixed | always - {"guardrails"}:
+    for path in (fixed | always | estimated) - {"guardrails", "label_free_method"}:
         message, name = path.split(".")
         assert name in messages[message].DESCRIPTOR.fields_by_name, path
-    pair_fields = {path.split(".")[1] for path in fixed | always if path.startswith("pairs.")}
+    pair_fields = {path.split(".")[1] for path in fixed | always | estimated if path.startswith("pairs.")}
     assert pair_fields | PAIR_INPUTS == set(pb.PairReport.DESCRIPTOR.fields_by_name)  # every statistic classified
+    assert all(f.startswith("estimated") or f.startswith("shadow_agreement") or f == "estimate_basis"
+               for f in (path.split(".")[-1] for path in estimated) if f != "label_free_method")
 
 
 def test_text_report_heads_each_kind_of_statistic() -> None:

@@ -154,8 +154,8 @@ def assert_always_valid_on_the_sums(fleet_report: dict, reports: list, paired: s
     latency, error = fleet_report["guardrails"]
     assert (latency["metric"], error["metric"], error["arm"], error["baseline_arm"]) == (
         "latency", "errors", "lstm", "gru")
-    level = guardrail_level(0.05, 1)  # alpha / 2 over the 2 guardrails of one candidate
-    assert level == 0.0125
+    level = guardrail_level(0.05, 1)  # alpha / 2 over the 3 guardrails of one candidate (latency, errors, estimated)
+    assert level == pytest.approx(0.05 / 2 / 3)
     low, high = seq.independent_interval(errors["lstm"], requests["lstm"], errors["gru"], requests["gru"], alpha=level)
     assert float(error.get("excess_low", 0.0)) == pytest.approx(low - 0.01, abs=1e-12)
     assert float(error.get("excess_high", 0.0)) == pytest.approx(high - 0.01, abs=1e-12)

@@ -16,6 +16,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
+from digits.monitoring.profile import CalibrationTable
 from digits.v1 import digits_pb2 as pb
 from digits.v1 import digits_pb2_grpc as pb_grpc
 from digits_server.core.batching import BatchingOptions, BatchingRunner
@@ -86,7 +87,8 @@ class DigitsServer:
         self.manager.on_change.append(ModelStateObserver(self.metrics))
         observer = MetricsObserver(self.metrics)
         router = ExperimentRouter()
-        experiment_observer = ExperimentObserver(ExperimentMetrics(self.metrics.registry), self.metrics)
+        experiment_observer = ExperimentObserver(ExperimentMetrics(self.metrics.registry), self.metrics,
+                                                 calibration=self._calibration)
         self.experiments = ExperimentService(
             router, experiment_observer, self.manager,
             # With a config file, admin RPCs write it (the source every replica reads); without, memory only.
@@ -209,6 +211,12 @@ class DigitsServer:
     def _publish_config_hash(self, config: ServingConfig) -> None:
         """digits_config_info{hash}: the models' config and the experiments in force."""
         self.metrics.set_config_hash(config_hash(config, self.experiments.config_entries()))
+
+    def _calibration(self, model: str, version: int) -> CalibrationTable | None:
+        """A served version's calibration table for the A/B label-free estimate (its reference profile,
+        loaded by the monitor); None when monitoring is off or the version has no profile."""
+        watched = self.monitor.versions.get((model, version)) if self.monitor is not None else None
+        return watched.profile.calibration if watched is not None else None
 
     def _forget_unloaded(self, slot: VersionSlot) -> None:
         """Close the batcher of a version once it is unloaded."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from digits.cli import ab_label_free
 from digits.experiments.replay import Replay, Sample
 from digits.v1 import digits_pb2
 
@@ -94,6 +95,8 @@ def figures(report: digits_pb2.ExperimentReport) -> dict[str, object]:
         "always-valid": {"valid": "at every look, however often, including when you stop because of what you saw",
                          "fields": list(ALWAYS_VALID_FIELDS)},
         "verdict": report.pairs[0].verdict_basis,
+        "estimated, no labels": {"valid": "only while the arms' calibration holds on live inputs; never in a verdict",
+                                 "fields": list(ab_label_free.FIELDS)},
     }}
 
 
@@ -183,6 +186,10 @@ def render_text(report: digits_pb2.ExperimentReport, run: Replay | None = None) 
         parts += ["fixed-horizon (valid for one look at a planned sample size):"]
     parts += [format_table(PAIR_HEADER, pair_rows(report))]
     parts += _decision_parts(report)
+    if ab_label_free.estimated(report):
+        parts += ["", f"{ab_label_free.HEADING}:", format_table(ab_label_free.ARM_HEADER, ab_label_free.arm_rows(report)),
+                  "", format_table(ab_label_free.PAIR_HEADER, ab_label_free.pair_rows(report)),
+                  f"label-free method: {report.label_free_method}"]
     return "\n".join(parts)
 
 
@@ -222,6 +229,11 @@ def render_markdown(report: digits_pb2.ExperimentReport, run: Replay | None = No
         parts += ["## Guardrails", "", _markdown_table(GUARDRAIL_HEADER, guardrail_rows(report)), ""]
     if report.decisions:
         parts += ["## Rollout", "", _markdown_table(DECISION_HEADER, decision_rows(report)), ""]
+    if ab_label_free.estimated(report):
+        parts += [f"## {ab_label_free.HEADING[0].upper()}{ab_label_free.HEADING[1:]}", "",
+                  _markdown_table(ab_label_free.ARM_HEADER, ab_label_free.arm_rows(report)), "",
+                  _markdown_table(ab_label_free.PAIR_HEADER, ab_label_free.pair_rows(report)), "",
+                  f"Method: {report.label_free_method}", ""]
     if png:
         parts += [f"![accuracy and latency per arm]({png})", ""]
     return "\n".join(parts)

@@ -2,7 +2,7 @@
 
     digits ab rollout NAME [--candidate ARM] [--steps 5,10,25,50] [--step-labelled 200]
                            [--margin 0] [--horizon 5000] [--interval 2] [--max-seconds S]
-                           [--prometheus URL [--settle 10]]
+                           [--max-estimated-drop 0.05] [--prometheus URL [--settle 10]]
 
 The experiment's first arm is the stable one (best as ``MODEL@stable``: promoting a version of the
 same model moves the label). Without --prometheus every look is --target's GetExperimentReport, and
@@ -54,6 +54,10 @@ def add_parser(commands: Any) -> None:
     rollout.add_argument("--interval", type=positive_float, default=2.0, metavar="S", help="seconds between looks")
     rollout.add_argument("--max-seconds", type=positive_float, default=None, metavar="S",
                          help="give up (exit 5) after this long without a decision")
+    rollout.add_argument("--max-estimated-drop", type=float, default=0.0, metavar="SHARE",
+                         help="label-free guardrail (off by default): roll back when the candidate's estimated "
+                              "accuracy (CBPE, no labels needed) is surely more than SHARE below stable's, e.g. "
+                              "0.05 for 5 points (always-valid, at the guardrails' level)")
     rollout.add_argument("--prometheus", metavar="URL",
                          help="decide on the whole fleet's traffic: every replica's counters in this Prometheus, "
                               "exact since the experiment was created (needed behind a balancer; needs scipy)")
@@ -66,8 +70,11 @@ def add_parser(commands: Any) -> None:
 def _rollout(args: argparse.Namespace) -> int:
     if args.margin < 0:
         raise UsageError("--margin must be >= 0")
+    if not 0 <= args.max_estimated_drop < 1:
+        raise UsageError(f"--max-estimated-drop: a share of accuracy in [0, 1) (0.05 = 5 points), "
+                         f"got {args.max_estimated_drop:g}")
     policy = Policy(steps=args.steps, step_labelled=args.step_labelled, margin=args.margin / 100,
-                    horizon=args.horizon)
+                    horizon=args.horizon, max_estimated_drop=args.max_estimated_drop)
     with make_client(args) as client:
         candidate = args.candidate
         if candidate is None:

@@ -27,6 +27,9 @@ ERROR_TOLERANCE = 0.01  # candidate error rate <= the baseline's + 1 point
 LATENCY_TAU = 0.001  # seconds: the latency mixture is tuned for excesses of about a millisecond
 MIN_LATENCY_REQUESTS = 30  # per arm, before the latency guardrail can decide
 GUARDRAIL_SHARE = 0.5  # of alpha, for all guardrails together (Bonferroni over them): see guardrail_level
+# Per candidate: latency, errors, and the label-free estimated accuracy (label_free.py; used by a rollout
+# only with --max-estimated-drop, but its share is always set aside so enabling it keeps the bound).
+GUARDRAILS_PER_CANDIDATE = 3
 INDEPENDENT = "mSPRT (independent traffic)"
 PAIRED = "mSPRT (paired, discordant pairs)"
 RUNNING_LOOKS = (
@@ -50,7 +53,8 @@ def describe(looks: str = RUNNING_LOOKS) -> str:
         f"Guardrails vs the first arm: mean latency <= (1 + {LATENCY_TOLERANCE:g}) x baseline (tau = "
         f"{LATENCY_TAU * 1e3:g} ms, variance from the histogram's buckets, from {MIN_LATENCY_REQUESTS} requests "
         f"per arm), error rate <= baseline + {ERROR_TOLERANCE:g}; breached when the excess's confidence sequence "
-        f"(at 1 - {GUARDRAIL_SHARE:g} alpha / guardrails: Bonferroni over the 2 x candidates guardrails) is above 0"
+        f"(at 1 - {GUARDRAIL_SHARE:g} alpha / guardrails: Bonferroni over the {GUARDRAILS_PER_CANDIDATE} x candidates "
+        f"guardrails, the third the estimated-accuracy one a rollout may use without labels) is above 0"
     )
 
 
@@ -177,11 +181,12 @@ def latency_moments(traffic: ArmTraffic) -> tuple[float, float, float]:
 
 
 def guardrail_level(alpha: float, candidates: int) -> float:
-    """The level of each latency / error-rate guardrail: GUARDRAIL_SHARE of alpha split over the 2 x
-    candidates guardrails, so all of them together breach falsely with probability <= alpha / 2. With the
+    """The level of each guardrail (latency, error rate, estimated accuracy without labels): GUARDRAIL_SHARE
+    of alpha split over the GUARDRAILS_PER_CANDIDATE x candidates guardrails, so all of them together
+    breach falsely with probability <= alpha / 2. With the
     accuracy test's false "worse" (<= alpha / 2 in an A/A: half of its two-sided alpha, by symmetry), a
     false rollback has probability <= alpha."""
-    return GUARDRAIL_SHARE * alpha / max(2 * candidates, 1)
+    return GUARDRAIL_SHARE * alpha / max(GUARDRAILS_PER_CANDIDATE * candidates, 1)
 
 
 def guardrails(

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from itertools import combinations
 
 from digits.experiments import always_valid as av
+from digits.experiments import label_free
 from digits.experiments import statistics as stats
+from digits.experiments.label_free import ArmEstimate, PairEstimate
 from digits.experiments.verdict import ALPHA, ALWAYS_VALID, FIXED_HORIZON, POWER, pair_verdicts
 
 VERDICT_BASES = (ALWAYS_VALID, FIXED_HORIZON)
@@ -32,6 +34,7 @@ class ArmTally:
     labelled: int
     correct: int
     traffic: av.ArmTraffic = av.ArmTraffic()
+    estimate: ArmEstimate = ArmEstimate()  # label-free CBPE sums of its live predictions
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class ArmResult:
     latency_p95: float
     latency_p99: float
     latency_mean: float = 0.0
+    estimate: ArmEstimate = ArmEstimate()  # estimated, no labels (label_free.py)
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class PairResult:
     always_valid: av.AlwaysValid | None = None
     fixed_horizon_verdict: str = ""
     verdict_basis: str = FIXED_HORIZON
+    label_free: PairEstimate | None = None  # estimated, no labels: never part of the verdicts
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,7 @@ def arm_result(tally: ArmTally) -> ArmResult:
         latency_p95=stats.histogram_quantile(0.95, flow.buckets),
         latency_p99=stats.histogram_quantile(0.99, flow.buckets),
         latency_mean=av.latency_moments(flow)[1],
+        estimate=tally.estimate,
     )
 
 
@@ -141,11 +147,22 @@ def compare(
     always = av.compare_pairs(labelled, {pair: tally.paired for pair, tally in tallies.items()}, ALPHA, fold=fold)
     guards = av.guardrails(names, {tally.arm: tally.traffic for tally in arms}, alpha=ALPHA, fold=fold)
     guards = [*guards, *extra_guardrails]
+    level = av.guardrail_level(ALPHA, len(names) - 1)  # the label-free guardrail's share (always_valid.py)
     found = []
     for ((name_a, name_b), tally), valid in zip(tallies.items(), always):
         a, b = by_name[name_a], by_name[name_b]
         tested = stats.compare(a.correct, a.labelled, b.correct, b.labelled, tally.paired, alpha=ALPHA, power=POWER)
         chosen, fixed = pair_verdicts(name_a, name_b, names[0], tested, valid, guards, basis)
+        estimated = _label_free(a, b, tally, level, fold)
         found.append(PairResult(name_a, name_b, tested, tally.paired, tally.shadow_agree, tally.shadow_disagree,
-                                chosen, valid, fixed, basis))
+                                chosen, valid, fixed, basis, estimated))
     return Comparison(tuple(results), tuple(found), tuple(guards))
+
+
+def _label_free(a: ArmResult, b: ArmResult, tally: PairTally, level: float, fold: av.Fold) -> PairEstimate:
+    """The pair's label-free figures, the estimates' difference sequence folded like the guardrails'."""
+    low, high = label_free.difference_sequence(a.estimate, b.estimate, level)
+    if a.estimate.predictions and b.estimate.predictions:
+        _, low, high = fold(("estimated", a.arm, b.arm), 1.0, low, high)
+    return label_free.pair_estimate(a.estimate, b.estimate, tally.shadow_agree, tally.shadow_disagree, level,
+                                    (low, high))

@@ -37,6 +37,7 @@ from digits.experiments.counter_history import (
     prometheus_range,
     totals_since,
 )
+from digits.experiments.label_free import ArmEstimate
 from digits.experiments.report_message import comparison_fields
 from digits.experiments.statistics import PairedOutcomes
 from digits.v1 import digits_pb2
@@ -45,6 +46,9 @@ __all__ = ["OUTCOMES", "FleetCounts", "PrometheusError", "build_fleet_report", "
            "fleet_report", "prometheus_query", "window_sums"]
 
 OUTCOMES = ("both_right", "only_a_right", "only_b_right", "both_wrong")
+# An arm's label-free CBPE sums (server experiment_metrics.py), in ArmEstimate's field order.
+ESTIMATE_SERIES = ("digits_experiment_estimated_predictions_total", "digits_experiment_calibrated_probability_sum_total",
+                   "digits_experiment_calibrated_variance_sum_total", "digits_experiment_uncalibrated_predictions_total")
 _DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 _LABEL_VALUE = re.compile(r'^[^"\\\n]*$')
 
@@ -98,6 +102,7 @@ class FleetCounts:
     latency_sum: dict[str, float] = field(default_factory=dict)  # seconds, the histograms' _sum
     agreement: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (primary, shadow, agree|disagree)
     paired: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (arm_a, arm_b, outcome)
+    estimates: dict[str, ArmEstimate] = field(default_factory=dict)  # label-free CBPE sums per arm
 
     def pair_tally(self, arm_a: str, arm_b: str) -> PairTally:
         """Arms a and b's paired outcomes, and shadow agreement whichever of them was primary."""
@@ -147,6 +152,10 @@ def fetch_counts(sums: Sums, experiment: str) -> FleetCounts:
         counts.agreement[(primary, shadow, agreement)] = value
     for (arm_a, arm_b, outcome), value in summed("digits_paired_outcomes_total", "arm_a", "arm_b", "outcome"):
         counts.paired[(arm_a, arm_b, outcome)] = value
+    estimated = [{arm: total for (arm,), total in sums(metric + match, ("arm",)).items()} for metric in ESTIMATE_SERIES]
+    for arm in estimated[0]:
+        n, total, variance, raw = (column.get(arm, 0.0) for column in estimated)
+        counts.estimates[arm] = ArmEstimate(round(n), total, variance, round(raw))
     return counts
 
 
@@ -169,7 +178,7 @@ def build_fleet_report(
     arms = [
         comparison.ArmTally(arm.name, *counts.served.get(arm.name, (arm.model.name, 0)),
                             counts.labelled.get(arm.name, 0), counts.correct.get(arm.name, 0),
-                            traffic.get(arm.name, av.ArmTraffic()))
+                            traffic.get(arm.name, av.ArmTraffic()), counts.estimates.get(arm.name, ArmEstimate()))
         for arm in experiment.arms
     ]
     names = [arm.name for arm in experiment.arms]

@@ -7,6 +7,8 @@ from typing import Any
 
 from digits.experiments.always_valid import AlwaysValid, Guardrail
 from digits.experiments.comparison import ArmResult, Comparison, PairResult
+from digits.experiments.label_free import METHOD as LABEL_FREE_METHOD
+from digits.experiments.label_free import ArmEstimate, PairEstimate
 from digits.v1 import digits_pb2 as pb
 
 
@@ -16,6 +18,7 @@ def comparison_fields(comparison: Comparison) -> dict[str, Any]:
         "arms": [arm_message(arm) for arm in comparison.arms],
         "pairs": [pair_message(pair) for pair in comparison.pairs],
         "guardrails": [guardrail_message(guard) for guard in comparison.guardrails],
+        "label_free_method": LABEL_FREE_METHOD,
     }
 
 
@@ -26,6 +29,7 @@ def arm_message(a: ArmResult) -> pb.ArmReport:
         error_rate=a.error_rate, labelled=a.labelled, correct=a.correct, accuracy=a.accuracy,
         accuracy_low=a.accuracy_low, accuracy_high=a.accuracy_high, latency_p50_seconds=a.latency_p50,
         latency_p95_seconds=a.latency_p95, latency_p99_seconds=a.latency_p99, latency_mean_seconds=a.latency_mean,
+        **_estimate(a.estimate),
     )
 
 
@@ -39,7 +43,7 @@ def pair_message(p: PairResult) -> pb.PairReport:
         both_wrong=p.paired.both_wrong, mcnemar_p_value=p.comparison.mcnemar_p,
         shadow_agree=p.shadow_agree, shadow_disagree=p.shadow_disagree, verdict=p.verdict,
         more_needed_per_arm=p.comparison.more_needed_per_arm, fixed_horizon_verdict=p.fixed_horizon_verdict,
-        verdict_basis=p.verdict_basis, **_always_valid(p.always_valid),
+        verdict_basis=p.verdict_basis, **_always_valid(p.always_valid), **_pair_estimate(p.label_free),
     )
 
 
@@ -55,3 +59,22 @@ def _always_valid(valid: AlwaysValid | None) -> dict[str, Any]:
         return {}
     return {"always_valid_p_value": valid.p_value, "always_valid_p_holm": valid.p_holm, "sequence_low": valid.low,
             "sequence_high": valid.high, "sequence_confidence": valid.confidence, "always_valid_test": valid.test}
+
+
+def _estimate(e: ArmEstimate) -> dict[str, Any]:
+    if not e.predictions:
+        return {}
+    low, high = e.estimate.interval() or (0.0, 0.0)
+    return {"estimated_predictions": e.predictions, "estimated_accuracy": e.estimate.accuracy,
+            "estimated_accuracy_low": low, "estimated_accuracy_high": high,
+            "estimated_calibrated_sum": e.calibrated_sum, "estimated_variance_sum": e.variance_sum,
+            "estimated_uncalibrated": e.uncalibrated, "estimate_basis": e.basis}
+
+
+def _pair_estimate(e: PairEstimate | None) -> dict[str, Any]:
+    if e is None:
+        return {}
+    return {"shadow_agreement_rate": e.agreement, "shadow_agreement_low": e.agreement_low,
+            "shadow_agreement_high": e.agreement_high, "estimated_difference": e.difference,
+            "estimated_sequence_low": e.low, "estimated_sequence_high": e.high,
+            "estimated_sequence_confidence": e.confidence}

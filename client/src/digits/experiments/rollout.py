@@ -23,6 +23,7 @@ from typing import Protocol
 
 from digits.client import DigitsClient
 from digits.errors import UnavailableError
+from digits.experiments import label_free
 from digits.experiments.sample_ratio import METRIC as SAMPLE_RATIO
 from digits.v1 import digits_pb2
 
@@ -41,6 +42,9 @@ class Policy:
     margin: float = 0.0  # non-inferiority margin (accuracy, e.g. 0.01); 0: the candidate must be better
     horizon: int = 5000  # labelled candidate requests after which it ends "no difference"
     alpha: float = 0.05  # family-wise level of the always-valid tests (Holm-adjusted p-values)
+    # Label-free guardrail (0: off): roll back when the candidate's estimated accuracy (CBPE, no labels)
+    # is surely more than this far below stable's, e.g. 0.05 for 5 points (label_free.py).
+    max_estimated_drop: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,9 @@ def decide(report: digits_pb2.ExperimentReport, stable: str, candidate: str, pol
                 if g.arm == candidate and g.status == "breached" and g.metric != SAMPLE_RATIO]
     if breached:
         return Decision(ROLLBACK, f"guardrail breached: {', '.join(breached)}", 0.0)
+    dropped = estimated_drop(report, stable, candidate, policy.max_estimated_drop)
+    if dropped:
+        return Decision(ROLLBACK, dropped, 0.0)
     mismatch = [g for g in report.guardrails if g.metric == SAMPLE_RATIO and g.status == "breached"]
     if mismatch:  # broken routing or lost labels: no comparison can be trusted, so no decision and no step
         g = mismatch[0]
@@ -96,6 +103,23 @@ def decide(report: digits_pb2.ExperimentReport, stable: str, candidate: str, pol
         return Decision(STEP, f"no guardrail breached after {labelled - labelled_at_step} labelled requests at "
                               f"{weight:g}%", float(policy.steps[step + 1]))
     return Decision(HOLD, f"waiting: {p}, {interval}", weight)
+
+
+def estimated_drop(report: digits_pb2.ExperimentReport, stable: str, candidate: str, max_drop: float) -> str:
+    """The label-free guardrail's breach in words, "" when off or not breached: the always-valid
+    sequence of stable - candidate estimated accuracy (the pair's, at the guardrail level) lies above
+    `max_drop`."""
+    if max_drop <= 0:
+        return ""
+    pair, sign = _pair(report, stable, candidate)
+    low, high = sorted((-sign * pair.estimated_sequence_low, -sign * pair.estimated_sequence_high))
+    if not label_free.drop_breached(low, max_drop):
+        return ""
+    arms = {a.arm: a for a in report.arms}
+    return (f"guardrail breached: estimated accuracy (estimated, no labels): {candidate} "
+            f"{arms[candidate].estimated_accuracy:.1%} vs {stable} {arms[stable].estimated_accuracy:.1%}, "
+            f"stable - candidate in [{low * 100:+.1f}, {high * 100:+.1f}] points, more than the allowed "
+            f"{max_drop * 100:g}")
 
 
 class FleetError(Exception):

@@ -367,7 +367,7 @@ class GuardrailReport(_message.Message):
     def __init__(self, arm: _Optional[str] = ..., baseline_arm: _Optional[str] = ..., metric: _Optional[str] = ..., value: _Optional[float] = ..., baseline_value: _Optional[float] = ..., tolerance: _Optional[float] = ..., excess: _Optional[float] = ..., excess_low: _Optional[float] = ..., excess_high: _Optional[float] = ..., status: _Optional[str] = ...) -> None: ...
 
 class ArmReport(_message.Message):
-    __slots__ = ("arm", "model", "version", "requests", "errors", "error_rate", "labelled", "correct", "accuracy", "accuracy_low", "accuracy_high", "latency_p50_seconds", "latency_p95_seconds", "latency_p99_seconds", "latency_mean_seconds")
+    __slots__ = ("arm", "model", "version", "requests", "errors", "error_rate", "labelled", "correct", "accuracy", "accuracy_low", "accuracy_high", "latency_p50_seconds", "latency_p95_seconds", "latency_p99_seconds", "latency_mean_seconds", "estimated_predictions", "estimated_accuracy", "estimated_accuracy_low", "estimated_accuracy_high", "estimated_calibrated_sum", "estimated_variance_sum", "estimated_uncalibrated", "estimate_basis")
     ARM_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -383,6 +383,14 @@ class ArmReport(_message.Message):
     LATENCY_P95_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LATENCY_P99_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LATENCY_MEAN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_ACCURACY_LOW_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_ACCURACY_HIGH_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_CALIBRATED_SUM_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_VARIANCE_SUM_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_UNCALIBRATED_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATE_BASIS_FIELD_NUMBER: _ClassVar[int]
     arm: str
     model: str
     version: int
@@ -398,10 +406,18 @@ class ArmReport(_message.Message):
     latency_p95_seconds: float
     latency_p99_seconds: float
     latency_mean_seconds: float
-    def __init__(self, arm: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[int] = ..., requests: _Optional[int] = ..., errors: _Optional[int] = ..., error_rate: _Optional[float] = ..., labelled: _Optional[int] = ..., correct: _Optional[int] = ..., accuracy: _Optional[float] = ..., accuracy_low: _Optional[float] = ..., accuracy_high: _Optional[float] = ..., latency_p50_seconds: _Optional[float] = ..., latency_p95_seconds: _Optional[float] = ..., latency_p99_seconds: _Optional[float] = ..., latency_mean_seconds: _Optional[float] = ...) -> None: ...
+    estimated_predictions: int
+    estimated_accuracy: float
+    estimated_accuracy_low: float
+    estimated_accuracy_high: float
+    estimated_calibrated_sum: float
+    estimated_variance_sum: float
+    estimated_uncalibrated: int
+    estimate_basis: str
+    def __init__(self, arm: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[int] = ..., requests: _Optional[int] = ..., errors: _Optional[int] = ..., error_rate: _Optional[float] = ..., labelled: _Optional[int] = ..., correct: _Optional[int] = ..., accuracy: _Optional[float] = ..., accuracy_low: _Optional[float] = ..., accuracy_high: _Optional[float] = ..., latency_p50_seconds: _Optional[float] = ..., latency_p95_seconds: _Optional[float] = ..., latency_p99_seconds: _Optional[float] = ..., latency_mean_seconds: _Optional[float] = ..., estimated_predictions: _Optional[int] = ..., estimated_accuracy: _Optional[float] = ..., estimated_accuracy_low: _Optional[float] = ..., estimated_accuracy_high: _Optional[float] = ..., estimated_calibrated_sum: _Optional[float] = ..., estimated_variance_sum: _Optional[float] = ..., estimated_uncalibrated: _Optional[int] = ..., estimate_basis: _Optional[str] = ...) -> None: ...
 
 class PairReport(_message.Message):
-    __slots__ = ("arm_a", "arm_b", "accuracy_difference", "difference_low", "difference_high", "z_test_p_value", "both_right", "only_a_right", "only_b_right", "both_wrong", "mcnemar_p_value", "shadow_agree", "shadow_disagree", "verdict", "more_needed_per_arm", "always_valid_p_value", "always_valid_p_holm", "sequence_low", "sequence_high", "sequence_confidence", "always_valid_test", "fixed_horizon_verdict", "verdict_basis")
+    __slots__ = ("arm_a", "arm_b", "accuracy_difference", "difference_low", "difference_high", "z_test_p_value", "both_right", "only_a_right", "only_b_right", "both_wrong", "mcnemar_p_value", "shadow_agree", "shadow_disagree", "verdict", "more_needed_per_arm", "always_valid_p_value", "always_valid_p_holm", "sequence_low", "sequence_high", "sequence_confidence", "always_valid_test", "fixed_horizon_verdict", "verdict_basis", "shadow_agreement_rate", "shadow_agreement_low", "shadow_agreement_high", "estimated_difference", "estimated_sequence_low", "estimated_sequence_high", "estimated_sequence_confidence")
     ARM_A_FIELD_NUMBER: _ClassVar[int]
     ARM_B_FIELD_NUMBER: _ClassVar[int]
     ACCURACY_DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
@@ -425,6 +441,13 @@ class PairReport(_message.Message):
     ALWAYS_VALID_TEST_FIELD_NUMBER: _ClassVar[int]
     FIXED_HORIZON_VERDICT_FIELD_NUMBER: _ClassVar[int]
     VERDICT_BASIS_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_AGREEMENT_RATE_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_AGREEMENT_LOW_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_AGREEMENT_HIGH_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_SEQUENCE_LOW_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_SEQUENCE_HIGH_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_SEQUENCE_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     arm_a: str
     arm_b: str
     accuracy_difference: float
@@ -448,10 +471,17 @@ class PairReport(_message.Message):
     always_valid_test: str
     fixed_horizon_verdict: str
     verdict_basis: str
-    def __init__(self, arm_a: _Optional[str] = ..., arm_b: _Optional[str] = ..., accuracy_difference: _Optional[float] = ..., difference_low: _Optional[float] = ..., difference_high: _Optional[float] = ..., z_test_p_value: _Optional[float] = ..., both_right: _Optional[int] = ..., only_a_right: _Optional[int] = ..., only_b_right: _Optional[int] = ..., both_wrong: _Optional[int] = ..., mcnemar_p_value: _Optional[float] = ..., shadow_agree: _Optional[int] = ..., shadow_disagree: _Optional[int] = ..., verdict: _Optional[str] = ..., more_needed_per_arm: _Optional[int] = ..., always_valid_p_value: _Optional[float] = ..., always_valid_p_holm: _Optional[float] = ..., sequence_low: _Optional[float] = ..., sequence_high: _Optional[float] = ..., sequence_confidence: _Optional[float] = ..., always_valid_test: _Optional[str] = ..., fixed_horizon_verdict: _Optional[str] = ..., verdict_basis: _Optional[str] = ...) -> None: ...
+    shadow_agreement_rate: float
+    shadow_agreement_low: float
+    shadow_agreement_high: float
+    estimated_difference: float
+    estimated_sequence_low: float
+    estimated_sequence_high: float
+    estimated_sequence_confidence: float
+    def __init__(self, arm_a: _Optional[str] = ..., arm_b: _Optional[str] = ..., accuracy_difference: _Optional[float] = ..., difference_low: _Optional[float] = ..., difference_high: _Optional[float] = ..., z_test_p_value: _Optional[float] = ..., both_right: _Optional[int] = ..., only_a_right: _Optional[int] = ..., only_b_right: _Optional[int] = ..., both_wrong: _Optional[int] = ..., mcnemar_p_value: _Optional[float] = ..., shadow_agree: _Optional[int] = ..., shadow_disagree: _Optional[int] = ..., verdict: _Optional[str] = ..., more_needed_per_arm: _Optional[int] = ..., always_valid_p_value: _Optional[float] = ..., always_valid_p_holm: _Optional[float] = ..., sequence_low: _Optional[float] = ..., sequence_high: _Optional[float] = ..., sequence_confidence: _Optional[float] = ..., always_valid_test: _Optional[str] = ..., fixed_horizon_verdict: _Optional[str] = ..., verdict_basis: _Optional[str] = ..., shadow_agreement_rate: _Optional[float] = ..., shadow_agreement_low: _Optional[float] = ..., shadow_agreement_high: _Optional[float] = ..., estimated_difference: _Optional[float] = ..., estimated_sequence_low: _Optional[float] = ..., estimated_sequence_high: _Optional[float] = ..., estimated_sequence_confidence: _Optional[float] = ...) -> None: ...
 
 class ExperimentReport(_message.Message):
-    __slots__ = ("experiment", "arms", "pairs", "latency_source", "guardrails", "method", "decisions", "server_id")
+    __slots__ = ("experiment", "arms", "pairs", "latency_source", "guardrails", "method", "decisions", "server_id", "label_free_method")
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
     ARMS_FIELD_NUMBER: _ClassVar[int]
     PAIRS_FIELD_NUMBER: _ClassVar[int]
@@ -460,6 +490,7 @@ class ExperimentReport(_message.Message):
     METHOD_FIELD_NUMBER: _ClassVar[int]
     DECISIONS_FIELD_NUMBER: _ClassVar[int]
     SERVER_ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FREE_METHOD_FIELD_NUMBER: _ClassVar[int]
     experiment: Experiment
     arms: _containers.RepeatedCompositeFieldContainer[ArmReport]
     pairs: _containers.RepeatedCompositeFieldContainer[PairReport]
@@ -468,4 +499,5 @@ class ExperimentReport(_message.Message):
     method: str
     decisions: _containers.RepeatedCompositeFieldContainer[RolloutDecision]
     server_id: str
-    def __init__(self, experiment: _Optional[_Union[Experiment, _Mapping]] = ..., arms: _Optional[_Iterable[_Union[ArmReport, _Mapping]]] = ..., pairs: _Optional[_Iterable[_Union[PairReport, _Mapping]]] = ..., latency_source: _Optional[str] = ..., guardrails: _Optional[_Iterable[_Union[GuardrailReport, _Mapping]]] = ..., method: _Optional[str] = ..., decisions: _Optional[_Iterable[_Union[RolloutDecision, _Mapping]]] = ..., server_id: _Optional[str] = ...) -> None: ...
+    label_free_method: str
+    def __init__(self, experiment: _Optional[_Union[Experiment, _Mapping]] = ..., arms: _Optional[_Iterable[_Union[ArmReport, _Mapping]]] = ..., pairs: _Optional[_Iterable[_Union[PairReport, _Mapping]]] = ..., latency_source: _Optional[str] = ..., guardrails: _Optional[_Iterable[_Union[GuardrailReport, _Mapping]]] = ..., method: _Optional[str] = ..., decisions: _Optional[_Iterable[_Union[RolloutDecision, _Mapping]]] = ..., server_id: _Optional[str] = ..., label_free_method: _Optional[str] = ...) -> None: ...

@@ -2,6 +2,10 @@
 predictions, and for every pair of arms the shadow agreement and the paired outcomes (both
 right / only A / only B / both wrong) of primary + shadow predictions of the same images.
 
+Without labels, every live prediction of an arm adds its calibrated probability of being right
+(`calibration(model, version)`: the version's reference-profile table, or the raw winning
+probability where there is none) to the arm's CBPE sums (digits.experiments.label_free).
+
 A PredictionObserver (and FeedbackObserver): quick, never raises. Counts live from an
 experiment's creation to its deletion; a weight update keeps them. Pairs are oriented by arm
 order (arm A is the one listed first), whichever of the two served the primary.
@@ -10,23 +14,28 @@ order (arm A is the one listed first), whichever of the two served the primary.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
 
 from digits.experiments.always_valid import ArmTraffic
+from digits.experiments.label_free import ArmEstimate
 from digits.experiments.sample_ratio import SampleRatio
 from digits.experiments.sequential import Running
 from digits.experiments.statistics import PairedOutcomes
+from digits.monitoring.profile import CalibrationTable
 from digits_server.core.domain import FeedbackEvent, PredictionEvent
 from digits_server.experiments.router import Experiment
 from digits_server.observability.experiment_metrics import PAIRED_OUTCOMES, ExperimentMetrics
 from digits_server.observability.metrics import ServerMetrics
 
-__all__ = ["ArmCounts", "ArmTraffic", "ExperimentCounts", "ExperimentObserver", "PairCounts", "arm_traffic",
-           "paired_outcomes"]
+__all__ = ["ArmCounts", "ArmTraffic", "Calibration", "ExperimentCounts", "ExperimentObserver", "PairCounts",
+           "arm_traffic", "paired_outcomes"]
+
+#: (model, version) -> the version's calibration table, None without a reference profile.
+Calibration = Callable[[str, int], CalibrationTable | None]
 
 
 def arm_traffic(metrics: ServerMetrics, experiment: str) -> dict[str, ArmTraffic]:
@@ -63,6 +72,7 @@ class ArmCounts:
     labelled: int = 0
     correct: int = 0
     shadow_predictions: int = 0
+    estimate: ArmEstimate = field(default_factory=ArmEstimate)  # label-free CBPE sums of its live predictions
 
 
 @dataclass
@@ -113,9 +123,11 @@ class ExperimentCounts:
 class ExperimentObserver:
     """Per-experiment counters for the report, mirrored to Prometheus for the dashboard."""
 
-    def __init__(self, metrics: ExperimentMetrics | None = None, requests: ServerMetrics | None = None) -> None:
+    def __init__(self, metrics: ExperimentMetrics | None = None, requests: ServerMetrics | None = None,
+                 calibration: Calibration | None = None) -> None:
         self.metrics = metrics
         self.requests = requests  # the request metrics whose arm-labelled series give requests/errors/latency
+        self.calibration = calibration or (lambda model, version: None)
         self._counts: dict[str, ExperimentCounts] = {}
 
     def experiment_changed(self, name: str, experiment: Experiment | None) -> None:
@@ -154,6 +166,7 @@ class ExperimentObserver:
         if event.shadow and event.mirrors is not None:
             self._observe_shadow(counts, event)
             return
+        self._estimate(served.experiment, served.arm, counts.arms[served.arm], event)
         known = [(i, label) for i, label in enumerate(event.true_labels) if label is not None]
         if known:
             correct = sum(int(event.digits[i]) == label for i, label in known)
@@ -171,6 +184,19 @@ class ExperimentObserver:
         arm.correct += correct
         if self.metrics is not None:
             self.metrics.count_labelled(experiment, arm_name, labelled, correct)
+
+    def _estimate(self, experiment: str, arm_name: str, arm: ArmCounts, event: PredictionEvent) -> None:
+        """Add a live prediction's calibrated probabilities of being right to the arm's CBPE sums."""
+        if event.probabilities is None or not len(event.probabilities):
+            return
+        confidence = np.asarray(event.probabilities, dtype=np.float64).max(axis=1)
+        table = self.calibration(event.served_by.model, event.served_by.version)
+        calibrated = table.calibrated(confidence) if table is not None else np.clip(confidence, 0.0, 1.0)
+        added = ArmEstimate(len(calibrated), float(calibrated.sum()), float((calibrated * (1 - calibrated)).sum()),
+                            0 if table is not None else len(calibrated))
+        arm.estimate = arm.estimate + added
+        if self.metrics is not None:
+            self.metrics.count_estimate(experiment, arm_name, added)
 
     def _observe_shadow(self, counts: ExperimentCounts, event: PredictionEvent) -> None:
         primary = event.mirrors

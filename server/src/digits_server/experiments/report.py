@@ -74,7 +74,8 @@ def build_report(
         raise InvalidInput(str(exc)) from None
     arms = [
         comparison.ArmTally(arm.name, *serving(arm.model), counts.arms[arm.name].labelled,
-                            counts.arms[arm.name].correct, traffic.get(arm.name, ArmTraffic()))
+                            counts.arms[arm.name].correct, traffic.get(arm.name, ArmTraffic()),
+                            counts.arms[arm.name].estimate)
         for arm in experiment.arms
     ]
     pairs = {

@@ -30,6 +30,29 @@ class ExperimentMetrics:
             "Labelled predictions an experiment arm returned that were right.",
             arm, registry=registry,
         )
+        # Estimated, no labels: each arm's CBPE sums (digits.experiments.label_free), counters so the
+        # fleet's estimate is sum(calibrated) / sum(predictions) over every replica, exactly.
+        self.estimated_predictions = Counter(
+            "digits_experiment_estimated_predictions_total",
+            "Live predictions of an experiment arm counted in its label-free accuracy estimate (CBPE).",
+            arm, registry=registry,
+        )
+        self.calibrated_probability = Counter(
+            "digits_experiment_calibrated_probability_sum_total",
+            "Sum over an arm's live predictions of the calibrated probability that the prediction is right "
+            "(estimated, no labels).",
+            arm, registry=registry,
+        )
+        self.calibrated_variance = Counter(
+            "digits_experiment_calibrated_variance_sum_total",
+            "Sum over an arm's live predictions of p (1 - p), p the calibrated probability of being right.",
+            arm, registry=registry,
+        )
+        self.uncalibrated_predictions = Counter(
+            "digits_experiment_uncalibrated_predictions_total",
+            "Live predictions of an arm estimated from the raw winning probability (no reference profile loaded).",
+            arm, registry=registry,
+        )
         self.shadow_agreement = Counter(
             "digits_shadow_agreement_total",
             "Shadow predictions by whether they agree with the primary prediction they mirror.",
@@ -67,8 +90,9 @@ class ExperimentMetrics:
     def start_experiment(self, experiment: str, arms: Sequence[str]) -> None:
         """Create an experiment's series at 0 (arms in order: pairs are (earlier, later))."""
         for arm in arms:
-            self.labelled.labels(experiment, arm)
-            self.correct.labels(experiment, arm)
+            for counter in (self.labelled, self.correct, self.estimated_predictions, self.calibrated_probability,
+                            self.calibrated_variance, self.uncalibrated_predictions):
+                counter.labels(experiment, arm)
         for i, arm_a in enumerate(arms):
             for arm_b in arms[i + 1:]:
                 for outcome in PAIRED_OUTCOMES:
@@ -81,6 +105,14 @@ class ExperimentMetrics:
         """Labelled predictions an arm returned, and how many were right."""
         self.labelled.labels(experiment, arm).inc(labelled)
         self.correct.labels(experiment, arm).inc(correct)
+
+    def count_estimate(self, experiment: str, arm: str, added: Any) -> None:
+        """An arm's live predictions' CBPE sums (a label_free.ArmEstimate)."""
+        self.estimated_predictions.labels(experiment, arm).inc(added.predictions)
+        self.calibrated_probability.labels(experiment, arm).inc(added.calibrated_sum)
+        self.calibrated_variance.labels(experiment, arm).inc(added.variance_sum)
+        if added.uncalibrated:
+            self.uncalibrated_predictions.labels(experiment, arm).inc(added.uncalibrated)
 
     def count_agreement(self, experiment: str, primary_arm: str, shadow_arm: str, agree: int, disagree: int) -> None:
         """Shadow predictions that agreed / disagreed with their primary."""
