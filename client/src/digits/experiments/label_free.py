@@ -73,30 +73,37 @@ class ArmEstimate:
         return RAW if self.uncalibrated >= self.predictions else MIXED
 
 
-def log_mixture(total: Any, n: Any, mu: Any, prior: float = PAIRED_PRIOR) -> Any:
-    """log M_n(mu) for n observations in [0, 1] summing to `total` (module docstring); arrays broadcast."""
+def _log_mixture_constant(total: Any, n: Any, prior: float) -> tuple[Any, Any, Any]:
     n = np.asarray(n, dtype=float)
     s = np.clip(np.asarray(total, dtype=float), 0.0, n)
+    return s, n, np.asarray(log_beta(prior + s, prior + n - s)) - log_beta(prior, prior)
+
+
+def _log_mixture(s: Any, n: Any, constant: Any, mu: Any) -> Any:
     mu = np.asarray(mu, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        log = (np.asarray(log_beta(prior + s, prior + n - s)) - log_beta(prior, prior)
-               - s * np.log(mu) - (n - s) * np.log1p(-mu))
+        log = constant - s * np.log(mu) - (n - s) * np.log1p(-mu)
     return np.where((mu > 0) & (mu < 1), log, np.inf)
+
+
+def log_mixture(total: Any, n: Any, mu: Any, prior: float = PAIRED_PRIOR) -> Any:
+    """log M_n(mu) for n observations in [0, 1] summing to `total` (module docstring); arrays broadcast."""
+    return _log_mixture(*_log_mixture_constant(total, n, prior), mu)
 
 
 def mean_sequence(total: Any, n: Any, alpha: float, prior: float = PAIRED_PRIOR) -> tuple[Any, Any]:
     """The always-valid confidence sequence of the mean of [0, 1]-valued observations at 1 - alpha:
     {mu : log M_n(mu) < log(1/alpha)}, an interval around total / n (log M is convex in mu and <= 0
     there), by bisection on each side (arrays: many sequences at once); (0, 1) before any observation."""
-    n = np.asarray(n, dtype=float)
-    centre = np.clip(np.asarray(total, dtype=float) / np.maximum(n, 1), 0.0, 1.0)
+    s, n, constant = _log_mixture_constant(total, n, prior)
+    centre = np.clip(s / np.maximum(n, 1), 0.0, 1.0)
     bound = math.log(1 / alpha)
 
     def edge(limit: float) -> Any:
         inside, outside = centre.copy(), np.full_like(centre, limit)
         for _ in range(50):
             middle = (inside + outside) / 2
-            accepted = log_mixture(total, n, middle, prior) < bound
+            accepted = _log_mixture(s, n, constant, middle) < bound
             inside, outside = np.where(accepted, middle, inside), np.where(accepted, outside, middle)
         return np.where(n > 0, outside, limit)  # the first value rejected: conservative
 
@@ -106,14 +113,20 @@ def mean_sequence(total: Any, n: Any, alpha: float, prior: float = PAIRED_PRIOR)
     return low, high
 
 
+def difference_bounds(total_a: Any, n_a: Any, total_b: Any, n_b: Any, alpha: float) -> tuple[Any, Any]:
+    """Always-valid confidence sequence of mu_a - mu_b at 1 - alpha from the sums (arrays broadcast):
+    each arm's at 1 - alpha / 2 (Bonferroni), so the arms' traffic may grow at any rates."""
+    low_a, high_a = mean_sequence(total_a, n_a, alpha / 2)
+    low_b, high_b = mean_sequence(total_b, n_b, alpha / 2)
+    return np.subtract(low_a, high_b), np.subtract(high_a, low_b)
+
+
 def difference_sequence(a: ArmEstimate, b: ArmEstimate, alpha: float) -> tuple[float, float]:
-    """Always-valid confidence sequence of mu_a - mu_b at 1 - alpha: each arm's at 1 - alpha / 2
-    (Bonferroni), so the two arms' traffic may grow at any rates; (-1, 1) until both have predictions."""
+    """difference_bounds of two arms' estimates; (-1, 1) until both have predictions."""
     if not a.predictions or not b.predictions:
         return -1.0, 1.0
-    low_a, high_a = mean_sequence(a.calibrated_sum, a.predictions, alpha / 2)
-    low_b, high_b = mean_sequence(b.calibrated_sum, b.predictions, alpha / 2)
-    return low_a - high_b, high_a - low_b
+    low, high = difference_bounds(a.calibrated_sum, a.predictions, b.calibrated_sum, b.predictions, alpha)
+    return float(low), float(high)
 
 
 @dataclass(frozen=True)
