@@ -97,6 +97,21 @@ def test_the_fleet_report_equals_the_sum_of_the_replicas(fleet, prometheus, tiny
     pair = fleet_report["pairs"][0]
     for field in ("both_right", "only_a_right", "only_b_right", "both_wrong", "shadow_agree", "shadow_disagree"):
         assert int(pair.get(field, 0)) == sum(getattr(r.pairs[0], field) for r in reports), field
+    # Estimated, no labels: the CBPE sums are counters, so the fleet's are the replicas' sums exactly.
+    for field in ("estimated_predictions", "estimated_uncalibrated"):
+        expected = summed(reports, field)
+        assert {arm: int(arms[arm].get(field, 0)) for arm in expected} == expected, field
+    for field in ("estimated_calibrated_sum", "estimated_variance_sum"):
+        for arm in arms:
+            replicas = sum(getattr(a, field) for r in reports for a in r.arms if a.arm == arm)
+            assert arms[arm][field] == pytest.approx(replicas, rel=1e-9), field
+    for arm in arms.values():
+        assert arm["estimated_accuracy"] == pytest.approx(arm["estimated_calibrated_sum"] /
+                                                          int(arm["estimated_predictions"]), rel=1e-12)
+        assert arm["estimate_basis"] == "calibrated (reference profile)"  # model_repo's versions have profiles
+    agree, disagree = int(pair.get("shadow_agree", 0)), int(pair.get("shadow_disagree", 0))
+    assert agree + disagree > 0 and pair.get("shadow_agreement_rate", 0.0) == pytest.approx(agree / (agree + disagree))
+    assert fleet_report["label_free_method"].startswith("estimated, no labels")
     a, b = arms["gru"], arms["lstm"]
     paired = stats.PairedOutcomes(*(int(pair.get(f, 0)) for f in ("both_right", "only_a_right", "only_b_right",
                                                                    "both_wrong")))
