@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     rates = simulate(args.runs, args.replicas, args.batch, args.seed)
     print(f"A/A rollouts over {args.replicas} replicas: {rates.runs} runs, steps {list(POLICY.steps)}%, a step every "
           f"{POLICY.step_labelled} labelled candidate requests, horizon {POLICY.horizon}; {args.batch} requests "
-          f"between looks; alpha {POLICY.alpha} (guardrails alpha/2 over {2} guardrails, sample ratio "
+          f"between looks; alpha {POLICY.alpha} (guardrails alpha/2 over {av.GUARDRAILS_PER_CANDIDATE} guardrails, sample ratio "
           f"{sample_ratio.SRM_ALPHA})")
     for who, label in (("fleet", "fleet totals (--prometheus), running state"),
                        ("replica", "one replica per look (the old controller behind a balancer)")):

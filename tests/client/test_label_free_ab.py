@@ -49,7 +49,7 @@ def test_each_factor_is_a_supermartingale_step_for_any_law_on_the_unit_interval(
     why the sequence holds for probabilities, not only 0/1 outcomes."""
     law, mu = stats.beta(a, b), a / (a + b)
     for q in (0.01, 0.3, mu, 0.7, 0.99):
-        mean, _ = integrate.quad(lambda x: (q / mu) ** x * ((1 - q) / (1 - mu)) ** (1 - x) * law.pdf(x), 0, 1,
+        mean, _ = integrate.quad(lambda x, q=q: (q / mu) ** x * ((1 - q) / (1 - mu)) ** (1 - x) * law.pdf(x), 0, 1,
                                  limit=200)
         assert mean <= 1 + 1e-9
 
