@@ -111,6 +111,7 @@ def test_report_shows_each_arms_estimate_and_the_shadow_agreement(server, repo: 
     series = 'digits_experiment_calibrated_probability_sum_total{arm="stable",experiment="shadowed"}'
     (line,) = [line for line in metrics.splitlines() if line.startswith(series)]
     assert float(line.rsplit(" ", 1)[1]) == pytest.approx(arms["stable"].estimated_calibrated_sum, rel=1e-9)
+    print(block)  # shown with pytest -rA
 
 
 def _rollout_without_labels(server, unseen: np.ndarray, *flags: str, capsys) -> tuple[int, str]:
