@@ -71,3 +71,21 @@ def test_no_decision_while_the_sequence_still_contains_zero() -> None:
     # p = 0.028 with the sequence at [-2.5, +100] points (seen on a tiny sample): not yet "worse".
     decision = decide(report(-0.025, 1.0, 0.028), "stable", "canary", POLICY, 0, 250)
     assert decision.decision == "hold", decision
+
+
+@pytest.mark.parametrize("order", [("stable", "canary"), ("canary", "stable")])
+def test_label_free_guardrail_rolls_back_only_when_enabled_and_surely_beyond_the_drop(order) -> None:
+    """stable - canary estimated accuracy in [+6, +30] points: beyond a 5-point drop, within a 10-point one."""
+    sign = 1 if order == ("stable", "canary") else -1  # a - b of (stable, canary) is stable - canary
+    undecided = report(-0.005, 0.008, 0.6, labelled=0, order=order)
+    pair = undecided.pairs[0]
+    pair.estimated_sequence_low, pair.estimated_sequence_high = sorted((sign * 0.06, sign * 0.30))
+    undecided.arms[0].estimated_accuracy, undecided.arms[1].estimated_accuracy = 0.97, 0.80
+    assert decide(undecided, "stable", "canary", POLICY, 0, 0).decision == "hold"  # off by default
+    on = Policy(steps=POLICY.steps, step_labelled=100, horizon=1000, max_estimated_drop=0.05)
+    decision = decide(undecided, "stable", "canary", on, 0, 0)
+    assert (decision.decision, decision.weight) == ("rollback", 0.0)
+    assert decision.reason == ("guardrail breached: estimated accuracy (estimated, no labels): canary 80.0% vs "
+                               "stable 97.0%, stable - candidate in [+6.0, +30.0] points, more than the allowed 5")
+    wider = Policy(steps=POLICY.steps, step_labelled=100, horizon=1000, max_estimated_drop=0.10)
+    assert decide(undecided, "stable", "canary", wider, 0, 0).decision == "hold"

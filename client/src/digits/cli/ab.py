@@ -5,7 +5,7 @@
     digits ab list | delete NAME
     digits ab report NAME [--json] [--prometheus URL [--since DURATION]]
     digits ab run --data FILE.npz --experiment NAME [--rate 200] [--duration 60 | --count N] [--keys 100]
-    digits ab rollout NAME [--candidate ARM] [--steps 5,10,25,50] [--margin 0] [--horizon 5000]
+    digits ab rollout NAME [--candidate ARM] [--steps 5,10,25,50] [--margin 0] [--horizon 5000] [--max-estimated-drop 0.05]
 
 An ``--arm`` is ``[ARM=]MODEL[:VERSION|@LABEL][=WEIGHT]``; the arm name defaults to the model
 text (``lstm:2``), the weight to 1.
