@@ -14,7 +14,9 @@ Layers, from the inside out (`tests/server/test_layers.py` keeps the first three
   `digits.experiments.verdict`), shared with `digits ab report --prometheus`.
 - `observability`: `metrics` (the serving path's Prometheus metrics, one injected registry),
   `experiment_metrics` (the A/B experiments' metrics, same registry), `request_metrics`, `observers`
-  (events -> metrics), `histograms`, `http_endpoint` (/metrics).
+  (events -> metrics), `histograms`, `http_endpoint` (/metrics); label-free monitoring
+  (docs/monitoring.md): `monitor` (the observer: reference profiles, batched statistics),
+  `version_monitor` (one version's estimate and drift detectors), `monitoring_metrics`.
 - `transport`: the gRPC layer for digits.v1: `classifier_servicer`, `admin_servicer`, `codec`
   (wire <-> domain), `status_codes` (domain error -> gRPC status, the only place),
   `health_service`, `guarded_handlers` / `handler_shapes` / `wire_guard` (handler wrapping).
