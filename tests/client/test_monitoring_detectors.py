@@ -45,7 +45,7 @@ def test_bank_alarms_and_restarts_like_the_loop() -> None:
     bank = DetectorBank(reference, threshold=50.0)
 
     def batch() -> np.ndarray:
-        return np.column_stack([np.where(rng.random(400) < 0.5, 3, rng.integers(0, 10, 400)), rng.integers(0, 3, 400)])
+        return np.column_stack([np.where(rng.random(200) < 0.5, 3, rng.integers(0, 10, 200)), rng.integers(0, 3, 200)])
 
     assert bank.observe(batch()).sum() == 0  # the first batch is judged by the reference-only guess: no alarm
     start = bank.log_statistic.copy()
@@ -56,8 +56,15 @@ def test_bank_alarms_and_restarts_like_the_loop() -> None:
         s, alarms = _loop_cusum(z[:, d], start[d], np.log(50.0))
         assert raised[d] == len(alarms) and bank.state(d).log_statistic == pytest.approx(s)
         if alarms:
-            assert bank.state(d).last_alarm_at == 400 + alarms[-1] + 1
+            assert bank.state(d).last_alarm_at == 200 + alarms[-1] + 1
     assert raised[0] > 5  # digit 3 at 55% against 10%: many alarms at this low threshold
+
+
+def test_a_long_batch_is_judged_in_chunks() -> None:
+    """One 1,000-prediction batch of a shifted stream still alarms: the plug-in is updated every
+    CHUNK predictions, not once per batch (a monitor flushing rarely would otherwise never alarm)."""
+    bank = DetectorBank([np.full(10, 150)])
+    assert bank.observe(np.full((1000, 1), 3)).sum() > 0
 
 
 def test_reference_bounds_are_exact_clopper_pearson() -> None:

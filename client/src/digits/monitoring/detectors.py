@@ -45,6 +45,8 @@ REFERENCE_RISK = 1e-4
 DECAY = 1.0 - 1.0 / 500
 #: Pseudo-predictions of the reference in the plug-in guess.
 PRIOR_STRENGTH = 20.0
+#: Most predictions judged by one plug-in guess (longer batches are split).
+CHUNK = 256
 
 
 @cache
@@ -154,10 +156,18 @@ class DetectorBank:
         return np.log(self._plug_in()) - np.log(self.null())
 
     def observe(self, bins: np.ndarray) -> np.ndarray:
-        """Feed a batch of predictions' bins [B, D]; returns how many alarms each detector raised."""
+        """Feed a batch of predictions' bins [B, D]; returns how many alarms each detector raised.
+        A batch longer than CHUNK is taken CHUNK rows at a time, so the plug-in is never more than
+        CHUNK predictions stale however the caller batches."""
         bins = np.asarray(bins, dtype=np.int64)
         if bins.ndim != 2 or bins.shape[1] != len(self.offsets) or not len(bins):
             return np.zeros(len(self.offsets), dtype=np.int64)
+        if len(bins) > CHUNK:
+            return sum((self._observe(bins[start:start + CHUNK]) for start in range(0, len(bins), CHUNK)),
+                       np.zeros(len(self.offsets), dtype=np.int64))
+        return self._observe(bins)
+
+    def _observe(self, bins: np.ndarray) -> np.ndarray:
         flat = bins + self.offsets
         z = self._log_e[flat]  # [B, D] log e-values under the plug-in fixed before this batch
         raised = np.zeros(len(self.offsets), dtype=np.int64)
