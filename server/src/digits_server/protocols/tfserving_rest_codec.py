@@ -9,7 +9,7 @@ Predict takes TF Serving's two request formats:
   `{"outputs": {"probabilities": [[...]], "digit": [...]}}`.
 A value is nested numbers (integers: uint8 pixels; any fraction: float pixels in [0,1]) shaped
 [N,28,28], or encoded image files as `{"b64": "..."}` objects, as TF Serving's REST API writes
-binary strings. Tensors go to the servicer packed (tensor_content), so it answers packed.
+binary strings. Pixels go to the servicer packed (tensor_content), so it answers packed.
 Status and metadata answers are the gRPC messages in JSON, as TF Serving writes them.
 """
 
@@ -101,14 +101,19 @@ def predict_request(body: bytes, spec: tfs.ModelSpec) -> tuple[tfs.PredictReques
     return request, fmt
 
 
+def _array(tensor: tensor_pb2.TensorProto) -> np.ndarray:
+    """An output tensor, packed or typed (the servicer answers typed when the input was image files)."""
+    dtype = NUMPY_TYPES[tensor.dtype]
+    if tensor.tensor_content:
+        values = np.frombuffer(tensor.tensor_content, dtype=dtype)
+    else:
+        values = np.asarray(tensor.float_val if tensor.dtype == types_pb2.DT_FLOAT else tensor.int_val, dtype=dtype)
+    return values.reshape([dim.size for dim in tensor.tensor_shape.dim])
+
+
 def predict_body(response: tfs.PredictResponse, fmt: str) -> dict:
-    """A (packed) PredictResponse in the request's format."""
-    arrays = {
-        name: np.frombuffer(tensor.tensor_content, dtype=NUMPY_TYPES[tensor.dtype]).reshape(
-            [dim.size for dim in tensor.tensor_shape.dim]
-        )
-        for name, tensor in response.outputs.items()
-    }
+    """A PredictResponse in the request's format."""
+    arrays = {name: _array(tensor) for name, tensor in response.outputs.items()}
     if fmt == COLUMNAR:
         return {"outputs": {name: array.tolist() for name, array in arrays.items()}}
     count = len(next(iter(arrays.values()))) if arrays else 0
