@@ -93,17 +93,28 @@ def peer_of(request: web.Request) -> str:
 
 
 class RestGate:
-    """Counts the requests being served and, once closed, refuses new ones (503)."""
+    """Counts the requests being served and, once closed, refuses new ones (503).
+
+    Draining mirrors transport/drain.py: a moment for requests already sent to be read, then the
+    gate closes; the admitted requests finish (within the grace period); refusals go on until
+    callers pause (QUIET_SECONDS without one, at most LINGER_SECONDS), then the port closes.
+    """
+
+    SETTLE_SECONDS = 0.05
+    QUIET_SECONDS = 0.05
+    LINGER_SECONDS = 1.0
 
     def __init__(self) -> None:
         self.closed = False
         self.in_flight = 0
+        self.refusals = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
     def enter(self) -> None:
         """Admit a request, or raise ShuttingDown once closed."""
         if self.closed:
+            self.refusals += 1
             raise ShuttingDown("server: shutting down, the request was not started; retry on another replica")
         self.in_flight += 1
         self._idle.clear()
@@ -115,15 +126,26 @@ class RestGate:
             self._idle.set()
 
     async def drain(self, grace: float) -> None:
-        """Close, then wait (at most `grace` seconds) for the admitted requests to finish."""
+        """Close, wait (at most `grace` seconds) for the admitted requests, linger while refusing."""
+        deadline = time.monotonic() + grace
+        await asyncio.sleep(min(self.SETTLE_SECONDS, grace))  # requests already sent get read and admitted
         self.closed = True
+        log.info("rest: new requests refused; %d in flight", self.in_flight)
         try:
-            await asyncio.wait_for(self._idle.wait(), max(grace, 0.0))
+            await asyncio.wait_for(self._idle.wait(), max(deadline - time.monotonic(), 0.0))
         except TimeoutError:
             log.warning("rest: %d requests still running after the grace period", self.in_flight)
+        lingering = min(deadline, time.monotonic() + self.LINGER_SECONDS)
+        while time.monotonic() < lingering:
+            refused = self.refusals
+            await asyncio.sleep(self.QUIET_SECONDS)
+            if self.refusals == refused:
+                break
 
 
-def rest_call(route: RestRoute, authorizer: Authorizer, metrics: ServerMetrics, gate: RestGate) -> Callable:
+def rest_call(
+    route: RestRoute, authorizer: Authorizer, metrics: ServerMetrics, gate: RestGate, max_body_bytes: int
+) -> Callable:
     """The aiohttp handler of `route`: gate, auth, deadline, error mapping and metrics around it."""
 
     async def serve(request: web.Request) -> web.StreamResponse:
@@ -155,10 +177,13 @@ def rest_call(route: RestRoute, authorizer: Authorizer, metrics: ServerMetrics, 
                 raise DeadlineExpired(f"{TIMEOUT_HEADER}: the deadline passed before the answer was ready") from None
         except ServingError as exc:
             code = http_status_of(exc)[1].name
-            return error_response(exc)
+            response = error_response(exc)
+            if isinstance(exc, ShuttingDown):
+                response.force_close()  # a keep-alive client reconnects (to another replica)
+            return response
         except web.HTTPRequestEntityTooLarge as exc:
             code = "RESOURCE_EXHAUSTED"
-            message = f"request body: larger than the limit of {exc.max_size} bytes (--max-message-bytes)"
+            message = f"request body: larger than the limit of {max_body_bytes} bytes (--max-message-bytes)"
             return web.json_response({"error": message}, status=exc.status)
         except Exception as exc:
             code = "INTERNAL"
@@ -214,14 +239,16 @@ class RestServer:
         self.ssl_context = ssl_context
         self.app = web.Application(client_max_size=max_body_bytes, handler_args={"access_log": None})
         for route in routes:
-            self.app.router.add_route(route.http_method, route.path, rest_call(route, authorizer, metrics, self.gate))
+            handler = rest_call(route, authorizer, metrics, self.gate, max_body_bytes)
+            self.app.router.add_route(route.http_method, route.path, handler)
         self.app.router.add_route("*", "/{tail:.*}", unknown_route(authorizer))
         self._runner: web.AppRunner | None = None
         self.port = 0
 
     async def start(self, host: str, port: int) -> int:
         """Listen on host:port (0: a free port); returns the bound port."""
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        # The gate drains first; what still runs after it (past the grace period) gets one more second.
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=self.ssl_context, reuse_port=False, backlog=1024)
         try:
