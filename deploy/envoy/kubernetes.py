@@ -5,6 +5,7 @@ this variant changes only where they point and what the pod exposes:
 
 - the `digits` cluster resolves the headless Service (`digits-server-headless`): its A records are the
   ready server pods, re-resolved every 5 s, and each request goes to the replica with fewer in flight;
+- the REST listener (`digits_http`, 8080) forwards to the same pods' REST port (8080);
 - a second listener, `envoy_metrics` on port 9902, forwards exactly two read-only paths of the
   loopback-only admin: `/stats/prometheus` (for Prometheus) and `/ready` (for the kubelet's readiness
   probe; it answers 503 while Envoy drains). Everything else on that port is 404.
@@ -33,6 +34,7 @@ UPSTREAM_SERVICE = "digits-server-headless"
 UPSTREAM_PORT = 50051
 ADMIN_PORT = 9901
 METRICS_PORT = 9902
+HTTP_PORT = 8080  # the REST listener's port, and the servers' --http-port
 #: The admin paths the metrics listener forwards (exact matches); all read-only.
 EXPOSED_ADMIN_PATHS = ("/stats/prometheus", "/ready")
 
@@ -76,6 +78,17 @@ def _admin_cluster(admin_port: int) -> dict[str, Any]:
     }
 
 
+def _point_rest(
+    resources: dict[str, Any], upstream_host: str, upstream_port: int, listen_address: str, port: int
+) -> None:
+    """The REST listener (digits_http) on `port`, its cluster at `upstream_host:upstream_port`."""
+    (listener,) = [x for x in resources["listeners"] if x["name"] == "digits_http"]
+    listener["address"]["socket_address"] = {"address": listen_address, "port_value": port}
+    (cluster,) = [c for c in resources["clusters"] if c["name"] == "digits_http"]
+    endpoint = {"endpoint": {"address": {"socket_address": {"address": upstream_host, "port_value": upstream_port}}}}
+    cluster["load_assignment"] = {"cluster_name": "digits_http", "endpoints": [{"lb_endpoints": [endpoint]}]}
+
+
 def render(
     *,
     upstream_host: str = UPSTREAM_SERVICE,
@@ -84,6 +97,8 @@ def render(
     listen_port: int = UPSTREAM_PORT,
     admin_port: int = ADMIN_PORT,
     metrics_port: int = METRICS_PORT,
+    http_port: int = HTTP_PORT,
+    upstream_http_port: int = HTTP_PORT,
     source: Path = ENVOY_YAML,
 ) -> dict[str, Any]:
     """envoy.yaml pointed at `upstream_host:upstream_port` (a DNS name, STRICT_DNS) with the metrics
@@ -91,8 +106,9 @@ def render(
     config = copy.deepcopy(yaml.safe_load(source.read_text()))
     config["admin"]["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": admin_port}
     resources = config["static_resources"]
-    (listener,) = resources["listeners"]
+    (listener,) = [x for x in resources["listeners"] if x["name"] == "digits_grpc"]
     listener["address"]["socket_address"] = {"address": listen_address, "port_value": listen_port}
+    _point_rest(resources, upstream_host, upstream_http_port, listen_address, http_port)
     metrics = _metrics_listener(metrics_port)
     metrics["address"]["socket_address"]["address"] = listen_address
     resources["listeners"].append(metrics)

@@ -34,7 +34,11 @@ def render(
         raise ValueError("give at least one upstream host:port")
     config = copy.deepcopy(yaml.safe_load(source.read_text()))
     config["admin"]["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": admin_port}
-    (listener,) = config["static_resources"]["listeners"]
+    resources = config["static_resources"]
+    # The REST listener and cluster (digits_http) are left out: the loopback fleet is driven over gRPC.
+    resources["listeners"] = [x for x in resources["listeners"] if x["name"] != "digits_http"]
+    resources["clusters"] = [x for x in resources["clusters"] if x["name"] != "digits_http"]
+    (listener,) = resources["listeners"]
     listener["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": listen_port}
     (cluster,) = [c for c in config["static_resources"]["clusters"] if c["name"] == "digits"]
     cluster["type"] = "STATIC"

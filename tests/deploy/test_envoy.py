@@ -45,7 +45,7 @@ def test_validation_is_real(tmp_path: Path) -> None:
 
 def routes() -> list[dict]:
     config = yaml.safe_load((ENVOY_DIR / "envoy.yaml").read_text())
-    (listener,) = config["static_resources"]["listeners"]
+    (listener,) = [x for x in config["static_resources"]["listeners"] if x["name"] == "digits_grpc"]
     manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
     (host,) = manager["route_config"]["virtual_hosts"]
     return host["routes"]
