@@ -71,7 +71,7 @@ def test_inference_is_retried_admin_calls_are_not() -> None:
     feedback = set(route_for("/digits.v1.DigitClassifier/Feedback")["retry_policy"]["retry_on"].split(","))
     assert not feedback & {"unavailable", "reset", "5xx"}
     config = yaml.safe_load((ENVOY_DIR / "envoy.yaml").read_text())
-    (cluster,) = config["static_resources"]["clusters"]
+    (cluster,) = [c for c in config["static_resources"]["clusters"] if c["name"] == "digits"]
     assert cluster["health_checks"][0]["grpc_health_check"]["service_name"] == "digits.v1.DigitClassifier"
     assert "http2_protocol_options" in cluster["typed_extension_protocol_options"][
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["explicit_http_config"]
