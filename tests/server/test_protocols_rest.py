@@ -28,7 +28,7 @@ from tests.ecosystem.ours import (  # noqa: F401 (fixtures)
     server,
     value,
 )
-from tests.ecosystem.venv import run_script
+from tests.ecosystem.venv import SNIPPETS, run_code, run_script
 from tests.tools import require_tool
 
 
@@ -304,3 +304,31 @@ def test_rest_requests_are_counted_with_their_protocol_label(server, seen: dict,
     assert counts[("kserve.v2.rest", "ModelInfer", "", "INVALID_ARGUMENT")] >= 1
     assert counts[("kserve.v2.rest", "ServerLive", "", "OK")] >= 1
     assert counts[("tfserving.rest", "GetModelStatus", "gru", "OK")] >= 1
+
+
+# --- the examples of docs/protocols.md --------------------------------------------------------
+
+
+def doc_block(name: str, language: str, target: str) -> str:
+    """The code block after `<!-- snippet: NAME -->` in docs/protocols.md, pointed at `target`."""
+    marker = f"<!-- snippet: {name} -->\n```{language}\n"
+    text = SNIPPETS.read_text()
+    assert marker in text, f"docs/protocols.md has no snippet {name!r}"
+    code = text.split(marker, 1)[1].split("```", 1)[0]
+    assert "localhost:8080" in code
+    return code.replace("localhost:8080", target)
+
+
+def test_the_docs_curl_examples_classify(server) -> None:
+    require_tool("curl", "apt-get install curl")
+    target = server.http_url.removeprefix("http://")
+    script = "set -euo pipefail\n" + doc_block("curl", "sh", target).replace("curl -s ", "curl -sSf ")
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count('"digit"') >= 3 and '"predictions"' in done.stdout and '"AVAILABLE"' in done.stdout
+    assert '"error"' not in done.stdout
+
+
+def test_the_docs_tritonclient_http_snippet_classifies(server) -> None:
+    output = run_code(doc_block("tritonclient-http", "python", server.http_url.removeprefix("http://")))
+    assert output.startswith("[") and output.count("[") >= 3, output
