@@ -24,7 +24,7 @@ def test_quick_run_prints_the_table_and_writes_json(model_repo: Path, tmp_path: 
     table = done.stdout
     for needle in ("unary c=16 req/s vs echo", "vs predict server", "vs savedmodel server", "one stream",
                    "batch 512 img/s", "c=1 p50 minus echo p50", "server CPU per png28 request",
-                   "echo", "ours", "lstm/unary_c16"):
+                   "echo", "ours", "lstm/unary_c16", "v2 REST c=16 req/s vs our v2 gRPC", "lstm/v2rest_unary_c16"):
         assert needle in table, table
     document = json.loads((out / "latest-quick.json").read_text())
     assert document["mode"] == "quick" and document["cells"] == ["lstm"]
@@ -34,7 +34,9 @@ def test_quick_run_prints_the_table_and_writes_json(model_repo: Path, tmp_path: 
         run = document["runs"][server][key]
         assert run["ok"] > 0 and run["errors"] == {}, (server, key, run)
     assert document["in_process"]["cells"]["lstm"]["runtimes"]["tflite"]["1"] > 0
-    assert {t["target"] for t in document["targets"]} == {1, 2, 3, 5, 6, 7, "b"}  # 4 compares GRU with RNN: full
+    assert {t["target"] for t in document["targets"]} == {1, 2, 3, 5, 6, 7, "b", "r"}  # 4 compares GRU with RNN: full
+    for key in ("lstm/v2_unary_c16", "lstm/v2rest_unary_c16", "lstm/v2restjson_unary_c16"):
+        assert document["runs"]["ours"][key]["errors"] == {}, (key, document["runs"]["ours"][key])
     uploads = {key for key in document["runs"]["ours"] if key.startswith("lstm/png")}
     assert uploads == {"lstm/png28_c16", "lstm/png200_c16"}, document["runs"]["ours"].keys()
     assert all(document["runs"]["ours"][key]["errors"] == {} for key in uploads)
