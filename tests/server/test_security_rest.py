@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import ssl
 import time
 import urllib.error
@@ -21,7 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.certs import CertFiles, CertificateAuthority
-from tests.serverproc import start_server
+from tests.serverproc import run_server_until_exit, start_server
 
 INFER = "inference-token-" + "7" * 20
 ADMIN = "admin-token-" + "9" * 24
@@ -187,3 +188,14 @@ def test_sigterm_drains_the_rest_port(gru_repo: Path, digits: np.ndarray) -> Non
     assert all(o == "200" for *_, o in before), summary  # nothing accepted is lost
     assert any(o == "503" for *_, o in after), summary  # new requests: refused at the door
     assert {o for *_, o in after} <= {"200", "503", "connection refused or closed"}, summary
+
+
+def test_a_taken_http_port_is_a_clean_startup_error(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        done = run_server_until_exit(tmp_path, "--port", "0", "--metrics-port", "-1", "--http-port", str(taken))
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and "Traceback" not in output, output
+    assert f"http_port: listening on 127.0.0.1:{taken} is in use by another process" in done.stderr, output

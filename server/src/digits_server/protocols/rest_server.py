@@ -185,6 +185,12 @@ def rest_call(
             code = "RESOURCE_EXHAUSTED"
             message = f"request body: larger than the limit of {max_body_bytes} bytes (--max-message-bytes)"
             return web.json_response({"error": message}, status=exc.status)
+        except web.HTTPException as exc:  # aiohttp's own refusals of a malformed request
+            code = "INVALID_ARGUMENT" if exc.status < 500 else "INTERNAL"
+            return web.json_response({"error": f"request: {exc.reason}"}, status=exc.status)
+        except ConnectionError:  # the client went away mid-request: nobody to answer, nothing to log
+            code = "CANCELLED"
+            return web.json_response({"error": "request: the client closed the connection"}, status=499)
         except Exception as exc:
             code = "INTERNAL"
             log.exception("%s %s failed", request.method, request.path)
