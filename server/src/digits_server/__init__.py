@@ -20,7 +20,9 @@ Layers, from the inside out (`tests/server/test_layers.py` keeps the first three
   `health_service`, `guarded_handlers` / `handler_shapes` / `wire_guard` (handler wrapping).
 - `security`: `auth` (token scopes), `auth_guard`, `tls`, `pem`, `credentials` (wiring).
 - `protocols`: Open Inference Protocol v2 and TensorFlow Serving's API on the same port,
-  through the same data plane; `apis` holds their generated messages.
+  through the same data plane; `apis` holds their generated messages. Their REST forms on the
+  REST port (`--http-port`): `rest_server` (aiohttp in the same event loop: auth, deadlines,
+  limits, errors, metrics, drain), `kserve_v2_rest` / `tfserving_rest` and their `*_rest_codec`.
 - Entry points: `settings` (every flag), `app` (wiring and lifecycle), `cli`
   (`digits-server`), `health_probe` (`digits-server-healthcheck`).
 """
