@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from digits_server.apis import tensorflow_serving_pb2 as tfs
@@ -50,7 +51,7 @@ class TFServingRoutes:
     async def predict(self, request: web.Request, context: RestContext) -> web.Response:
         message, fmt = codec.predict_request(await request.read(), _spec(request))
         answer = await _body(PredictionServicer, "Predict")(self.prediction, message, context, context.call)
-        return web.json_response(codec.predict_body(answer, fmt))
+        return web.Response(body=orjson.dumps(codec.predict_body(answer, fmt)), content_type="application/json")
 
     async def status(self, request: web.Request, context: RestContext) -> web.Response:
         message = tfs.GetModelStatusRequest(model_spec=_spec(request))
