@@ -366,7 +366,7 @@ def test_kserve_runs_the_v2_grpc_protocol_raw_from_the_pvc(rendered: dict) -> No
     assert model["storageUri"].startswith("pvc://") and by_kind(docs, "PersistentVolumeClaim", claim)
     (container,) = runtime["spec"]["containers"]
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-    assert list(ports)[0] == "h2c" and int(args_of(container)["port"]) == ports["h2c"]  # KServe < 0.19: the first
+    assert next(iter(ports)) == "h2c" and int(args_of(container)["port"]) == ports["h2c"]  # KServe < 0.19: the first
     assert int(args_of(container)["http-port"]) == ports["http1"]
     assert args_of(container)["models"] == "/mnt/models"  # where KServe mounts storageUri
     assert container["securityContext"]["runAsNonRoot"] and container["securityContext"]["readOnlyRootFilesystem"]
