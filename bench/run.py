@@ -9,10 +9,9 @@ messages of the real sizes, (2) a naive Keras server (one model.predict per requ
 a first tutorial serves a model), (3) a naive server (one SavedModel call per request, no batching) and (4) our server,
 and drives each with the same `digits bench` settings (a subprocess per scenario). Measures
 in-process model throughput at the same batch sizes, then prints the comparison table with
-ratios and writes JSON, Markdown and a latency-vs-throughput PNG into --out. Our server also answers
-the same v2 load on its REST port (binary tensors and all-JSON) beside its v2 gRPC (target "r"),
-and with --peers MLServer's REST the JSON one (scratch output,
-not committed). --publish also writes the Markdown report as a dated page under docs/benchmarks/
+ratios and writes JSON, Markdown and a latency-vs-throughput PNG into --out (scratch output,
+not committed). Our server also takes the v2 load on its REST port (binary tensors and all-JSON)
+beside its v2 gRPC (target "r"); with --peers, MLServer's REST port takes the all-JSON one. --publish also writes the Markdown report as a dated page under docs/benchmarks/
 for docs/performance.md to link to.
 """
 
