@@ -11,8 +11,9 @@ and drives each with the same `digits bench` settings (a subprocess per scenario
 in-process model throughput at the same batch sizes, then prints the comparison table with
 ratios and writes JSON, Markdown and a latency-vs-throughput PNG into --out (scratch output,
 not committed). Our server also takes the v2 load on its REST port (binary tensors and all-JSON)
-beside its v2 gRPC (target "r"); with --peers, MLServer's REST port takes the all-JSON one. --publish also writes the Markdown report as a dated page under docs/benchmarks/
-for docs/performance.md to link to.
+beside its v2 gRPC (target "r"); with --peers, MLServer's REST port takes the all-JSON one.
+--publish also writes the Markdown report as a dated page under docs/benchmarks/ for
+docs/performance.md to link to.
 """
 
 from __future__ import annotations
