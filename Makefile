@@ -6,6 +6,7 @@ MODELS ?= models
 DATA   ?= sample
 PORT   ?= 50051
 METRICS_PORT ?= 9100
+HTTP_PORT ?= 8080
 # The ecosystem's own clients (tritonclient, tensorflow-serving-api) for the protocol tests.
 ECOSYSTEM ?= .venv-ecosystem
 # The server without TensorFlow (client + server, no [tensorflow] extra): the LiteRT runtime only.
@@ -51,14 +52,16 @@ demo: setup
 	@if [ -z "$$(ls -d $(MODELS)/*/[0-9]* 2>/dev/null)" ]; then \
 		$(BIN)/digits-train --cells rnn,lstm,gru --recipe seed --seed 0 --data $(DATA) --out $(MODELS); fi
 	@$(BIN)/python -m digits_server --models $(MODELS) --port $(PORT) --metrics-port $(METRICS_PORT) \
-		--ready-file $(VENV)/demo-ready.json & echo $$! > $(VENV)/demo-server.pid; \
+		--http-port $(HTTP_PORT) --ready-file $(VENV)/demo-ready.json & echo $$! > $(VENV)/demo-server.pid; \
 	trap 'kill $$(cat $(VENV)/demo-server.pid) 2>/dev/null' EXIT; \
 	rm -f $(VENV)/demo-ready.json; \
 	for i in $$(seq 1 600); do [ -f $(VENV)/demo-ready.json ] && break; sleep 0.2; done; \
 	$(BIN)/digits models --target localhost:$(PORT) && \
 	for cell in rnn lstm gru; do \
 		$(BIN)/digits eval --target localhost:$(PORT) --data $$($(BIN)/python -m digits_trainer.data --sample-path) \
-			--model $$cell --limit 300 || exit 1; done
+			--model $$cell --limit 300 || exit 1; done; \
+	echo "REST on localhost:$(HTTP_PORT) (docs/protocols.md), e.g.: curl -s localhost:$(HTTP_PORT)/v1/models/lstm"; \
+	curl -s localhost:$(HTTP_PORT)/v1/models/lstm; echo
 
 # Three replicas on loopback sharing models/ and one model-config file, a real Envoy in front on
 # localhost:$(PORT) (docs/scaling.md). Ctrl-C stops them all.

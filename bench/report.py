@@ -85,6 +85,7 @@ def targets(document: dict[str, Any]) -> list[dict]:
                              f"{_fmt(gru)} vs {_fmt(rnn)} us"))
     found += _upload_targets(document)
     found += _peer_targets(document)
+    found += _rest_targets(document)
     found += _memory_targets(runs.get("ours", {}).get("memory"), document.get("tensorflow_floor_mb"))
     for cell in document["cells"]:
         ours16 = _get(runs, "ours", f"{cell}/unary_c16")
@@ -150,6 +151,25 @@ def _peer_targets(document: dict) -> list[dict]:
         found.append(_target(cell, 6, "v2 batch 512 img/s vs MLServer", r, ">= 3", _check(r, 3, False),
                              f"{_rate(ours_b, 'images_per_second') or 0:,.0f} vs "
                              f"{_rate(peer_b, 'images_per_second') or 0:,.0f} img/s"))
+    return found
+
+
+def _rest_targets(document: dict) -> list[dict]:
+    """Issue 24: the REST port's v2 infer against our v2 gRPC and (with --peers) MLServer's REST."""
+    runs, found = document["runs"], []
+    for cell in document["cells"]:
+        rest, grpc_v2 = _get(runs, "ours", f"{cell}/v2rest_unary_c16"), _get(runs, "ours", f"{cell}/v2_unary_c16")
+        r = _ratio(_rate(rest), _rate(grpc_v2))
+        found.append(_target(cell, "r", "v2 REST c=16 req/s vs our v2 gRPC", r, ">= 0.5", _check(r, 0.5, False),
+                             f"{_rate(rest) or 0:,.0f} vs {_rate(grpc_v2) or 0:,.0f} req/s; server CPU "
+                             f"{_fmt(_cpu(rest))} vs {_fmt(_cpu(grpc_v2))} us/request"))
+        as_json = _get(runs, "ours", f"{cell}/v2restjson_unary_c16")
+        if "mlserver" in runs:  # all-JSON bodies on both: MLServer's REST has no binary tensor extension
+            peer = _get(runs, "mlserver", f"{cell}/v2restjson_unary_c16")
+            r = _ratio(_rate(as_json), _rate(peer))
+            found.append(_target(cell, "r", "v2 REST (JSON) c=16 req/s vs MLServer REST", r, ">= 3",
+                                 _check(r, 3, False), f"{_rate(as_json) or 0:,.0f} vs {_rate(peer) or 0:,.0f} req/s; "
+                                 f"p99 {_ms(_p(as_json, 'p99'))} vs {_ms(_p(peer, 'p99'))} ms"))
     return found
 
 

@@ -14,8 +14,10 @@ mode "xla" (`--runtime xla`) for batches; start-up, memory and (full mode) a rol
 each are measured too (issue 23's targets, bench/litert_targets.py). Measures
 in-process model throughput at the same batch sizes, then prints the comparison table with
 ratios and writes JSON, Markdown and a latency-vs-throughput PNG into --out (scratch output,
-not committed). --publish also writes the Markdown report as a dated page under docs/benchmarks/
-for docs/performance.md to link to.
+not committed). Our server also takes the v2 load on its REST port (binary tensors and all-JSON)
+beside its v2 gRPC (target "r"); with --peers, MLServer's REST port takes the all-JSON one.
+--publish also writes the Markdown report as a dated page under docs/benchmarks/ for
+docs/performance.md to link to.
 """
 
 from __future__ import annotations
@@ -68,11 +70,14 @@ def scenarios(quick: bool, pictures: dict[str, str] | None = None, peers: bool =
     }
     if not quick:
         found |= {"unary_c4": ["--concurrency", "4"], "unary_c64": ["--concurrency", "64"]}
+    # the REST port (issue 24) against our own v2 gRPC, same load (tritonclient.http's binary tensors)
+    found |= {"v2_unary_c16": ["--protocol", "v2", "--concurrency", "16"],
+              "v2rest_unary_c16": ["--protocol", "v2-rest", "--concurrency", "16"],
+              "v2restjson_unary_c16": ["--protocol", "v2-rest-json", "--concurrency", "16"]}
     for name, path in (pictures or {}).items():
         found[f"{name}_c16"] = ["--concurrency", "16", "--image-file", path]
     if peers:  # the same Open Inference Protocol v2 load on digits-server and on MLServer
-        found |= {"v2_unary_c16": ["--protocol", "v2", "--concurrency", "16"],
-                  "v2_unary_c1": ["--protocol", "v2", "--concurrency", "1"],
+        found |= {"v2_unary_c1": ["--protocol", "v2", "--concurrency", "1"],
                   f"v2_batch{BATCH}_c2": ["--protocol", "v2", "--mode", "batch", "--batch-size", str(BATCH),
                                           "--concurrency", "2"]}
     return found
@@ -96,8 +101,10 @@ TODAYS_DEFAULT = ["--runtime", "tflite"]  # the TensorFlow-hosted runtime `auto`
 
 def applies(server: str, scenario: str) -> bool:
     """Which scenarios each server runs: the predict server only the headline, naive unary ones;
-    PNG uploads only ours; v2 runs ours and the peer (MLServer), which runs nothing else."""
-    if scenario.startswith("v2_"):
+    PNG uploads only ours; v2 (gRPC or REST) runs ours and the peer (MLServer), which runs nothing else."""
+    if scenario.startswith("v2rest_"):  # MLServer's REST has no binary tensors: it runs the JSON form only
+        return server == "ours"
+    if scenario.startswith(("v2_", "v2restjson_")):
         return server in ("ours", "mlserver")
     if server == "tf":  # today's default beside the LiteRT-only server
         return scenario in ("unary_c1", "unary_c16", "stream_1")
@@ -125,7 +132,8 @@ def drive(started: dict, cells: list[str], plan: dict[str, list[str]], timing: d
                 if not applies(name, scenario) or key in runs[name]:
                     continue
                 cpu_before = servers.tree_cpu_seconds(server.pid)
-                run = runs[name][key] = bench(server.target, cell, *args, **timing)
+                target = server.http_target if scenario.startswith("v2rest") else server.target
+                run = runs[name][key] = bench(target, cell, *args, **timing)
                 # server CPU per request: robust to the machine's noise (warm-up requests estimated)
                 sent = run["requests"] * (1 + timing["warmup"] / timing["duration"])
                 used = servers.tree_cpu_seconds(server.pid) - cpu_before

@@ -25,6 +25,7 @@ class Running:
     target: str
     pid: int
     _stop: object
+    http_target: str = ""  # host:port of its REST port, when it has one
 
     def stop(self) -> None:
         """Terminate it and wait."""
@@ -72,10 +73,13 @@ def start_ours(models: Path, flags: list[str], compile_timeout: float = 300.0, p
                name: str = "ours") -> Running:
     """`python -m digits_server` on free ports; when XLA may be on, waits until every model's batch
     runtime is ready (XLA buckets compile in the background after loading; LiteRT is at once)."""
-    server: ServerProcess = start_server(models, "--metrics-port", "-1", "--poll-seconds", "0", *flags, python=python)
+    server: ServerProcess = start_server(
+        models, "--metrics-port", "-1", "--poll-seconds", "0", "--http-port", "0", *flags, python=python
+    )
     if expects_xla(flags):
         wait_compiled(server.target, compile_timeout)
-    return Running(name, server.target, server.process.pid, server.stop)
+    http_target = f"127.0.0.1:{server.extra['http_port']}"
+    return Running(name, server.target, server.process.pid, server.stop, http_target)
 
 
 def wait_compiled(target: str, timeout: float) -> None:
@@ -152,5 +156,5 @@ def start_mlserver(models: Path, cells: list[str]) -> Running:
     """MLServer 1.7.1 serving the same SavedModels (bench/peers/mlserver.py)."""
     from bench.peers import mlserver
 
-    target, process, stop = mlserver.start(models, cells)
-    return Running("mlserver", target, process.pid, stop)
+    target, process, stop, http_target = mlserver.start(models, cells)
+    return Running("mlserver", target, process.pid, stop, http_target)

@@ -45,6 +45,11 @@ class ServerProcess:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def http_url(self) -> str:
+        """The REST port's base URL (a server started with --http-port)."""
+        return f"http://127.0.0.1:{self.extra['http_port']}"
+
+    @property
     def metrics_url(self) -> str:
         """The /metrics URL."""
         return f"http://127.0.0.1:{self.metrics_port}/metrics"

@@ -40,10 +40,10 @@ def newest_version(models: Path, cell: str) -> Path:
     return max((p for p in (models / cell).iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
 
 
-def write_settings(workdir: Path, models: Path, cells: list[str]) -> int:
-    """settings.json and model-settings.json files in `workdir`; returns the gRPC port."""
-    grpc_port = free_port()
-    settings = {"host": "127.0.0.1", "grpc_port": grpc_port, "http_port": free_port(), "metrics_port": free_port(),
+def write_settings(workdir: Path, models: Path, cells: list[str]) -> tuple[int, int]:
+    """settings.json and model-settings.json files in `workdir`; returns the gRPC and REST ports."""
+    grpc_port, http_port = free_port(), free_port()
+    settings = {"host": "127.0.0.1", "grpc_port": grpc_port, "http_port": http_port, "metrics_port": free_port(),
                 "parallel_workers": 1, "debug": False}
     (workdir / "settings.json").write_text(json.dumps(settings))
     shutil.copy(HERE / "digits_mlserver_runtime.py", workdir / "digits_mlserver_runtime.py")
@@ -55,7 +55,7 @@ def write_settings(workdir: Path, models: Path, cells: list[str]) -> int:
             "max_batch_size": MAX_BATCH_SIZE, "max_batch_time": MAX_BATCH_TIME,
             "parameters": {"uri": str(newest_version(models, cell))},
         }))
-    return grpc_port
+    return grpc_port, http_port
 
 
 def ready(port: int, cells: list[str]) -> bool:
@@ -74,10 +74,10 @@ def ready(port: int, cells: list[str]) -> bool:
 
 
 def start(models: Path, cells: list[str], venv: Path = VENV, timeout: float = 300.0):
-    """MLServer serving `cells`; returns (target, process, stop)."""
+    """MLServer serving `cells`; returns (gRPC target, process, stop, REST target)."""
     venv = ensure_venv(venv)
     workdir = Path(tempfile.mkdtemp(prefix="bench-mlserver-"))
-    port = write_settings(workdir, models, cells)
+    port, http_port = write_settings(workdir, models, cells)
     log = open(workdir / "server.log", "wb")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
@@ -99,4 +99,4 @@ def start(models: Path, cells: list[str], venv: Path = VENV, timeout: float = 30
             process.wait()
         log.close()
 
-    return f"127.0.0.1:{port}", process, stop
+    return f"127.0.0.1:{port}", process, stop, f"127.0.0.1:{http_port}"

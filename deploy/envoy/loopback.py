@@ -38,9 +38,10 @@ def render(
     config = copy.deepcopy(yaml.safe_load(source.read_text()))
     config["admin"]["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": admin_port}
     resources = config["static_resources"]
-    # The metrics listener and the admin cluster behind it are left out: the caller has the admin port.
-    resources["listeners"] = [item for item in resources["listeners"] if item["name"] != METRICS_LISTENER]
-    resources["clusters"] = [item for item in resources["clusters"] if item["name"] != ADMIN_CLUSTER]
+    # Left out: the metrics listener and the admin cluster behind it (the caller has the admin port),
+    # and the REST listener and cluster (digits_http: the loopback fleet is driven over gRPC).
+    resources["listeners"] = [x for x in resources["listeners"] if x["name"] not in (METRICS_LISTENER, "digits_http")]
+    resources["clusters"] = [x for x in resources["clusters"] if x["name"] not in (ADMIN_CLUSTER, "digits_http")]
     (listener,) = resources["listeners"]
     listener["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": listen_port}
     endpoints = []

@@ -24,7 +24,8 @@ def test_quick_run_prints_the_table_and_writes_json(model_repo: Path, tmp_path: 
     table = done.stdout
     for needle in ("unary c=16 req/s vs echo", "vs predict server", "vs savedmodel server", "one stream",
                    "batch 512 img/s", "c=1 p50 minus echo p50", "server CPU per png28 request",
-                   "echo", "ours", "lstm/unary_c16", "LiteRT-only RSS", "unary_c16 LiteRT-only vs today's default"):
+                   "echo", "ours", "lstm/unary_c16", "LiteRT-only RSS", "unary_c16 LiteRT-only vs today's default",
+                   "v2 REST c=16 req/s vs our v2 gRPC", "lstm/v2rest_unary_c16"):
         assert needle in table, table
     document = json.loads((out / "latest-quick.json").read_text())
     assert document["mode"] == "quick" and document["cells"] == ["lstm"]
@@ -35,11 +36,13 @@ def test_quick_run_prints_the_table_and_writes_json(model_repo: Path, tmp_path: 
         run = document["runs"][server][key]
         assert run["ok"] > 0 and run["errors"] == {}, (server, key, run)
     assert document["in_process"]["cells"]["lstm"]["runtimes"]["tflite"]["1"] > 0
-    assert {t["target"] for t in document["targets"]} == {1, 2, 3, 5, 6, 7, "b", "L1", "L2", "L3", "L4", "L5", "L6"}
+    assert {t["target"] for t in document["targets"]} == {1, 2, 3, 5, 6, 7, "b", "r", "L1", "L2", "L3", "L4", "L5", "L6"}
     # 4 compares GRU with RNN, L5 restarts a fleet: full mode only; L6 with --peers
     # the LiteRT-only server started without TensorFlow, today's default with it (one start each in quick mode)
     assert not document["startup"]["litert"]["tensorflow_loaded"] and document["startup"]["tensorflow"]["tensorflow_loaded"]
     assert document["startup"]["litert"]["median_rss_mb"] > 0 and len(document["startup"]["tensorflow"]["runs"]) == 1
+    for key in ("lstm/v2_unary_c16", "lstm/v2rest_unary_c16", "lstm/v2restjson_unary_c16"):
+        assert document["runs"]["ours"][key]["errors"] == {}, (key, document["runs"]["ours"][key])
     uploads = {key for key in document["runs"]["ours"] if key.startswith("lstm/png")}
     assert uploads == {"lstm/png28_c16", "lstm/png200_c16"}, document["runs"]["ours"].keys()
     assert all(document["runs"]["ours"][key]["errors"] == {} for key in uploads)

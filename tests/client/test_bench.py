@@ -88,12 +88,17 @@ def test_table_output_and_usage_errors(echo, capsys) -> None:
 
 
 @pytest.fixture(scope="module")
-def ours(model_repo: Path):
+def our_server(model_repo: Path):
     from tests.serverproc import start_server
 
-    server = start_server(model_repo, "--metrics-port", "-1", "--runtime", "tflite")
-    yield server.target
+    server = start_server(model_repo, "--metrics-port", "-1", "--runtime", "tflite", "--http-port", "0")
+    yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def ours(our_server) -> str:
+    return our_server.target
 
 
 def test_v2_protocol_drives_model_infer_on_our_server(ours, capsys) -> None:
@@ -103,6 +108,22 @@ def test_v2_protocol_drives_model_infer_on_our_server(ours, capsys) -> None:
     batch = bench_json(capsys, "--target", ours, "--protocol", "v2", "--model", "gru", "--mode", "batch",
                        "--batch-size", "8", "--count", "10")
     assert batch["ok"] >= 10 and batch["images_per_second"] == pytest.approx(8 * batch["requests_per_second"], rel=1e-3)
+
+
+@pytest.mark.parametrize("protocol", ["v2-rest", "v2-rest-json"])
+def test_v2_rest_protocol_drives_the_rest_port(our_server, capsys, protocol: str) -> None:
+    rest = our_server.http_url.removeprefix("http://")
+    unary = bench_json(capsys, "--target", rest, "--protocol", protocol, "--model", "lstm", "--count", "40",
+                       "--concurrency", "4")
+    assert unary["ok"] >= 40 and unary["errors"] == {}, unary
+    assert unary["scenario"]["method"] == "ModelInfer" and unary["scenario"]["protocol"] == protocol
+    batch = bench_json(capsys, "--target", rest, "--protocol", protocol, "--model", "gru:1", "--mode", "batch",
+                       "--batch-size", "8", "--count", "10")
+    assert batch["ok"] >= 10 and batch["errors"] == {}, batch
+    code = main(["bench", "--target", rest, "--protocol", protocol, "--model", "nosuchmodel", "--count", "5",
+                 "--warmup", "0", "--json"])
+    wrong = json.loads(capsys.readouterr().out)
+    assert code == 1 and wrong["errors"] == {"HTTP_404": 5}, wrong
 
 
 def test_v2_protocol_needs_a_model_and_no_stream(ours, capsys) -> None:

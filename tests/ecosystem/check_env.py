@@ -37,6 +37,7 @@ def main() -> int:
     import google.protobuf
     import tensorflow as tf
     import tritonclient.grpc  # noqa: F401
+    import tritonclient.http  # noqa: F401
     from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc  # noqa: F401
 
     if int(google.protobuf.__version__.split(".")[0]) >= 7:

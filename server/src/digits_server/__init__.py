@@ -13,7 +13,8 @@ module is named here):
   (signed request ids: what a prediction was, so any replica takes its feedback), `feedback`,
   `reloader` (re-reads the config file, writes it for admin calls), `imaging` and `png` (images from
   the wire, PNG decoded without a library), `ordered_streams`, `tensorflow_startup` (TensorFlow's
-  native start-up notices kept off the terminal), `pem` (PEM files named by a setting).
+  native start-up notices kept off the terminal), `pem` (PEM files named by a setting), `ssl_contexts`
+  (the server TLS context of the HTTP ports, REST and /metrics).
 - `experiments`: A/B `router`, `observer` (per-arm counts), `report`, `decisions` (the always-valid
   statistics folded into each experiment's running state), `service` (the operations
   behind the RPCs), `config_file` (experiments <-> the config file's entries, the sync plan). The
@@ -37,7 +38,11 @@ module is named here):
   `tfserving_codec` (wire <-> domain), `tfserving_on_demand` (TF Serving's messages are TensorFlow's,
   imported on its first call where no version needed TensorFlow), `kserve_v2_requests` (the client side, for tests and tools),
   `naming` (their model names -> our selectors), `tensors` (input tensors -> images); `apis` holds
-  their generated messages.
+  their generated messages. Their REST forms on the REST port (`--http-port`): `rest_server`
+  (aiohttp in the same event loop: auth, deadlines, limits, errors, metrics, drain),
+  `kserve_v2_rest` / `tfserving_rest` and their codecs `kserve_v2_rest_codec` / `tfserving_rest_codec`;
+  `tfserving_rest_on_demand` (the TF Serving REST routes, their handlers imported on the first
+  call, 501 without TensorFlow installed).
 - Entry points: `settings` (every flag), `app` (wiring and lifecycle), `cli`
   (`digits-server`; `__main__` for `python -m digits_server`), `health_probe`
   (`digits-server-healthcheck`).

@@ -1,4 +1,4 @@
-"""Wiring and lifecycle: build the parts from Settings, start gRPC and /metrics, stop cleanly."""
+"""Wiring and lifecycle: build the parts from Settings, start gRPC, REST and /metrics, stop cleanly."""
 
 from __future__ import annotations
 
@@ -42,8 +42,9 @@ from digits_server.observability.monitor import LabelFreeMonitor
 from digits_server.observability.monitoring_metrics import MonitoringMetrics
 from digits_server.observability.observers import MetricsObserver, ModelStateObserver, describe_server
 from digits_server.observability.payload_logger import payload_logger
-from digits_server.protocols import add_protocols
-from digits_server.security.credentials import grpc_security, metrics_endpoint
+from digits_server.protocols import add_protocols, rest_server
+from digits_server.protocols.rest_server import RestServer
+from digits_server.security.credentials import grpc_security, metrics_endpoint, rest_ssl_context
 from digits_server.settings import Settings
 from digits_server.transport.admin_servicer import DigitsAdminServicer
 from digits_server.transport.classifier_servicer import DigitClassifierServicer
@@ -123,6 +124,8 @@ class DigitsServer:
         self.manager.on_change.append(self._forget_unloaded)
         self.port = 0
         self.metrics_port = 0
+        self.http_port = 0
+        self._rest: RestServer | None = None
         self._grpc: grpc.aio.Server | None = None
         self.drain = Drain()
         self._metrics_http: object | None = None
@@ -134,6 +137,7 @@ class DigitsServer:
         s = self.settings
         security = grpc_security(s, self.metrics.count_auth_rejection)
         metrics_config = metrics_endpoint(s)
+        rest_tls = rest_ssl_context(s) if s.http_port >= 0 else None
         versions = [path for found in self.manager.source.desired().values() for path in found.values()]
         if needs_tensorflow(s.runtime, versions):  # else TensorFlow is never imported (core/litert_model.py)
             await asyncio.get_running_loop().run_in_executor(self.executor, prepare_runtime)
@@ -175,6 +179,11 @@ class DigitsServer:
         if self.port == 0:
             raise OSError(f"could not bind the gRPC port {s.host}:{s.port}")
         self.drain.add_port(self._grpc)
+        if s.http_port >= 0:  # the REST port: same servicers, auth and TLS as the gRPC port
+            self._rest = rest_server(
+                self.dataplane, self.metrics, s, self.reloader.reload_now, security.auth.authorizer, rest_tls
+            )
+            self.http_port = await self._rest.start(s.host, s.http_port)
         if s.metrics_port >= 0:
             self._metrics_http, self.metrics_port = serve_metrics_endpoint(self.metrics.registry, metrics_config)
         await self._grpc.start()
@@ -182,8 +191,9 @@ class DigitsServer:
         if s.poll_seconds > 0:  # an always-valid look at every experiment, for the dashboard's gauges
             self._looks = asyncio.get_running_loop().create_task(self.experiments.look_every(s.poll_seconds))
         log.info(
-            "serving gRPC (%s) on %s:%d, metrics on %s:%d",
-            security.transport, s.host, self.port, s.metrics_host, self.metrics_port,
+            "serving gRPC (%s) on %s:%d, REST on %s, metrics on %s:%d",
+            security.transport, s.host, self.port, f"{s.host}:{self.http_port}" if self._rest else "no port",
+            s.metrics_host, self.metrics_port,
         )
 
     async def stop(self, grace: float | None = None) -> None:
@@ -195,8 +205,12 @@ class DigitsServer:
             self._looks.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._looks
+        grace = self.settings.grace_seconds if grace is None else grace
+        # Both ports drain at once: new calls refused (UNAVAILABLE / 503), admitted ones finish.
+        draining = [self._rest.stop(grace)] if self._rest is not None else []
         if self._grpc is not None:  # not a bare server.stop(grace): see transport/drain.py
-            await self.drain.stop_server(self._grpc, self.settings.grace_seconds if grace is None else grace)
+            draining.append(self.drain.stop_server(self._grpc, grace))
+        await asyncio.gather(*draining)
         if self._metrics_http is not None:
             self._metrics_http.shutdown()  # type: ignore[attr-defined]
             self._metrics_http.server_close()  # type: ignore[attr-defined]
@@ -253,7 +267,8 @@ HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 def write_ready_file(path: Path, server: DigitsServer) -> None:
     """Atomically write the bound ports, so a supervisor or test knows the server is up."""
     partial = path.with_name(path.name + ".part")
-    partial.write_text(json.dumps({"port": server.port, "metrics_port": server.metrics_port}))
+    ports = {"port": server.port, "metrics_port": server.metrics_port, "http_port": server.http_port}
+    partial.write_text(json.dumps(ports))
     os.replace(partial, path)
 
 

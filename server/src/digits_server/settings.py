@@ -28,6 +28,10 @@ class Settings:
     models: Path = _setting(Path("models"), "model repository: <name>/<version>/ SavedModel folders")
     host: str = _setting("127.0.0.1", "interface the gRPC port binds to ([::] for all)")
     port: int = _setting(50051, "gRPC port (0 picks a free one)")
+    http_port: int = _setting(
+        -1, "REST port (Open Inference Protocol v2 and TF Serving REST APIs) on --host, with the gRPC port's TLS "
+        "and tokens (0 picks a free one, -1 disables; make demo and the deployments use 8080)"
+    )
     metrics_host: str = _setting("127.0.0.1", "interface the Prometheus /metrics port binds to")
     metrics_port: int = _setting(9100, "Prometheus /metrics port (0 picks a free one, -1 disables)")
     default_model: str = _setting("lstm", "model that serves requests with no model name")
@@ -73,7 +77,7 @@ class Settings:
         "predicted classes, confidence and the estimated accuracy always use every image"
     )
     log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR")
-    ready_file: Path | None = _setting(None, "once serving, write {\"port\", \"metrics_port\"} as JSON here")
+    ready_file: Path | None = _setting(None, "once serving, write {\"port\", \"metrics_port\", \"http_port\"} as JSON here")
     # Security (README: Security). Token values never come from flags: `ps` shows flags to everyone.
     tls_cert: Path | None = _setting(None, "PEM certificate (chain) of the gRPC port; with --tls-key turns TLS on")
     tls_key: Path | None = _setting(None, "PEM private key of --tls-cert")

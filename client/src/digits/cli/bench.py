@@ -53,7 +53,8 @@ def add_parser(subparsers: Any) -> None:
     which.add_argument("--experiment", metavar="NAME", help="route through this A/B experiment")
     parser.add_argument("--protocol", choices=bench.PROTOCOLS, default="digits.v1",
                         help="digits.v1 (default) or v2: Open Inference Protocol ModelInfer, raw tensors "
-                             "(needs --model and the digits-server package for its request builder)")
+                             "(needs --model and the digits-server package for its request builder); v2-rest: "
+                             "its REST form with binary tensors, v2-rest-json: all JSON; --target the REST port")
     parser.add_argument("--data", metavar="FILE.npz", help="send x_test digits of this .npz (default: random pixels)")
     parser.add_argument("--image-file", action="append", default=[], metavar="FILE",
                         help="send this image file (PNG, JPEG...) as Image.encoded instead of raw pixels; repeat to "

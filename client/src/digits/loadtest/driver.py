@@ -25,7 +25,7 @@ from digits.v1 import digits_pb2 as pb
 __all__ = ["BenchConfig", "RequestSet", "build_requests", "describe", "run", "MODES"]
 
 MODES = ("unary", "batch", "stream")
-PROTOCOLS = ("digits.v1", "v2")
+PROTOCOLS = ("digits.v1", "v2", "v2-rest", "v2-rest-json")
 SERVICE = "/digits.v1.DigitClassifier/"
 V2_METHOD = "/inference.GRPCInferenceService/ModelInfer"
 #: Distinct pre-built requests cycled through (different digits, same size).
@@ -55,7 +55,7 @@ class BenchConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     max_outstanding: int = 10_000  # open loop: requests beyond this many in flight are dropped
-    protocol: str = "digits.v1"  # or "v2": Open Inference Protocol ModelInfer (unary and batch modes)
+    protocol: str = "digits.v1"  # or "v2": Open Inference Protocol ModelInfer (unary and batch modes); "v2-rest": its REST form
     lb_policy: str | None = None  # None: round_robin for several servers (dns:///, address lists), else pick_first
     encoded: tuple[bytes, ...] = ()  # image files (PNG, JPEG...) to send as Image.encoded instead of raw pixels
 
@@ -70,10 +70,10 @@ class BenchConfig:
             raise ValueError("give a duration > 0 or a count")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol: must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
-        if self.protocol == "v2" and (self.mode == "stream" or not self.model or self.experiment):
-            raise ValueError("--protocol v2 drives ModelInfer: give --model, use --mode unary or batch")
-        if self.protocol == "v2" and self.encoded:
-            raise ValueError("--image-file sends digits.v1 Image.encoded; not with --protocol v2")
+        if self.protocol != "digits.v1" and (self.mode == "stream" or not self.model or self.experiment):
+            raise ValueError(f"--protocol {self.protocol} drives ModelInfer: give --model, use --mode unary or batch")
+        if self.protocol != "digits.v1" and self.encoded:
+            raise ValueError(f"--image-file sends digits.v1 Image.encoded; not with --protocol {self.protocol}")
 
     @property
     def images_per_request(self) -> int:
@@ -83,7 +83,7 @@ class BenchConfig:
     @property
     def method(self) -> str:
         """The RPC driven."""
-        if self.protocol == "v2":
+        if self.protocol != "digits.v1":
             return "ModelInfer"
         return {"unary": "Classify", "batch": "ClassifyBatch", "stream": "ClassifyStream"}[self.mode]
 
@@ -266,6 +266,10 @@ async def run(
     config: BenchConfig, images: np.ndarray, recorder: Recorder, tick: Callable[[], None] | None = None
 ) -> Recorder:
     """Drive the server as configured; results land in `recorder` (also returned)."""
+    if config.protocol.startswith("v2-rest"):
+        from digits.loadtest.rest import run_rest
+
+        return await run_rest(config, images, recorder, tick)
     requests = build_requests(config, images)
     metadata = auth_metadata(config.token)
     async with _open_channel(config) as channel:
@@ -303,5 +307,7 @@ def describe(config: BenchConfig) -> str:
     )
     what = f"batch {config.batch_size}" if config.mode == "batch" else config.mode
     target = config.experiment and f"experiment {config.experiment}" or (config.model or "default model")
-    return f"{what}, {load}, {target}" + (" (v2 ModelInfer)" if config.protocol == "v2" else "")
+    kind = {"v2": " (v2 ModelInfer)", "v2-rest": " (v2 REST infer)", "v2-rest-json": " (v2 REST infer, JSON)"}
+    kind = kind.get(config.protocol, "")
+    return f"{what}, {load}, {target}" + kind
 

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from digits_server.core.errors import ConfigurationError
-from digits_server.core.pem import read_pem
+from digits_server.core.ssl_contexts import server_ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -110,19 +110,7 @@ class MetricsEndpointConfig:
             return None
         if self.tls_cert is None or self.tls_key is None:
             raise ConfigurationError("metrics_tls_cert: HTTPS on /metrics needs both --metrics-tls-cert and --metrics-tls-key")
-        read_pem(self.tls_cert, "metrics_tls_cert")
-        read_pem(self.tls_key, "metrics_tls_key")
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        try:
-            context.load_cert_chain(str(self.tls_cert), str(self.tls_key))
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigurationError(f"metrics_tls_cert: cannot use {self.tls_cert} / {self.tls_key}: {exc}") from None
-        if self.tls_client_ca is not None:
-            read_pem(self.tls_client_ca, "metrics_tls_client_ca")
-            context.load_verify_locations(cafile=str(self.tls_client_ca))
-            context.verify_mode = ssl.CERT_REQUIRED
-        return context
+        return server_ssl_context(self.tls_cert, self.tls_key, self.tls_client_ca, "metrics_tls")
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -1,4 +1,4 @@
-"""The ecosystem's protocols on the digits gRPC port, beside digits.v1.
+"""The ecosystem's protocols on the digits gRPC port, beside digits.v1, and on the REST port.
 
 - `kserve_v2`: the Open Inference Protocol v2 (`inference.GRPCInferenceService`), as KServe
   and Triton clients speak it; `kserve_v2_codec` converts its messages.
@@ -6,13 +6,20 @@
   `tfserving_on_demand` serves them in a server without TensorFlow loaded (imported on first call).
 - `naming` (model names -> selectors), `tensors` (input tensors -> images): shared by both.
 - `kserve_v2_requests`: builds v2 requests and reads responses, for benchmarks and tools.
+- REST (`--http-port`): `rest_server` (the aiohttp port: auth, deadlines, limits, errors, metrics,
+  drain), `kserve_v2_rest` and `tfserving_rest` (their REST APIs over the same servicers), with
+  `kserve_v2_rest_codec` / `tfserving_rest_codec` (JSON <-> their messages);
+  `tfserving_rest_on_demand` declares the TF Serving REST routes and imports their handlers on
+  the first call (a server without TensorFlow loaded; 501 naming the extra where it is not installed).
 Their messages are generated from proto/digits_server/apis/ into `digits_server.apis`.
 """
 
 from __future__ import annotations
 
+import ssl
 import sys
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -23,6 +30,11 @@ from digits_server.protocols.tfserving_on_demand import SERVICES as TFSERVING_SE
 from digits_server.protocols.tfserving_on_demand import TensorFlowServingOnDemand
 from digits_server.settings import Settings
 from digits_server.transport.guarded_handlers import GuardedHandlers
+
+if TYPE_CHECKING:
+    from digits_server.protocols.rest_server import RestServer
+    from digits_server.protocols.tfserving_rest import TFServingRoutes
+    from digits_server.security.auth import Authorizer
 
 
 def add_protocols(
@@ -63,3 +75,33 @@ def add_protocols(
         *(service.full_name for service in inference_v2_pb2.DESCRIPTOR.services_by_name.values()),
         *TFSERVING_SERVICES,
     ]
+
+
+def rest_server(
+    dataplane: DataPlane,
+    metrics: ServerMetrics,
+    settings: Settings,
+    reload: Callable[[], Awaitable[None]],
+    authorizer: Authorizer,
+    ssl_context: ssl.SSLContext | None,
+) -> RestServer:
+    """The REST port (not started): v2 REST and TF Serving REST over servicers like the gRPC port's."""
+    from digits_server.protocols.kserve_v2 import InferenceServicer
+    from digits_server.protocols.kserve_v2_rest import InferenceRoutes
+    from digits_server.protocols.rest_server import RestGate, RestServer
+    from digits_server.protocols.tfserving_rest_on_demand import TFServingRestOnDemand
+
+    def tfserving_routes() -> TFServingRoutes:
+        # Imported here: the TF Serving messages import tensorflow (see tfserving_rest_on_demand).
+        from digits_server.protocols.tfserving import ModelServicer, PredictionServicer
+        from digits_server.protocols.tfserving_rest import TFServingRoutes
+
+        return TFServingRoutes(PredictionServicer(dataplane, metrics, settings), ModelServicer(dataplane, metrics))
+
+    tfserving = tfserving_routes() if "tensorflow" in sys.modules else (
+        TFServingRestOnDemand(tfserving_routes, tensorflow_installed())
+    )
+    gate = RestGate()
+    routes = [*InferenceRoutes(InferenceServicer(dataplane, metrics, settings, reload), gate).routes(),
+              *tfserving.routes()]
+    return RestServer(routes, authorizer, metrics, settings.max_message_bytes, ssl_context, gate)

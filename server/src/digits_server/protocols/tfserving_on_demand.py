@@ -24,6 +24,9 @@ from digits_server.transport.wire_guard import guard_decoding
 #: The services of digits_server/apis/tensorflow_serving.proto (tests/server check it against the descriptor).
 SERVICES = ("tensorflow.serving.PredictionService", "tensorflow.serving.ModelService")
 PREFIX = "/tensorflow.serving."
+NOT_INSTALLED = ("TensorFlow Serving's API needs TensorFlow's messages, and TensorFlow is not installed "
+                 "here (pip install 'digits-server[tensorflow]'); digits.v1 and the Open Inference "
+                 "Protocol v2 serve the same models")
 
 
 class TensorFlowServingOnDemand(grpc.GenericRpcHandler):
@@ -75,7 +78,5 @@ class TensorFlowServingOnDemand(grpc.GenericRpcHandler):
 
     @staticmethod
     async def _refuse(request: bytes, context: grpc.aio.ServicerContext) -> Any:
-        error = NotSupported("tensorflow.serving: TensorFlow Serving's API needs TensorFlow's messages, and "
-                             "TensorFlow is not installed here (pip install 'digits-server[tensorflow]'); "
-                             "digits.v1 and the Open Inference Protocol v2 serve the same models")
+        error = NotSupported(f"tensorflow.serving: {NOT_INSTALLED}")
         await context.abort(code_of(error), details_of(error))

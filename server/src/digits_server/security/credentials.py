@@ -1,11 +1,12 @@
-"""Security wiring: turn the settings into the gRPC port's credentials and auth guard and
-the /metrics endpoint's TLS/basic-auth configuration. Reads every file at once, so a bad
+"""Security wiring: turn the settings into the gRPC port's credentials and auth guard, the
+REST port's TLS context and the /metrics endpoint's TLS/basic-auth configuration. Reads every file at once, so a bad
 setting fails at start (ConfigurationError) before any model is loaded.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -65,6 +66,12 @@ def grpc_security(settings: Settings, on_reject: Callable[[str, str], None] | No
     (log.info if authorizer.enabled else log.warning)("%s", describe(authorizer))
     transport = "plaintext" if tls is None else "mutual TLS" if tls.mutual else "TLS"
     return GrpcSecurity(credentials, AuthGuard(authorizer, on_reject), transport)
+
+
+def rest_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The REST port's TLS: the gRPC port's certificate, key and client CA (None: plain HTTP)."""
+    tls = ServerTLS.from_paths(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+    return tls.ssl_context() if tls is not None else None
 
 
 def metrics_endpoint(settings: Settings) -> MetricsEndpointConfig:

@@ -1,4 +1,4 @@
-"""TLS material for the gRPC port: server certificate and key, optionally a client CA (mTLS).
+"""TLS material for the gRPC port (and the REST port, which shares it): server certificate and key, optionally a client CA (mTLS).
 
 Files are read once at start; any problem is a ConfigurationError naming the setting, so the
 server exits with a clear message instead of a traceback or a silently insecure port.
@@ -6,6 +6,7 @@ server exits with a clear message instead of a traceback or a silently insecure 
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import grpc
 
 from digits_server.core.errors import ConfigurationError
 from digits_server.core.pem import read_pem
+from digits_server.core.ssl_contexts import server_ssl_context
 
 
 @dataclass(frozen=True)
@@ -46,3 +48,7 @@ class ServerTLS:
         cert = read_pem(self.cert, "tls_cert")
         root = read_pem(self.client_ca, "tls_client_ca") if self.client_ca is not None else None
         return grpc.ssl_server_credentials([(key, cert)], root_certificates=root, require_client_auth=self.mutual)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The same certificate, key and client CA as an `ssl` server context, for the REST port."""
+        return server_ssl_context(self.cert, self.key, self.client_ca, "tls")

@@ -1,11 +1,13 @@
-"""Domain errors -> gRPC status codes: the only place where that mapping lives.
+"""Domain errors -> gRPC status codes (and, derived from them, HTTP statuses): the only place
+where that mapping lives.
 
 `unary_rpc` wraps a servicer method: it turns ServingError subclasses into
 `context.abort(code, message)` with the error's kind in the trailing metadata (`digits-error:
 RequestNotFound`, so clients can tell the NOT_FOUNDs apart), any other exception into a plain INTERNAL (logged with its
 traceback server-side, never sent), and records the call's metrics with its final code.
 `stream_rpc` does the same for a streaming method (`stream_groups` records the metrics of
-each message of a stream).
+each message of a stream). The REST port (protocols/rest_server.py) answers an error with
+`http_status_of`: the gRPC code's HTTP status, as google.rpc.Code documents the pairs.
 """
 
 from __future__ import annotations
@@ -39,6 +41,22 @@ CODES: dict[type[errors.ServingError], grpc.StatusCode] = {
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
 }
+# Each gRPC code's HTTP status (google/rpc/code.proto's "HTTP Mapping"), for the REST port.
+HTTP_STATUSES: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
 OK = grpc.StatusCode.OK  # its name is spelled out on the request path (an enum's .name is a Python call)
 INTERNAL_MESSAGE = "internal error while serving the request; the server log has the details"
 # Status details travel in a header; gRPC drops the whole response when headers pass ~16 KiB
@@ -71,6 +89,12 @@ def code_of(exc: BaseException) -> grpc.StatusCode:
         if kind in CODES:
             return CODES[kind]
     return grpc.StatusCode.INTERNAL
+
+
+def http_status_of(exc: BaseException) -> tuple[int, grpc.StatusCode]:
+    """The HTTP status for an exception, and the gRPC code it derives from (500 INTERNAL by default)."""
+    code = code_of(exc)
+    return HTTP_STATUSES.get(code, 500), code
 
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
