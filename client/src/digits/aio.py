@@ -19,6 +19,7 @@ from digits import calls, convert
 from digits.channel import auth_metadata, balanced_target, channel_credentials, channel_options, default_target
 from digits.convert import ArmLike, ImageLike
 from digits.errors import UnavailableError, from_rpc_error
+from digits.monitoring.report import VersionReport
 from digits.results import BatchResult, ClassifyResult, FeedbackResult, ModelInfo
 from digits.v1 import digits_pb2, digits_pb2_grpc
 
@@ -203,6 +204,10 @@ class AsyncDigitsClient:
     async def model_status(self, name: str, *, timeout: float | None = None) -> ModelInfo:
         """One model's versions, states and labels."""
         return await self._run(calls.model_status(name), timeout)
+
+    async def monitoring(self, name: str | None = None, *, timeout: float | None = None) -> list[VersionReport]:
+        """Label-free monitoring per version (estimated accuracy, labelled accuracy, drift) on this server."""
+        return await self._run(calls.monitoring(name), timeout)
 
     async def feedback(
         self, request_id: str, true_label: int, index: int = 0, *, timeout: float | None = None
