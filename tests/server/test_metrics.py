@@ -42,6 +42,7 @@ def exercise(metrics: ServerMetrics) -> None:
     metrics.set_model_info("lstm", "3", {"cell": "lstm", "parameters": "24714"}, 0.981, 24714)
     metrics.set_server_info({"version": "0.1.0"}, {"default_model": "lstm"})
     experiments = ExperimentMetrics(metrics.registry)  # the A/B block, on the same registry
+    experiments.start_experiment("cells", ["lstm", "gru"])  # every per-arm series at 0, label-free sums included
     experiments.count_labelled("cells", "lstm", 2, 1)
     experiments.count_agreement("cells", "lstm", "gru", 3, 1)
     experiments.count_paired("cells", "gru", "lstm", {"only_b_right": 1})

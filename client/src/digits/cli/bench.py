@@ -14,6 +14,7 @@ from digits.cli.common import UsageError, connection, load_npz, positive_float, 
 from digits.cli.progress import ProgressBar
 from digits.convert import parse_model
 from digits.loadtest import driver as bench
+from digits.loadtest.config import PROTOCOLS
 from digits.loadtest.stats import Recorder, render_table, summary
 
 __all__ = ["add_parser", "run", "config_from_args"]
@@ -51,7 +52,7 @@ def add_parser(subparsers: Any) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--model", metavar="NAME[:VERSION]|NAME@LABEL", help="model selector (default: server's)")
     which.add_argument("--experiment", metavar="NAME", help="route through this A/B experiment")
-    parser.add_argument("--protocol", choices=bench.PROTOCOLS, default="digits.v1",
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="digits.v1",
                         help="digits.v1 (default) or v2: Open Inference Protocol ModelInfer, raw tensors "
                              "(needs --model and the digits-server package for its request builder); v2-rest: "
                              "its REST form with binary tensors, v2-rest-json: all JSON; --target the REST port")

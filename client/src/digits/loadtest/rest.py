@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from digits.loadtest.driver import DISTINCT_REQUESTS, BenchConfig, RequestSet, _Clock
+from digits.loadtest.config import DISTINCT_REQUESTS, BenchConfig, Clock, RequestSet
 from digits.loadtest.stats import Recorder
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -117,7 +117,7 @@ async def run_rest(
     await asyncio.wait_for(probe.send(f"GET /v2/health/live HTTP/1.1\r\nHost: {config.target}\r\n\r\n".encode()),
                            config.timeout)
     probe.close()
-    clock = _Clock(config, recorder)
+    clock = Clock(config, recorder)
     recorder.begin(clock.measure_from)
 
     async def caller() -> None:
