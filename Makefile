@@ -12,7 +12,9 @@ ECOSYSTEM ?= .venv-ecosystem
 # The server without TensorFlow (client + server, no [tensorflow] extra): the LiteRT runtime only.
 LITE ?= .venv-lite
 
-# NannyML (the CBPE oracle of tests/client/test_monitoring_cbpe_oracle.py), heavy: its own venv.
+# The statistics oracles, heavy: their own venv. NannyML (the CBPE oracle of
+# tests/client/test_monitoring_cbpe_oracle.py) and confseq (Howard et al.'s boundaries, the oracle of
+# tests/client/test_always_valid_oracle.py; an sdist that compiles against Boost, libboost-dev).
 ORACLE ?= .venv-oracle
 
 .PHONY: setup setup-ecosystem setup-lite setup-oracle demo fleet test test-all bench bench-quick bench-peers proto clean
@@ -41,10 +43,11 @@ $(LITE)/.installed: client/pyproject.toml server/pyproject.toml
 
 setup-oracle: $(ORACLE)/.installed
 
-$(ORACLE)/.installed: tests/oracle/requirements.txt
+$(ORACLE)/.installed: tests/oracle/requirements.txt tests/oracle/requirements-no-build-isolation.txt
 	$(PYTHON) -m venv $(ORACLE)
 	$(ORACLE)/bin/pip install --quiet --upgrade pip
 	$(ORACLE)/bin/pip install --quiet -r tests/oracle/requirements.txt
+	$(ORACLE)/bin/pip install --quiet --no-build-isolation -r tests/oracle/requirements-no-build-isolation.txt
 	touch $@
 
 # Trains the three cells if no models exist, starts the server, classifies sample digits.

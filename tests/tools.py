@@ -1,4 +1,5 @@
-"""Finding the external tools some tests drive (promtool, prometheus, docker-compose, kubectl)."""
+"""Finding the external tools some tests drive (promtool, prometheus, docker-compose, kubectl, the
+statistics oracles' venv)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,16 @@ def require_tool(name: str, hint: str = ".ci/run installs it") -> str:
     if path is None:
         cannot_run_here(f"{name} is not installed ({hint})")
     return path
+
+
+def oracle_python() -> Path:
+    """The python of the statistics oracles' venv (.venv-oracle, or env DIGITS_ORACLE_VENV): NannyML and
+    confseq, too heavy for the project's venv. Skips the test when it is not set up, except in CI, where
+    it fails."""
+    venv = Path(os.environ.get("DIGITS_ORACLE_VENV", Path(__file__).resolve().parents[1] / ".venv-oracle"))
+    if not (venv / ".installed").exists():
+        cannot_run_here(f"{venv} is not set up (make setup-oracle)")
+    return venv / "bin/python"
 
 
 REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"

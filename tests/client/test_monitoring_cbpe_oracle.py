@@ -8,7 +8,6 @@ is deliberately miscalibrated (right with probability confidence^2), so calibrat
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -16,19 +15,9 @@ import numpy as np
 import pytest
 
 from digits.monitoring.profile import build_profile
+from tests.tools import oracle_python
 
 REPO = Path(__file__).resolve().parents[2]
-ORACLE = Path(os.environ.get("DIGITS_ORACLE_VENV", REPO / ".venv-oracle"))
-
-
-def _oracle_python() -> Path:
-    python = ORACLE / "bin/python"
-    if not (ORACLE / ".installed").exists():
-        message = f"{ORACLE} is not set up (make setup-oracle)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return python
 
 
 def _predictions(rng: np.random.Generator, n: int, low: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -43,7 +32,7 @@ def _predictions(rng: np.random.Generator, n: int, low: float) -> tuple[np.ndarr
 
 @pytest.mark.parametrize("analysis_low", [0.3, 0.7])  # the same mix as the reference, then a confident one
 def test_cbpe_matches_nannyml(tmp_path: Path, analysis_low: float) -> None:
-    python = _oracle_python()
+    python = oracle_python()
     rng = np.random.default_rng(11)
     reference, labels, _ = _predictions(rng, 20_000, 0.3)
     analysis, _, right = _predictions(rng, 20_000, analysis_low)

@@ -86,7 +86,8 @@ def mixture_radius(variance: Any, tau: float = TAU, alpha: float = ALPHA) -> Any
     variance = np.asarray(variance, dtype=float)
     safe = np.where(variance > 0, variance, 1.0)
     total = safe + tau**2
-    radius = np.sqrt(2 * safe * total / tau**2 * (math.log(1 / alpha) + 0.5 * np.log(total / safe)))
+    log_inverse_alpha = np.log(1 / np.asarray(alpha, dtype=float))  # alpha may be an array, like the variance
+    radius = np.sqrt(2 * safe * total / tau**2 * (log_inverse_alpha + 0.5 * np.log(total / safe)))
     return _out(np.where(variance > 0, radius, np.inf))
 
 
