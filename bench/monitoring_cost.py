@@ -56,8 +56,9 @@ def cpu_per_request_us(server, model: str, images: np.ndarray, requests: int, co
 
 
 #: The harness' traffic (target M): name -> (images per request, concurrency, requests per round
-#: in full mode, in --quick mode).
-TRAFFIC = {"classify_1": (1, 8, 2000, 300), "batch_64": (64, 4, 200, 40)}
+#: in full mode, in --quick mode). /proc counts CPU in 10 ms ticks: a side of a round needs ~0.3 s
+#: of server CPU for a 3% resolution (~0.5 ms per single image, ~1-2 ms per 64-image batch).
+TRAFFIC = {"classify_1": (1, 8, 3000, 1000), "batch_64": (64, 4, 600, 200)}
 
 
 def interleaved(servers: dict, model: str, images: np.ndarray, rounds: int, requests: int, concurrency: int,
