@@ -7,6 +7,8 @@ process CPU (user + system, all threads) is read from /proc before and after its
         [--concurrency 8] [--batch 1]
 
 Prints per round the CPU microseconds per request of each server, then the median ratio on/off.
+The harness (bench/run.py, target M in bench/report.py) calls `measure`: the same rounds for
+single-image Classify and 64-image ClassifyBatch, shorter in --quick mode.
 The models need reference_profile.json (any version the trainer wrote since issue 22).
 
 First, the monitor's own CPU per request measured in process (no server, no noise from other
@@ -47,10 +49,62 @@ def send(target: str, model: str, images: np.ndarray, requests: int, concurrency
             list(pool.map(one, range(requests)))
 
 
-def cpu_per_request_us(server, model: str, images: np.ndarray, args: argparse.Namespace) -> float:
+def cpu_per_request_us(server, model: str, images: np.ndarray, requests: int, concurrency: int, batch: int) -> float:
     before = cpu_seconds(server.process.pid)
-    send(server.target, model, images, args.requests, args.concurrency, args.batch)
-    return 1e6 * (cpu_seconds(server.process.pid) - before) / args.requests
+    send(server.target, model, images, requests, concurrency, batch)
+    return 1e6 * (cpu_seconds(server.process.pid) - before) / requests
+
+
+#: The harness' traffic (target M): name -> (images per request, concurrency, requests per round
+#: in full mode, in --quick mode). /proc counts CPU in 10 ms ticks: a side of a round needs ~0.3 s
+#: of server CPU for a 3% resolution (~0.5 ms per single image, ~1-2 ms per 64-image batch).
+TRAFFIC = {"classify_1": (1, 8, 3000, 1000), "batch_64": (64, 4, 600, 200)}
+
+
+def interleaved(servers: dict, model: str, images: np.ndarray, rounds: int, requests: int, concurrency: int,
+                batch: int, log=print) -> dict:
+    """`rounds` rounds, each sending the same requests to servers "on" and "off" (order alternating):
+    CPU microseconds per request of each, per round, and the median ratio on/off."""
+    for server in servers.values():  # warm-up: compile paths, fill caches
+        send(server.target, model, images, max(requests // 4, 20), concurrency, batch)
+    found = {"on_us": [], "off_us": [], "ratios": []}
+    for round_number in range(rounds):
+        order = ("on", "off") if round_number % 2 == 0 else ("off", "on")
+        cost = {name: cpu_per_request_us(servers[name], model, images, requests, concurrency, batch) for name in order}
+        found["on_us"].append(round(cost["on"], 1))
+        found["off_us"].append(round(cost["off"], 1))
+        found["ratios"].append(round(cost["on"] / cost["off"], 4))
+        log(f"round {round_number + 1}: on {cost['on']:.0f} us/request, off {cost['off']:.0f} us/request, "
+            f"ratio {found['ratios'][-1]:.3f}")
+    found |= {"median_ratio": statistics.median(found["ratios"]), "rounds": rounds, "requests": requests,
+              "concurrency": concurrency, "batch": batch}
+    return found
+
+
+def measure(models: Path, model: str, quick: bool, log=print, python: str = sys.executable) -> dict:
+    """The harness' measurement (target M): each TRAFFIC interleaved on two real servers, monitoring on
+    and `--no-monitoring` (3 rounds in quick mode, 7 in full), and the monitor's own CPU in process."""
+    with np.load(MNIST_NPZ) as data:
+        images = data["x_test"]
+    version = latest_version(models, model)
+    found: dict = {"model": model, "in_process_us": {
+        str(batch): round(in_process_us(version, images, batch, requests=1000 if quick else 6000), 1)
+        for batch in (1, 64)}}
+    servers = {"on": start_server(models, "--monitoring", "--default-model", model, python=python),
+               "off": start_server(models, "--no-monitoring", "--default-model", model, python=python)}
+    try:
+        for name, (batch, concurrency, requests, quick_requests) in TRAFFIC.items():
+            found[name] = interleaved(servers, model, images, 3 if quick else 7,
+                                      quick_requests if quick else requests, concurrency, batch, log)
+    finally:
+        for server in servers.values():
+            server.stop()
+    return found
+
+
+def latest_version(models: Path, model: str) -> Path:
+    """The newest version directory of a model."""
+    return max((p for p in (models / model).iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
 
 
 def in_process_us(version_dir: Path, images: np.ndarray, batch: int, requests: int = 6000,
@@ -110,30 +164,22 @@ def main() -> None:
     args = parser.parse_args()
     with np.load(MNIST_NPZ) as data:
         images = data["x_test"]
-    versions = sorted((args.models / args.model).iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else -1)
+    version = latest_version(args.models, args.model)
     for batch, cap in ((1, 8), (64, 8), (64, 0)):
-        print(f"monitor in process: {in_process_us(versions[-1], images, batch, images_per_request=cap):.1f} CPU us "
+        print(f"monitor in process: {in_process_us(version, images, batch, images_per_request=cap):.1f} CPU us "
               f"per request of {batch} image(s), input summaries of {cap or 'all'} per request", flush=True)
     servers = {
         "on": start_server(args.models, "--monitoring", "--default-model", args.model),
         "off": start_server(args.models, "--no-monitoring", "--default-model", args.model),
     }
     try:
-        for server in servers.values():  # warm-up: compile paths, fill caches
-            send(server.target, args.model, images, 300, args.concurrency, args.batch)
-        ratios = []
-        for round_number in range(args.rounds):
-            order = ("on", "off") if round_number % 2 == 0 else ("off", "on")
-            cost = {name: cpu_per_request_us(servers[name], args.model, images, args) for name in order}
-            ratios.append(cost["on"] / cost["off"])
-            print(f"round {round_number + 1}: on {cost['on']:.0f} us/request, off {cost['off']:.0f} us/request, "
-                  f"ratio {ratios[-1]:.3f}", flush=True)
+        found = interleaved(servers, args.model, images, args.rounds, args.requests, args.concurrency, args.batch,
+                            log=lambda text: print(text, flush=True))
         print(f"median ratio on/off over {args.rounds} rounds ({args.requests} requests of {args.batch} image(s), "
-              f"concurrency {args.concurrency}): {statistics.median(ratios):.3f}")
+              f"concurrency {args.concurrency}): {found['median_ratio']:.3f}")
     finally:
         for server in servers.values():
             server.stop()
-
 
 if __name__ == "__main__":
     main()

@@ -86,6 +86,7 @@ def targets(document: dict[str, Any]) -> list[dict]:
     found += _upload_targets(document)
     found += _peer_targets(document)
     found += _rest_targets(document)
+    found += _monitoring_targets(document.get("monitoring"))
     found += _memory_targets(runs.get("ours", {}).get("memory"), document.get("tensorflow_floor_mb"))
     for cell in document["cells"]:
         ours16 = _get(runs, "ours", f"{cell}/unary_c16")
@@ -173,6 +174,26 @@ def _rest_targets(document: dict) -> list[dict]:
     return found
 
 
+#: Issue 22 (target M): server CPU per request, label-free monitoring on / off, at most this.
+MONITORING_COST = 1.05
+
+
+def _monitoring_targets(monitoring: dict | None) -> list[dict]:
+    """Issue 22: the median over interleaved rounds of server CPU per request, monitoring on / off."""
+    found = []
+    for key, what in (("classify_1", "Classify, 1 image"), ("batch_64", "ClassifyBatch, 64 images")):
+        run = (monitoring or {}).get(key)
+        r = None if run is None else run["median_ratio"]
+        detail = "" if run is None else (
+            f"{run['rounds']} rounds, ratios {min(run['ratios']):.3f}-{max(run['ratios']):.3f}; off "
+            f"{min(run['off_us']):.0f}-{max(run['off_us']):.0f} us/request; monitor in process "
+            f"{monitoring['in_process_us'][str(run['batch'])]:.0f} us/request")
+        found.append(_target((monitoring or {}).get("model", "all"), "M",
+                             f"server CPU per request, monitoring on vs off: {what} (median of interleaved rounds)",
+                             r, f"<= {MONITORING_COST:g}", _check(r, MONITORING_COST, True), detail))
+    return found
+
+
 def _batch_targets(document: dict, cell: str) -> list[dict]:
     batch = _get(document["runs"], "ours", f"{cell}/{BATCH_KEY}")
     inproc = document["in_process"]["cells"].get(cell, {})
@@ -246,6 +267,7 @@ FINDINGS: dict[str, tuple[str, str]] = {
     "L2": ("2026-12-05", "target-l2-on-2026-12-05-exec-to-serving"),
     "L3": ("2026-12-05", "target-l3-on-2026-12-05-unary-and-stream-vs-todays-default"),
     "L5": ("2026-12-05", "target-l5-on-2026-12-05-rolling-restart"),
+    "M": ("2026-12-05", "target-m-on-2026-12-05-monitoring-on-vs-off"),
 }
 
 

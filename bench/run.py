@@ -11,7 +11,8 @@ and drives each with the same `digits bench` settings (a subprocess per scenario
 LiteRT-only (from .venv-lite, no TensorFlow installed, when `make setup-lite` made it); beside it
 "tf", today's TensorFlow-hosted default (`--runtime tflite`), for unary and stream runs, and in full
 mode "xla" (`--runtime xla`) for batches; start-up, memory and (full mode) a rolling restart of
-each are measured too (issue 23's targets, bench/litert_targets.py). Measures
+each are measured too (issue 23's targets, bench/litert_targets.py), and the server's CPU per
+request with label-free monitoring on vs off, interleaved (issue 22, bench/monitoring_cost.py). Measures
 in-process model throughput at the same batch sizes, then prints the comparison table with
 ratios and writes JSON, Markdown and a latency-vs-throughput PNG into --out (scratch output,
 not committed). Our server also takes the v2 load on its REST port (binary tensors and all-JSON)
@@ -37,7 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench import report, rolling_restart, servers, startup  # noqa: E402
+from bench import monitoring_cost, report, rolling_restart, servers, startup  # noqa: E402
 from tests.serverproc import source_env  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "mnist-9k.npz"
@@ -240,13 +241,17 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for server in started.values():
             server.stop()
+    # issue 22: server CPU per request with label-free monitoring on vs off, interleaved (target M)
+    monitoring = monitoring_cost.measure(models, "lstm", args.quick, log=lambda text: log(f"  monitoring {text}"))
+    log("monitoring on/off: " + ", ".join(f"{name} median {monitoring[name]['median_ratio']:.3f}"
+                                           for name in monitoring_cost.TRAFFIC))
     document = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(), "mode": "quick" if args.quick else "full", "cells": cells,
         "timing": timing, "server_flags": ours_flags, "in_process": inprocess, "runs": runs,
         "seconds": round(time.monotonic() - began, 1), "uploads": pictures["costs"], "tensorflow_floor_mb": tf_floor,
         "peers": args.peers, "startup": starts, "rolling_restart": restarts, "peer_memory": peer_memory,
-        "ours_python": lite_python,
+        "ours_python": lite_python, "monitoring": monitoring,
     }
     document["targets"] = report.targets(document)
     paths = report.write(document, args.out)

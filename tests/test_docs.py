@@ -155,5 +155,5 @@ def test_the_performance_page_lists_the_targets_the_harness_checks() -> None:
     assert generated is not None, "the targets table markers are gone"
     assert generated.group(1) == report.goals_markdown()
     numbers = {row[0] for row in report.goal_rows()}
-    assert numbers == {*(str(n) for n in range(1, 8)), "b", "r", *(f"L{n}" for n in range(1, 7))}
+    assert numbers == {*(str(n) for n in range(1, 8)), "b", "r", "M", *(f"L{n}" for n in range(1, 7))}
     assert "six targets" not in text

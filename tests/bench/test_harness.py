@@ -25,7 +25,8 @@ def test_quick_run_prints_the_table_and_writes_json(model_repo: Path, tmp_path: 
     for needle in ("unary c=16 req/s vs echo", "vs predict server", "vs savedmodel server", "one stream",
                    "batch 512 img/s", "c=1 p50 minus echo p50", "server CPU per png28 request",
                    "echo", "ours", "lstm/unary_c16", "LiteRT-only RSS", "unary_c16 LiteRT-only vs today's default",
-                   "v2 REST c=16 req/s vs our v2 gRPC", "lstm/v2rest_unary_c16"):
+                   "v2 REST c=16 req/s vs our v2 gRPC", "lstm/v2rest_unary_c16",
+                   "monitoring on vs off: Classify, 1 image", "monitoring on vs off: ClassifyBatch, 64 images"):
         assert needle in table, table
     document = json.loads((out / "latest-quick.json").read_text())
     assert document["mode"] == "quick" and document["cells"] == ["lstm"]
@@ -36,7 +37,7 @@ def test_quick_run_prints_the_table_and_writes_json(model_repo: Path, tmp_path: 
         run = document["runs"][server][key]
         assert run["ok"] > 0 and run["errors"] == {}, (server, key, run)
     assert document["in_process"]["cells"]["lstm"]["runtimes"]["tflite"]["1"] > 0
-    assert {t["target"] for t in document["targets"]} == {1, 2, 3, 5, 6, 7, "b", "r", "L1", "L2", "L3", "L4", "L5", "L6"}
+    assert {t["target"] for t in document["targets"]} == {1, 2, 3, 5, 6, 7, "b", "r", "M", "L1", "L2", "L3", "L4", "L5", "L6"}
     # 4 compares GRU with RNN, L5 restarts a fleet: full mode only; L6 with --peers
     # the LiteRT-only server started without TensorFlow, today's default with it (one start each in quick mode)
     assert not document["startup"]["litert"]["tensorflow_loaded"] and document["startup"]["tensorflow"]["tensorflow_loaded"]
@@ -47,5 +48,12 @@ def test_quick_run_prints_the_table_and_writes_json(model_repo: Path, tmp_path: 
     assert uploads == {"lstm/png28_c16", "lstm/png200_c16"}, document["runs"]["ours"].keys()
     assert all(document["runs"]["ours"][key]["errors"] == {} for key in uploads)
     assert document["uploads"]["png200"]["decode_and_preprocess_us"] > 0
+    # issue 22's target M: monitoring on vs off, 3 interleaved rounds per traffic, both servers measured
+    for traffic in ("classify_1", "batch_64"):
+        measured = document["monitoring"][traffic]
+        assert len(measured["ratios"]) == measured["rounds"] == 3, measured
+        assert all(us > 0 for us in measured["on_us"] + measured["off_us"]), measured
+    monitoring_targets = [t for t in document["targets"] if t["target"] == "M"]
+    assert len(monitoring_targets) == 2 and all(t["met"] is not None for t in monitoring_targets), monitoring_targets
     assert (out / "latest-quick.md").read_text().startswith("Run of ")
     assert (out / "latest-quick.png").read_bytes()[:4] == b"\x89PNG"

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from digits.monitoring.detectors import REFERENCE_RISK, THRESHOLD, DetectorBank, cusum_path, reference_bounds
+from digits.monitoring.detectors import (
+    REFERENCE_RISK,
+    THRESHOLD,
+    DetectorBank,
+    NullProjection,
+    cusum_path,
+    project_to_null,
+    reference_bounds,
+)
 from digits.monitoring.simulation import simulate_clean
 
 UNIFORM = np.full(10, 0.1)
@@ -103,6 +111,42 @@ def test_each_e_value_has_expectation_at_most_one_anywhere_in_the_null_set() -> 
             assert (truth * plug_in / null).sum() <= 1.0 + 1e-9
             checked += 1
     assert checked == 2000
+
+
+def test_warm_started_projection_equals_the_kink_search() -> None:
+    """The bank's projection reuses the last clipped sets (warm start); on every plug-in a bank
+    reaches, clean or shifted, it equals a fresh kink search, and both paths are taken."""
+    rng = np.random.default_rng(8)
+    reference = [rng.multinomial(n, rng.dirichlet(np.ones(k))) for n, k in ((600, 10), (900, 6), (400, 12))]
+    bank = DetectorBank(reference)
+    searches = 0
+    search = NullProjection._search
+
+    def counting(self: NullProjection, plug_in: np.ndarray) -> np.ndarray:
+        nonlocal searches
+        searches += 1
+        return search(self, plug_in)
+
+    NullProjection._search = counting  # type: ignore[method-assign]
+    try:
+        calls = 0
+        for step in range(120):
+            shifted = step >= 60  # the second half: every signal stuck in bin 0 (the clipped sets change)
+            bins = np.zeros((int(rng.integers(1, 50)), 3), dtype=np.int64) if shifted else np.column_stack(
+                [rng.choice(len(c), size=30, p=c / c.sum()) for c in reference])
+            bank.observe(bins)
+            plug_in = bank._plug_in()
+            warm = bank.null(plug_in)
+            calls += 1
+            cold = project_to_null(plug_in, bank.lower, bank.upper, bank.offsets, bank.segment)
+            np.testing.assert_allclose(warm, cold, rtol=1e-9, atol=1e-15)
+            for d in range(len(reference)):
+                assert 1.0 <= warm[bank.segment == d].sum() <= 1.0 + 1e-9
+    finally:
+        NullProjection._search = search  # type: ignore[method-assign]
+    cold_searches = 120  # one per project_to_null above (a fresh instance always searches)
+    bank_searches = searches - cold_searches
+    assert 2 <= bank_searches <= calls // 4, (bank_searches, calls)  # mostly warm (of 2 per step), yet it falls back
 
 
 def test_clean_traffic_false_alarms_stay_under_the_guarantee() -> None:

@@ -73,29 +73,72 @@ def project_to_null(plug_in: np.ndarray, lower: np.ndarray, upper: np.ndarray, o
     """Per segment, the reverse information projection of the plug-in q onto the null set
     C = {p : lower <= p <= upper, sum p = 1}: p*(k) = clip(q(k) t, lower, upper), t > 0 such that
     p* sums to 1. For every p in C, sum_k p(k) q(k) / p*(k) <= 1 (the first-order condition of
-    min over C of KL(q || p)), so q / p* is an e-value.
+    min over C of KL(q || p)), so q / p* is an e-value. See `NullProjection`."""
+    return NullProjection(lower, upper, offsets, segment)(plug_in)
+
+
+class NullProjection:
+    """`project_to_null` onto one fixed null set, its layout (the segments padded to the longest
+    and the bounds in that layout) computed once: a bank projects after every batch.
 
     g(t) = sum_k clip(q(k) t, l(k), u(k)) is piecewise linear and increasing in t, with kinks at
     t = l(k)/q(k) and u(k)/q(k): evaluate it at every kink, take the two around 1 and interpolate
     (exact), all segments at once (padded to the longest). t is nudged up, so sum p* >= 1: that
-    only lowers the e-values."""
-    index = np.arange(len(plug_in)) - offsets[segment]
-    shape = (len(offsets), int(index.max()) + 1)
-    q, low, high = (np.zeros(shape) for _ in range(3))
-    q[segment, index], low[segment, index], high[segment, index] = plug_in, lower, upper
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kinks = np.concatenate([np.zeros((shape[0], 1)), low / q, high / q], axis=1)
-    kinks = np.where(np.isfinite(kinks), kinks, 0.0)
-    totals = np.clip(q[:, None, :] * kinks[:, :, None], low[:, None, :], high[:, None, :]).sum(axis=2)
-    below = np.where(totals < 1.0, kinks, -np.inf).max(axis=1)  # g(t) < 1 at t = 0 (sum l < 1)
-    above = np.where(totals >= 1.0, kinks, np.inf).min(axis=1)  # g grows to sum u >= 1
-    rows = np.arange(shape[0])
-    g_below = totals[rows, np.argmax(np.where(totals < 1.0, kinks, -np.inf), axis=1)]
-    g_above = totals[rows, np.argmin(np.where(totals >= 1.0, kinks, np.inf), axis=1)]
-    slope = np.where(above > below, (g_above - g_below) / np.maximum(above - below, 1e-300), 1.0)
-    t = np.where(slope > 0, below + (1.0 - g_below) / np.maximum(slope, 1e-300), above) * (1 + 1e-12)
-    t = np.minimum(t, above)
-    return np.clip(plug_in * t[segment], lower, upper)
+    only lowers the e-values.
+
+    Warm start: the plug-in moves little between batches, so the bins clipped at a bound usually
+    stay the same. With the last call's clipped sets, t = (1 - their bounds' sum) / (the free bins'
+    q sum); when every bin falls on the same side of its bounds at that t, g(t) = 1 exactly and t is
+    the root. Otherwise (or the first time) the kink search above."""
+
+    def __init__(self, lower: np.ndarray, upper: np.ndarray, offsets: np.ndarray, segment: np.ndarray) -> None:
+        self.lower, self.upper, self.segment = lower, upper, segment
+        self.index = np.arange(len(segment)) - offsets[segment]
+        self.shape = (len(offsets), int(self.index.max()) + 1)
+        self.low, self.high = np.zeros(self.shape), np.zeros(self.shape)
+        self.low[segment, self.index], self.high[segment, self.index] = lower, upper
+        self.rows = np.arange(self.shape[0])
+        self._clipped: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # at l, at u, their bounds' sums
+
+    def __call__(self, plug_in: np.ndarray) -> np.ndarray:
+        """p* for the plug-in q (per bin, each segment a point of the null set)."""
+        t = self._warm(plug_in) if self._clipped is not None else None
+        if t is None:
+            t = self._search(plug_in)
+            scaled = plug_in * t[self.segment]
+            at_low, at_high = scaled <= self.lower, scaled >= self.upper
+            bounds = np.where(at_low, self.lower, 0.0) + np.where(at_high, self.upper, 0.0)
+            self._clipped = at_low, at_high, np.bincount(self.segment, bounds, minlength=self.shape[0])
+        return np.clip(plug_in * (t * (1 + 1e-12))[self.segment], self.lower, self.upper)
+
+    def _warm(self, plug_in: np.ndarray) -> np.ndarray | None:
+        """The root t from the last call's clipped sets, or None when they changed."""
+        at_low, at_high, clipped_sum = self._clipped
+        free_sum = np.bincount(self.segment, np.where(at_low | at_high, 0.0, plug_in), minlength=self.shape[0])
+        if not free_sum.all():
+            return None
+        t = (1.0 - clipped_sum) / free_sum
+        scaled = plug_in * t[self.segment]
+        if np.array_equal(scaled <= self.lower, at_low) and np.array_equal(scaled >= self.upper, at_high):
+            return t
+        return None
+
+    def _search(self, plug_in: np.ndarray) -> np.ndarray:
+        """The root t of g(t) = 1 per segment, by the kinks (before the nudge)."""
+        low, high = self.low, self.high
+        q = np.zeros(self.shape)
+        q[self.segment, self.index] = plug_in
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kinks = np.concatenate([np.zeros((self.shape[0], 1)), low / q, high / q], axis=1)
+        kinks[~np.isfinite(kinks)] = 0.0
+        totals = np.clip(q[:, None, :] * kinks[:, :, None], low[:, None, :], high[:, None, :]).sum(axis=2)
+        under = totals < 1.0  # g(t) < 1 at t = 0 (sum l < 1); g grows to sum u >= 1
+        low_at = np.argmax(np.where(under, kinks, -np.inf), axis=1)
+        high_at = np.argmin(np.where(under, np.inf, kinks), axis=1)
+        below, above = kinks[self.rows, low_at], kinks[self.rows, high_at]
+        g_below, g_above = totals[self.rows, low_at], totals[self.rows, high_at]
+        slope = np.where(above > below, (g_above - g_below) / np.maximum(above - below, 1e-300), 1.0)
+        return np.where(slope > 0, below + (1.0 - g_below) / np.maximum(slope, 1e-300), above)
 
 
 @dataclass(frozen=True)
@@ -131,6 +174,7 @@ class DetectorBank:
             bounds = [reference_bounds(c, risk) for c in counts]
             self.lower = np.concatenate([b[0] for b in bounds])
             self.upper = np.concatenate([b[1] for b in bounds])
+            self._projection = NullProjection(self.lower, self.upper, self.offsets, self.segment)
         else:  # the reference's point estimate as the null: no guarantee (the simulation's contrast)
             self.lower = self.upper = self.reference
         self.log_threshold = float(np.log(threshold))
@@ -146,14 +190,15 @@ class DetectorBank:
         totals = np.add.reduceat(self.weighted, self.offsets)[self.segment]
         return (self.weighted + self.prior_strength * self.reference) / (totals + self.prior_strength)
 
-    def null(self) -> np.ndarray:
+    def null(self, plug_in: np.ndarray | None = None) -> np.ndarray:
         """The denominator p* of the current e-values (per bin, each segment a point of the null set)."""
         if self.lower is self.upper:
             return self.reference
-        return project_to_null(self._plug_in(), self.lower, self.upper, self.offsets, self.segment)
+        return self._projection(self._plug_in() if plug_in is None else plug_in)
 
     def _plug_in_log_e(self) -> np.ndarray:
-        return np.log(self._plug_in()) - np.log(self.null())
+        plug_in = self._plug_in()
+        return np.log(plug_in / self.null(plug_in))
 
     def observe(self, bins: np.ndarray) -> np.ndarray:
         """Feed a batch of predictions' bins [B, D]; returns how many alarms each detector raised.

@@ -3,8 +3,10 @@ predictions and feedback, and a `ModelManager.on_change` callback that loads eac
 reference profile when it becomes AVAILABLE and forgets it when it is unloaded.
 
 Predictions are buffered and processed in batches (at most `flush_size` predictions, or after
-`flush_seconds`): the statistics cost a few numpy calls per batch, not per request. The buffer
-holds references to at most `flush_size` images, so memory is bounded whatever the traffic.
+`flush_seconds`): the statistics and the metrics cost a few numpy calls and counter increments
+per batch, not per request. The buffer holds at most `flush_size` predictions and at most
+`images_per_request` images of each (copied out of larger batches), so memory is bounded
+whatever the traffic.
 Every read (`view`) flushes first, so the status RPC sees every prediction answered so far.
 """
 
@@ -38,7 +40,7 @@ class LabelFreeMonitor:
     observes_groups = True
 
     def __init__(
-        self, metrics: MonitoringMetrics, flush_size: int = 1024, flush_seconds: float = 0.5, images_per_request: int = 8,
+        self, metrics: MonitoringMetrics, flush_size: int = 4096, flush_seconds: float = 0.5, images_per_request: int = 8,
     ) -> None:
         self.metrics = metrics
         self.flush_size = flush_size
@@ -96,7 +98,10 @@ class LabelFreeMonitor:
             monitor.count_labelled(len(labelled), sum(t == p for t, p in labelled))
         pending = self._pending.setdefault(key, _Pending())
         cap = self.images_per_request  # a group's event holds one image per request: all kept
-        pending.images.append(event.images[:cap] if cap and event.requests == 1 else event.images)
+        if cap and event.requests == 1 and len(event.images) > cap:
+            pending.images.append(event.images[:cap].copy())  # a copy: the request's own array is freed now
+        else:
+            pending.images.append(event.images)
         pending.probabilities.append(event.probabilities)
         self._pending_images += len(event.probabilities)
         if self._pending_images >= self.flush_size:
