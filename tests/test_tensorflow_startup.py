@@ -71,17 +71,24 @@ def test_the_litert_export_prints_no_tensorflow_line(bare: bool) -> None:
 
 def test_a_server_serving_litert_prints_no_tensorflow_line(model_repo) -> None:
     """`make demo`'s server printed LiteRT's `INFO: Created TensorFlow Lite XNNPACK delegate for CPU.`
-    (once per process, from C++, at the first interpreter); the server's log has no TensorFlow line."""
+    (once per process, from C++, at the first interpreter), and TensorFlow's start-up notices when its
+    first TF Serving REST call imported TensorFlow on demand (`make demo` ends with such a curl);
+    the server's log has no TensorFlow line."""
+    import json
+    import urllib.request
+
     import numpy as np
 
     from digits import DigitsClient
     from tests.serverproc import start_server
 
-    server = start_server(model_repo, "--poll-seconds", "0")
+    server = start_server(model_repo, "--poll-seconds", "0", "--http-port", "0")
     try:
         with DigitsClient(server.target, timeout=60) as client:
             for cell in ("rnn", "lstm", "gru"):
                 assert client.classify(np.zeros((28, 28), np.uint8), cell).model == cell
+        with urllib.request.urlopen(f"{server.http_url}/v1/models/lstm", timeout=120) as answer:  # imports TF
+            assert json.load(answer)["model_version_status"][0]["state"] == "AVAILABLE"
         log = server.log()
     finally:
         assert server.stop() == 0, server.log()

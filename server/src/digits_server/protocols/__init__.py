@@ -25,6 +25,7 @@ import grpc
 
 from digits_server.core.dataplane import DataPlane
 from digits_server.core.litert_model import tensorflow_installed
+from digits_server.core.tensorflow_startup import import_tensorflow_quietly
 from digits_server.observability.metrics import ServerMetrics
 from digits_server.protocols.tfserving_on_demand import SERVICES as TFSERVING_SERVICES
 from digits_server.protocols.tfserving_on_demand import TensorFlowServingOnDemand
@@ -54,7 +55,9 @@ def add_protocols(
     )
 
     def tfserving() -> GuardedHandlers:
-        # Imported here: the TF Serving messages import tensorflow (see tfserving_on_demand).
+        # Imported here: the TF Serving messages import tensorflow (see tfserving_on_demand), without
+        # its native start-up notices, as at boot.
+        import_tensorflow_quietly()
         from digits_server.apis import tensorflow_serving_pb2_grpc
         from digits_server.protocols.tfserving import ModelServicer, PredictionServicer
 
@@ -92,7 +95,9 @@ def rest_server(
     from digits_server.protocols.tfserving_rest_on_demand import TFServingRestOnDemand
 
     def tfserving_routes() -> TFServingRoutes:
-        # Imported here: the TF Serving messages import tensorflow (see tfserving_rest_on_demand).
+        # Imported here: the TF Serving messages import tensorflow (see tfserving_rest_on_demand),
+        # without its native start-up notices, as at boot.
+        import_tensorflow_quietly()
         from digits_server.protocols.tfserving import ModelServicer, PredictionServicer
         from digits_server.protocols.tfserving_rest import TFServingRoutes
 
