@@ -10,6 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import litert_targets
+from bench.target_rows import check as _check
+from bench.target_rows import rate as _rate
+from bench.target_rows import ratio as _ratio
+from bench.target_rows import target as _target
 
 BATCH_KEY = "batch512_c2"
 MEMORY_OVER_FLOOR_MB = 120.0  # issue 14, target 7: loaded RSS <= import-TensorFlow-only RSS + this
@@ -18,20 +22,6 @@ LEAK_TOLERANCE_MB = 10.0
 
 def _get(runs: dict, server: str, key: str) -> dict | None:
     return runs.get(server, {}).get(key)
-
-
-def _rate(run: dict | None, field: str = "requests_per_second") -> float | None:
-    return None if run is None else run[field]
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or not b else a / b
-
-
-def _target(
-    cell: str, number: int | str, what: str, value: float | None, goal: str, ok: bool | None, detail: str
-) -> dict:
-    return {"cell": cell, "target": number, "what": what, "value": value, "goal": goal, "met": ok, "detail": detail}
 
 
 def _cpu(run: dict | None) -> float | None:
@@ -44,12 +34,6 @@ def _p(run: dict | None, which: str) -> float | None:
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
-
-
-def _check(value: float | None, goal: float, at_most: bool) -> bool | None:
-    if value is None:
-        return None
-    return value <= goal if at_most else value >= goal
 
 
 def targets(document: dict[str, Any]) -> list[dict]:

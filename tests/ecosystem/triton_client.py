@@ -8,7 +8,6 @@ Output: one JSON document; every call is recorded as {"ok": true, "value": ...} 
 
 from __future__ import annotations
 
-import base64
 import json
 import sys
 from collections.abc import Callable
@@ -19,6 +18,8 @@ import numpy as np
 import tritonclient.grpc as triton
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
+
+import triton_calls
 
 
 def attempt(call: Callable[[], Any]) -> dict:
@@ -80,18 +81,13 @@ def typed_infer(target: str, cell: str, images: np.ndarray, values: list[int] | 
 
 
 def main() -> None:
-    given = json.load(sys.stdin)
+    given, images, pngs = triton_calls.read_input()
     target, cells = given["target"], given["cells"]
-    images = np.asarray(given["images"], dtype=np.uint8).reshape(-1, 28, 28)
-    pngs = np.array([base64.b64decode(p) for p in given["pngs"]], dtype=np.object_)
+    driver = sys.modules[__name__]
     client = triton.InferenceServerClient(target)
-    seen: dict[str, Any] = {
-        "server_live": attempt(client.is_server_live),
-        "server_ready": attempt(client.is_server_ready),
-        "server_metadata": attempt(lambda: client.get_server_metadata(as_json=True)),
-        "unknown_model_ready": attempt(lambda: client.is_model_ready("no-such-model")),
-        "cells": {},
-    }
+    seen: dict[str, Any] = triton_calls.server_calls(driver, client)
+    seen["server_metadata"] = attempt(lambda: client.get_server_metadata(as_json=True))
+    seen["cells"] = {}
     for cell in cells:
         seen["cells"][cell] = {
             "ready": attempt(lambda: client.is_model_ready(cell)),
@@ -102,31 +98,11 @@ def main() -> None:
             "raw_uint8_v1": attempt(lambda: infer(client, cell, images, model_version="1")),
             "typed_uint8": attempt(lambda: typed_infer(target, cell, images)),
         }
-    cell = cells[0]
-    floats = (images.astype(np.float32) / 255.0).astype(np.float32)
-    seen["by_label"] = {
-        f"{model}@{label}": attempt(lambda: infer(client, model, images, model_version=label))
-        for model, label in given["labels"]
-    }
-    seen["fp32"] = attempt(lambda: infer(client, cell, floats, "FP32"))
-    seen["png_bytes"] = attempt(lambda: infer(client, cell, pngs, "BYTES"))
-    seen["only_digit"] = attempt(lambda: infer(client, cell, images, outputs=[triton.InferRequestedOutput("digit")]))
-    seen["errors"] = {
-        "unknown_model": attempt(lambda: client.infer("no-such-model", [tensor("images", images, "UINT8")])),
-        "unknown_version": attempt(lambda: client.infer(cell, [tensor("images", images, "UINT8")], model_version="7")),
-        "unknown_label": attempt(lambda: client.infer(cell, [tensor("images", images, "UINT8")], model_version="beta")),
-        "bad_shape": attempt(lambda: client.infer(cell, [tensor("images", images.reshape(-1, 784), "UINT8")])),
-        "wrong_dtype": attempt(lambda: client.infer(cell, [tensor("images", images.astype(np.int64), "INT64")])),
-        "wrong_input_name": attempt(lambda: client.infer(cell, [tensor("pixels", images, "UINT8")])),
-        "unknown_output": attempt(lambda: infer(client, cell, images, outputs=[triton.InferRequestedOutput("logits")])),
-        "uint8_out_of_range": attempt(lambda: typed_infer(target, cell, images[:1], [300] * 784)),
-        "unknown_model_metadata": attempt(lambda: client.get_model_metadata("no-such-model")),
-    }
-    seen["load_model"] = attempt(lambda: client.load_model(cell))
-    seen["unload_model"] = attempt(lambda: client.unload_model(cell))
+    out_of_range = attempt(lambda: typed_infer(target, cells[0], images[:1], [300] * 784))
+    seen |= triton_calls.model_calls(driver, client, given, images, pngs)  # loads/unloads last
+    seen["errors"]["uint8_out_of_range"] = out_of_range
     client.close()
     print(json.dumps(seen))
-
 
 if __name__ == "__main__":
     main()

@@ -61,7 +61,7 @@ def test_a_version_is_watched_from_available_to_unloaded(version_dir: Path, digi
     images, labels = digits[0][800:1100], digits[1][800:1100]
     for start in range(0, 300, 30):  # 10 requests of 30: flushed at 100, 200 (buffer bound), then on read
         monitor.observe(event(images[start:start + 30], labels[start:start + 30]))
-        assert monitor._pending_images < monitor.flush_size
+        assert monitor.buffered < monitor.flush_size
     view = monitor.view("lstm", 3)
     assert view.estimate.predictions == 300 and view.labelled.labelled == 0
     assert sample(registry, "digits_monitoring_predictions_total") == 300
@@ -107,4 +107,4 @@ def test_versions_without_a_usable_reference(tmp_path: Path, digits) -> None:
     assert monitor.view("lstm", 1).has_reference is False and monitor.view("lstm", 1).reference_error == ""
     assert "signals" in monitor.view("lstm", 2).reference_error
     assert registry.get_sample_value("digits_monitoring_reference", {"model": "lstm", "version": "1"}) == 0
-    assert monitor._pending_images == 0  # nothing buffered for an unwatched version
+    assert monitor.buffered == 0  # nothing buffered for an unwatched version

@@ -26,7 +26,8 @@ module is named here):
   (`--payload-log`): `payload_logger` (observer, sampling, wiring), `payload_records`,
   `payload_sinks` (JSON Lines, CloudEvents), `payload_writer` (queue, thread), `payload_log_metrics`; label-free monitoring
   (docs/monitoring.md): `monitor` (the observer: reference profiles, batched statistics),
-  `version_monitor` (one version's estimate and drift detectors), `monitoring_metrics`.
+  `prediction_buffer` (the predictions awaiting a batch), `version_monitor` (one version's
+  estimate and drift detectors), `monitoring_metrics`.
 - `transport`: the gRPC layer for digits.v1: `classifier_servicer`, `admin_servicer`, `codec`
   (wire <-> domain), `status_codes` (domain error -> gRPC status, the only place),
   `health_service`, `guarded_handlers` / `handler_shapes` / `wire_guard` (handler wrapping),

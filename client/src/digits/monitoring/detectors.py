@@ -79,17 +79,17 @@ def project_to_null(plug_in: np.ndarray, lower: np.ndarray, upper: np.ndarray, o
 
 class NullProjection:
     """`project_to_null` onto one fixed null set, its layout (the segments padded to the longest
-    and the bounds in that layout) computed once: a bank projects after every batch.
+    and the bounds in that layout) computed once: a bank projects after every chunk.
 
     g(t) = sum_k clip(q(k) t, l(k), u(k)) is piecewise linear and increasing in t, with kinks at
     t = l(k)/q(k) and u(k)/q(k): evaluate it at every kink, take the two around 1 and interpolate
-    (exact), all segments at once (padded to the longest). t is nudged up, so sum p* >= 1: that
-    only lowers the e-values.
+    (exact), all segments (and all plug-ins given) at once, padded to the longest segment. t is
+    nudged up, so sum p* >= 1: that only lowers the e-values.
 
-    Warm start: the plug-in moves little between batches, so the bins clipped at a bound usually
+    Warm start: the plug-in moves little between chunks, so the bins clipped at a bound usually
     stay the same. With the last call's clipped sets, t = (1 - their bounds' sum) / (the free bins'
     q sum); when every bin falls on the same side of its bounds at that t, g(t) = 1 exactly and t is
-    the root. Otherwise (or the first time) the kink search above."""
+    the root. Otherwise (or the first time) the kink search above, for the plug-ins that need it."""
 
     def __init__(self, lower: np.ndarray, upper: np.ndarray, offsets: np.ndarray, segment: np.ndarray) -> None:
         self.lower, self.upper, self.segment = lower, upper, segment
@@ -97,46 +97,49 @@ class NullProjection:
         self.shape = (len(offsets), int(self.index.max()) + 1)
         self.low, self.high = np.zeros(self.shape), np.zeros(self.shape)
         self.low[segment, self.index], self.high[segment, self.index] = lower, upper
-        self.rows = np.arange(self.shape[0])
+        self.member = (segment[:, None] == np.arange(len(offsets))).astype(np.float64)  # bin -> segment sums
         self._clipped: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # at l, at u, their bounds' sums
 
     def __call__(self, plug_in: np.ndarray) -> np.ndarray:
-        """p* for the plug-in q (per bin, each segment a point of the null set)."""
-        t = self._warm(plug_in) if self._clipped is not None else None
-        if t is None:
-            t = self._search(plug_in)
-            scaled = plug_in * t[self.segment]
-            at_low, at_high = scaled <= self.lower, scaled >= self.upper
-            bounds = np.where(at_low, self.lower, 0.0) + np.where(at_high, self.upper, 0.0)
-            self._clipped = at_low, at_high, np.bincount(self.segment, bounds, minlength=self.shape[0])
-        return np.clip(plug_in * (t * (1 + 1e-12))[self.segment], self.lower, self.upper)
+        """p* for the plug-in q (per bin, each segment a point of the null set); q [bins] or, for
+        several plug-ins at once, [R, bins]."""
+        q = np.atleast_2d(plug_in)
+        t = self._warm(q) if self._clipped is not None else np.full((len(q), self.shape[0]), np.nan)
+        cold = np.isnan(t).any(axis=1)
+        if cold.any():
+            t[cold] = self._search(q[cold])
+        last = q[-1] * t[-1, self.segment]  # the next call starts from the last plug-in's clipped sets
+        at_low, at_high = last <= self.lower, last >= self.upper
+        bounds = np.where(at_low, self.lower, 0.0) + np.where(at_high, self.upper, 0.0)
+        self._clipped = at_low, at_high, bounds @ self.member
+        null = np.clip(q * (t * (1 + 1e-12))[:, self.segment], self.lower, self.upper)
+        return null if np.ndim(plug_in) == 2 else null[0]
 
-    def _warm(self, plug_in: np.ndarray) -> np.ndarray | None:
-        """The root t from the last call's clipped sets, or None when they changed."""
+    def _warm(self, q: np.ndarray) -> np.ndarray:
+        """The root t per plug-in and segment from the last call's clipped sets; NaN rows where they changed."""
         at_low, at_high, clipped_sum = self._clipped
-        free_sum = np.bincount(self.segment, np.where(at_low | at_high, 0.0, plug_in), minlength=self.shape[0])
-        if not free_sum.all():
-            return None
-        t = (1.0 - clipped_sum) / free_sum
-        scaled = plug_in * t[self.segment]
-        if np.array_equal(scaled <= self.lower, at_low) and np.array_equal(scaled >= self.upper, at_high):
-            return t
-        return None
+        free_sum = np.where(at_low | at_high, 0.0, q) @ self.member
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (1.0 - clipped_sum) / free_sum
+        scaled = q * t[:, self.segment]
+        same = ((scaled <= self.lower) == at_low).all(axis=1) & ((scaled >= self.upper) == at_high).all(axis=1)
+        t[~(same & (free_sum > 0).all(axis=1) & np.isfinite(t).all(axis=1))] = np.nan
+        return t
 
     def _search(self, plug_in: np.ndarray) -> np.ndarray:
-        """The root t of g(t) = 1 per segment, by the kinks (before the nudge)."""
+        """The root t of g(t) = 1 per plug-in [R, bins] and segment, by the kinks (before the nudge)."""
         low, high = self.low, self.high
-        q = np.zeros(self.shape)
-        q[self.segment, self.index] = plug_in
+        q = np.zeros((len(plug_in), *self.shape))
+        q[:, self.segment, self.index] = plug_in
         with np.errstate(divide="ignore", invalid="ignore"):
-            kinks = np.concatenate([np.zeros((self.shape[0], 1)), low / q, high / q], axis=1)
+            kinks = np.concatenate([np.zeros((*q.shape[:2], 1)), low / q, high / q], axis=2)
         kinks[~np.isfinite(kinks)] = 0.0
-        totals = np.clip(q[:, None, :] * kinks[:, :, None], low[:, None, :], high[:, None, :]).sum(axis=2)
+        totals = np.clip(q[:, :, None, :] * kinks[..., None], low[:, None, :], high[:, None, :]).sum(axis=3)
         under = totals < 1.0  # g(t) < 1 at t = 0 (sum l < 1); g grows to sum u >= 1
-        low_at = np.argmax(np.where(under, kinks, -np.inf), axis=1)
-        high_at = np.argmin(np.where(under, np.inf, kinks), axis=1)
-        below, above = kinks[self.rows, low_at], kinks[self.rows, high_at]
-        g_below, g_above = totals[self.rows, low_at], totals[self.rows, high_at]
+        low_at = np.argmax(np.where(under, kinks, -np.inf), axis=2)[..., None]
+        high_at = np.argmin(np.where(under, np.inf, kinks), axis=2)[..., None]
+        below, above = (np.take_along_axis(kinks, at, axis=2)[..., 0] for at in (low_at, high_at))
+        g_below, g_above = (np.take_along_axis(totals, at, axis=2)[..., 0] for at in (low_at, high_at))
         slope = np.where(above > below, (g_above - g_below) / np.maximum(above - below, 1e-300), 1.0)
         return np.where(slope > 0, below + (1.0 - g_below) / np.maximum(slope, 1e-300), above)
 
@@ -186,35 +189,34 @@ class DetectorBank:
         self.observed = 0
         self._log_e = self._plug_in_log_e()
 
-    def _plug_in(self) -> np.ndarray:
-        totals = np.add.reduceat(self.weighted, self.offsets)[self.segment]
-        return (self.weighted + self.prior_strength * self.reference) / (totals + self.prior_strength)
+    def _plug_in(self, weighted: np.ndarray | None = None) -> np.ndarray:
+        """The plug-in guess q from weighted counts (the bank's now, or [R, bins] of several moments)."""
+        weighted = self.weighted if weighted is None else weighted
+        totals = np.add.reduceat(weighted, self.offsets, axis=-1)[..., self.segment]
+        return (weighted + self.prior_strength * self.reference) / (totals + self.prior_strength)
 
     def null(self, plug_in: np.ndarray | None = None) -> np.ndarray:
         """The denominator p* of the current e-values (per bin, each segment a point of the null set)."""
         if self.lower is self.upper:
-            return self.reference
+            return np.broadcast_to(self.reference, np.shape(plug_in)) if plug_in is not None else self.reference
         return self._projection(self._plug_in() if plug_in is None else plug_in)
 
-    def _plug_in_log_e(self) -> np.ndarray:
-        plug_in = self._plug_in()
+    def _plug_in_log_e(self, weighted: np.ndarray | None = None) -> np.ndarray:
+        plug_in = self._plug_in(weighted)
         return np.log(plug_in / self.null(plug_in))
 
     def observe(self, bins: np.ndarray) -> np.ndarray:
         """Feed a batch of predictions' bins [B, D]; returns how many alarms each detector raised.
-        A batch longer than CHUNK is taken CHUNK rows at a time, so the plug-in is never more than
-        CHUNK predictions stale however the caller batches."""
+        A batch longer than CHUNK is judged CHUNK rows at a time: each chunk by the plug-in of the
+        predictions before it, so the plug-in is never more than CHUNK predictions stale however
+        the caller batches. The chunks' plug-ins and projections are computed together."""
         bins = np.asarray(bins, dtype=np.int64)
         if bins.ndim != 2 or bins.shape[1] != len(self.offsets) or not len(bins):
             return np.zeros(len(self.offsets), dtype=np.int64)
-        if len(bins) > CHUNK:
-            return sum((self._observe(bins[start:start + CHUNK]) for start in range(0, len(bins), CHUNK)),
-                       np.zeros(len(self.offsets), dtype=np.int64))
-        return self._observe(bins)
-
-    def _observe(self, bins: np.ndarray) -> np.ndarray:
         flat = bins + self.offsets
-        z = self._log_e[flat]  # [B, D] log e-values under the plug-in fixed before this batch
+        chunk = np.arange(len(bins)) // CHUNK
+        log_e = self._chunk_log_e(flat, chunk)
+        z = log_e[chunk[:, None], flat]  # [B, D] each prediction's log e-value under its chunk's plug-in
         raised = np.zeros(len(self.offsets), dtype=np.int64)
         final, crossed = lindley(z, self.log_statistic, self.log_threshold)
         for d in np.flatnonzero(crossed):
@@ -224,10 +226,22 @@ class DetectorBank:
         self.log_statistic = final
         self.alarms += raised
         self.observed += len(bins)
-        self.weighted *= self.decay ** len(bins)
-        self.weighted += np.bincount(flat.ravel(), minlength=len(self.weighted))
-        self._log_e = self._plug_in_log_e()
         return raised
+
+    def _chunk_log_e(self, flat: np.ndarray, chunk: np.ndarray) -> np.ndarray:
+        """[chunks, bins]: row j the log e-values that judge chunk j (the plug-in after chunks < j);
+        moves the weighted counts and the next batch's log e-values past every chunk."""
+        chunks, width = int(chunk[-1]) + 1, len(self.weighted)
+        counts = np.bincount((chunk[:, None] * width + flat).ravel(), minlength=chunks * width).reshape(chunks, width)
+        lengths = np.bincount(chunk, minlength=chunks)
+        weighted = np.empty((chunks, width))
+        for j in range(chunks):
+            self.weighted = self.weighted * self.decay ** lengths[j] + counts[j]
+            weighted[j] = self.weighted
+        after = self._plug_in_log_e(weighted)
+        log_e = np.vstack([self._log_e[None], after[:-1]])
+        self._log_e = after[-1]
+        return log_e
 
     def state(self, detector: int) -> DetectorState:
         """Detector d's state."""

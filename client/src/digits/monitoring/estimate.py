@@ -85,7 +85,9 @@ class LabelledAccuracy:
 def disagree(estimate: AccuracyEstimate, labelled: LabelledAccuracy, confidence: float = 0.95) -> bool:
     """True when estimated and labelled accuracy both exist and their intervals do not overlap:
     calibration drift (the estimate's assumption no longer holds) or labels from other traffic."""
-    a, b = estimate.interval(confidence), labelled.interval(confidence)
-    if a is None or b is None:
-        return False
-    return a[1] < b[0] or b[1] < a[0]
+    return intervals_apart(estimate.interval(confidence), labelled.interval(confidence))
+
+
+def intervals_apart(a: tuple[float, float] | None, b: tuple[float, float] | None) -> bool:
+    """True when both intervals are known and do not overlap."""
+    return a is not None and b is not None and (a[1] < b[0] or b[1] < a[0])

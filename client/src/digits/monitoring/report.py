@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from digits.monitoring.estimate import AccuracyEstimate, LabelledAccuracy
+from digits.monitoring.estimate import AccuracyEstimate, LabelledAccuracy, intervals_apart
 
 Query = Callable[[str], list[tuple[dict[str, str], float]]]
 
@@ -47,9 +47,8 @@ class VersionReport:
 
     @property
     def calibration_drift(self) -> bool:
-        """Both intervals known and apart."""
-        a, b = self.estimated_interval, self.labelled_interval
-        return a is not None and b is not None and (a[1] < b[0] or b[1] < a[0])
+        """Both intervals known and apart (as `estimate.disagree` decides it in the server)."""
+        return intervals_apart(self.estimated_interval, self.labelled_interval)
 
 
 def from_status(status: Any) -> list[VersionReport]:

@@ -4,9 +4,9 @@ reference profile when it becomes AVAILABLE and forgets it when it is unloaded.
 
 Predictions are buffered and processed in batches (at most `flush_size` predictions, or after
 `flush_seconds`): the statistics and the metrics cost a few numpy calls and counter increments
-per batch, not per request. The buffer holds at most `flush_size` predictions and at most
-`images_per_request` images of each (copied out of larger batches), so memory is bounded
-whatever the traffic.
+per batch, not per request. The buffer (`PredictionBuffer`) keeps each request's digits,
+probabilities and at most `images_per_request` of its images for at most `flush_size`
+predictions, so memory is bounded whatever the traffic.
 Every read (`view`) flushes first, so the status RPC sees every prediction answered so far.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,16 +21,11 @@ from digits.monitoring.profile import PROFILE_FILE, SIGNALS, ProfileError, Refer
 from digits_server.core.domain import FeedbackEvent, PredictionEvent
 from digits_server.core.manager import AVAILABLE, END, VersionSlot
 from digits_server.observability.monitoring_metrics import MonitoringMetrics
+from digits_server.observability.prediction_buffer import PredictionBuffer, confidence
 from digits_server.observability.version_monitor import MonitoringView, VersionMonitor
 
 log = logging.getLogger(__name__)
 Key = tuple[str, int]
-
-
-@dataclass
-class _Pending:
-    images: list[np.ndarray] = field(default_factory=list)
-    probabilities: list[np.ndarray] = field(default_factory=list)
 
 
 class LabelFreeMonitor:
@@ -44,15 +38,19 @@ class LabelFreeMonitor:
     ) -> None:
         self.metrics = metrics
         self.flush_size = flush_size
-        # The input summaries cost ~3 us an image: a request's first `images_per_request` images
+        # The input summaries cost ~1 us an image: a request's first `images_per_request` images
         # feed them (0: all); predictions, confidence and the estimate always use every image.
         self.images_per_request = images_per_request
         self.flush_seconds = flush_seconds
         self.versions: dict[Key, VersionMonitor] = {}
         self.missing: dict[Key, str] = {}  # versions served without a reference: why ("" = no file)
-        self._pending: dict[Key, _Pending] = {}
-        self._pending_images = 0
+        self.buffer = PredictionBuffer(flush_size)
         self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Predictions waiting for the next flush."""
+        return self.buffer.predictions
 
     # --- model lifecycle ---------------------------------------------------------------------
 
@@ -88,7 +86,7 @@ class LabelFreeMonitor:
     # --- observers -----------------------------------------------------------------------------
 
     def observe(self, event: PredictionEvent) -> None:
-        """PredictionObserver: buffer a live request's (or stream group's) images and probabilities."""
+        """PredictionObserver: buffer a live request's (or stream group's) predictions and images."""
         key = (event.served_by.model, event.served_by.version)
         monitor = self.versions.get(key)
         if monitor is None or event.shadow or event.images is None:
@@ -96,15 +94,15 @@ class LabelFreeMonitor:
         if event.true_labels.count(None) != len(event.true_labels):
             labelled = [(t, p) for t, p in zip(event.true_labels, event.digits.tolist()) if t is not None]
             monitor.count_labelled(len(labelled), sum(t == p for t, p in labelled))
-        pending = self._pending.setdefault(key, _Pending())
         cap = self.images_per_request  # a group's event holds one image per request: all kept
-        if cap and event.requests == 1 and len(event.images) > cap:
-            pending.images.append(event.images[:cap].copy())  # a copy: the request's own array is freed now
-        else:
-            pending.images.append(event.images)
-        pending.probabilities.append(event.probabilities)
-        self._pending_images += len(event.probabilities)
-        if self._pending_images >= self.flush_size:
+        images = event.images[:cap] if cap and event.requests == 1 else event.images
+        if not self.buffer.fits(len(event.digits)):
+            self.flush()
+            if not self.buffer.fits(len(event.digits)):  # larger than the whole buffer: at once
+                self._process(key, monitor, images, event.digits, confidence(event))
+                return
+        self.buffer.add(key, event, images)
+        if self.buffer.full:
             self.flush()
         elif self._timer is None:
             try:
@@ -125,24 +123,23 @@ class LabelFreeMonitor:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        pending, self._pending, self._pending_images = self._pending, {}, 0
-        for key, batch in pending.items():
+        for key, images, digits, confidence in self.buffer.drain():
             monitor = self.versions.get(key)
-            if monitor is None:
-                continue
-            try:
-                self._process(key, monitor, np.concatenate(batch.images), np.concatenate(batch.probabilities))
-            except Exception:
-                log.exception("label-free monitoring of %s version %d failed on a batch", *key)
+            if monitor is not None:
+                self._process(key, monitor, images, digits, confidence)
 
-    def _process(self, key: Key, monitor: VersionMonitor, images: np.ndarray, probabilities: np.ndarray) -> None:
-        update = monitor.observe(images, probabilities)
-        model, version = key[0], str(key[1])
-        self.metrics.count_batch(model, version, update.predictions, update.calibrated_sum, update.variance_sum)
-        for d, name in enumerate(SIGNALS):
-            self.metrics.count_bins(model, version, name, update.bin_counts[d])
-            self.metrics.set_detector(model, version, name, monitor.log_statistic(d), monitor.alarm_on(d),
-                                      int(update.alarms[d]))
+    def _process(self, key: Key, monitor: VersionMonitor, images: np.ndarray, digits: np.ndarray,
+                 confidence: np.ndarray) -> None:
+        try:
+            update = monitor.observe(images, digits, confidence)
+            model, version = key[0], str(key[1])
+            self.metrics.count_batch(model, version, update.predictions, update.calibrated_sum, update.variance_sum)
+            for d, name in enumerate(SIGNALS):
+                self.metrics.count_bins(model, version, name, update.bin_counts[d])
+                self.metrics.set_detector(model, version, name, monitor.log_statistic(d), monitor.alarm_on(d),
+                                          int(update.alarms[d]))
+        except Exception:
+            log.exception("label-free monitoring of %s version %d failed on a batch", *key)
 
     def view(self, model: str, version: int) -> MonitoringView:
         """A version's monitoring now (every prediction so far included)."""

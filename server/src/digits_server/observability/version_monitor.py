@@ -93,20 +93,20 @@ class VersionMonitor:
             return self.outputs, detector
         return self.inputs, detector - OUTPUT_SIGNALS
 
-    def observe(self, images: np.ndarray, probabilities: np.ndarray) -> BatchUpdate:
-        """A batch of live predictions' probabilities [N, 10], and uint8 images [M, 28, 28] of
-        (a sample of) them, M <= N."""
-        outputs = np.column_stack([probabilities.argmax(axis=1), probabilities.max(axis=1)])
+    def observe(self, images: np.ndarray, digits: np.ndarray, confidence: np.ndarray) -> BatchUpdate:
+        """A batch of live predictions (their digits [N] and winning probabilities [N]), and uint8
+        images [M, 28, 28] of (a sample of) them, M <= N."""
+        outputs = (digits, confidence)
         inputs = summarise(images) if len(images) else np.zeros((0, len(SIGNALS) - OUTPUT_SIGNALS))
-        output_bins = np.column_stack([s.bins(outputs[:, d]) for d, s in enumerate(self._signals[:OUTPUT_SIGNALS])])
+        output_bins = np.column_stack([s.bins(outputs[d]) for d, s in enumerate(self._signals[:OUTPUT_SIGNALS])])
         input_bins = np.column_stack([s.bins(inputs[:, d]) for d, s in enumerate(self._signals[OUTPUT_SIGNALS:])])
-        calibrated = self.profile.calibration.calibrated(outputs[:, 1])
+        calibrated = self.profile.calibration.calibrated(confidence)
         counts = [np.bincount(output_bins[:, d], minlength=len(s.counts))
                   for d, s in enumerate(self._signals[:OUTPUT_SIGNALS])]
         counts += [np.bincount(input_bins[:, d], minlength=len(s.counts))
                    for d, s in enumerate(self._signals[OUTPUT_SIGNALS:])]
         update = BatchUpdate(
-            len(outputs), float(calibrated.sum()), float((calibrated * (1.0 - calibrated)).sum()), counts,
+            len(digits), float(calibrated.sum()), float((calibrated * (1.0 - calibrated)).sum()), counts,
             np.concatenate([self.outputs.observe(output_bins), self.inputs.observe(input_bins)]),
         )
         self.estimate = self.estimate + AccuracyEstimate(update.predictions, update.calibrated_sum, update.variance_sum)

@@ -1,0 +1,79 @@
+"""The label-free monitor's buffer: live predictions waiting for the next batch (docs/monitoring.md,
+"Cost").
+
+A request costs a few list appends: its digits, its probabilities and the images the monitor
+samples are kept by reference (views of the request's own arrays). A flush concatenates them into
+arrays allocated once (`np.concatenate(out=...)`): concatenating into fresh arrays cost ~10x more
+here, most of it the kernel mapping new pages for them, and more than the statistics themselves.
+Memory is bounded: at most `capacity` predictions are pending, so at most `capacity` images are
+kept alive (~3 MiB at 4,096), plus the fixed arrays of the same size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from digits_server.core.domain import PredictionEvent
+
+IMAGE_SHAPE = (28, 28)
+
+
+@dataclass
+class _Requests:
+    digits: list[np.ndarray] = field(default_factory=list)
+    probabilities: list[np.ndarray] = field(default_factory=list)
+    images: list[np.ndarray] = field(default_factory=list)
+
+
+class PredictionBuffer:
+    """Up to `capacity` pending predictions (and their sampled images), per version."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.predictions = 0
+        self._pending: dict[Hashable, _Requests] = {}
+        self._digits = np.empty(capacity, np.int64)
+        self._probabilities = np.empty((capacity, 10), np.float32)
+        self._images = np.empty((capacity, *IMAGE_SHAPE), np.uint8)
+        self._rows = np.arange(capacity)
+
+    @property
+    def full(self) -> bool:
+        """No room for another prediction."""
+        return self.predictions >= self.capacity
+
+    def fits(self, predictions: int) -> bool:
+        """Whether a request of this many predictions fits now."""
+        return self.predictions + predictions <= self.capacity
+
+    def add(self, key: Hashable, event: PredictionEvent, images: np.ndarray) -> None:
+        """Keep one request's predictions and its sampled images, len(images) <= its predictions
+        (`fits` must hold). Images of another shape than the data plane's digits are not summarised."""
+        requests = self._pending.get(key)
+        if requests is None:
+            requests = self._pending[key] = _Requests()
+        requests.digits.append(event.digits)
+        requests.probabilities.append(event.probabilities)
+        if images.shape[1:] == IMAGE_SHAPE:
+            requests.images.append(images)
+        self.predictions += len(event.digits)
+
+    def drain(self) -> Iterator[tuple[Hashable, np.ndarray, np.ndarray, np.ndarray]]:
+        """Per version: (key, images, digits, confidences), views of the fixed arrays valid until
+        the next version's; empties the buffer."""
+        pending, self._pending, self.predictions = self._pending, {}, 0
+        for key, requests in pending.items():
+            n = sum(len(d) for d in requests.digits)
+            m = sum(len(i) for i in requests.images)
+            digits = np.concatenate(requests.digits, out=self._digits[:n])
+            probabilities = np.concatenate(requests.probabilities, out=self._probabilities[:n], casting="same_kind")
+            images = np.concatenate(requests.images, out=self._images[:m]) if m else self._images[:0]
+            yield key, images, digits, probabilities[self._rows[:n], digits]
+
+
+def confidence(event: PredictionEvent) -> np.ndarray:
+    """Each prediction's winning probability (the probability of its digit)."""
+    return event.probabilities[np.arange(len(event.digits)), event.digits]
