@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from digits.monitoring.detectors import (
+    CHUNK,
     REFERENCE_RISK,
     THRESHOLD,
     DetectorBank,
@@ -73,6 +74,29 @@ def test_a_long_batch_is_judged_in_chunks() -> None:
     CHUNK predictions, not once per batch (a monitor flushing rarely would otherwise never alarm)."""
     bank = DetectorBank([np.full(10, 150)])
     assert bank.observe(np.full((1000, 1), 3)).sum() > 0
+
+
+@pytest.mark.parametrize("shifted", [False, True])
+def test_a_long_batch_equals_its_chunks_fed_one_by_one(shifted: bool) -> None:
+    """`observe` judges all the chunks of a long batch in one vectorised pass: its alarms, their
+    positions, the statistics and the next plug-in equal those of a bank fed the same predictions
+    CHUNK at a time (the plain way), on clean traffic and on a shift that alarms many times."""
+    rng = np.random.default_rng(11)
+    reference = [rng.multinomial(1500, rng.dirichlet(np.ones(k))) for k in (10, 12, 4)]
+    live = [c / c.sum() for c in reference]
+    if shifted:
+        live = [0.5 * p + 0.5 * np.roll(p, 1) for p in live]
+    vectorised, plain = DetectorBank(reference, threshold=1e4), DetectorBank(reference, threshold=1e4)
+    for size in (5000, 300, 4096, 1, 700):
+        bins = np.column_stack([rng.choice(len(p), size, p=p) for p in live])
+        raised = vectorised.observe(bins)
+        expected = sum(plain.observe(bins[start:start + CHUNK]) for start in range(0, size, CHUNK))
+        assert np.array_equal(raised, expected)
+        assert np.array_equal(vectorised.last_alarm_at, plain.last_alarm_at)
+        np.testing.assert_allclose(vectorised.log_statistic, plain.log_statistic, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(vectorised._log_e, plain._log_e, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(vectorised.weighted, plain.weighted, rtol=1e-12)
+    assert (vectorised.alarms.sum() > 10) == shifted
 
 
 def test_reference_bounds_are_exact_clopper_pearson() -> None:

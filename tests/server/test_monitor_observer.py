@@ -4,6 +4,7 @@ with the versions, buffered batches, metrics equal to the status view, bounded m
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +109,42 @@ def test_versions_without_a_usable_reference(tmp_path: Path, digits) -> None:
     assert "signals" in monitor.view("lstm", 2).reference_error
     assert registry.get_sample_value("digits_monitoring_reference", {"model": "lstm", "version": "1"}) == 0
     assert monitor.buffered == 0  # nothing buffered for an unwatched version
+
+
+def test_two_versions_share_the_buffer_and_keep_their_own_statistics(version_dir: Path, digits) -> None:
+    """Requests of two versions interleaved in one buffer: each version's statistics equal those
+    of a monitor that saw only its requests (all flushed at the read, so the batches are the same)."""
+    other = version_dir.parent / "4"
+    shutil.copytree(version_dir, other)
+
+    def monitor() -> LabelFreeMonitor:
+        return LabelFreeMonitor(MonitoringMetrics(CollectorRegistry()), flush_size=1000)
+
+    shared, alone = monitor(), {3: monitor(), 4: monitor()}
+    for version, folder in ((3, version_dir), (4, other)):
+        shared(VersionSlot("lstm", version, folder, state=AVAILABLE))
+        alone[version](VersionSlot("lstm", version, folder, state=AVAILABLE))
+    images, labels = shifted_stream("inverted", digits[0][800:], digits[1][800:], 700, seed=1)
+    start = 0
+    for i, size in enumerate([30, 64, 1, 250, 17, 64, 64, 100, 40, 70]):
+        request = event(images[start:start + size], labels[start:start + size], version=3 if i % 3 else 4)
+        shared.observe(request)
+        alone[request.served_by.version].observe(request)
+        start += size
+    assert shared.buffered == start
+    for version in (3, 4):
+        got, want = shared.view("lstm", version), alone[version].view("lstm", version)
+        assert got == want and got.estimate.predictions > 0
+        assert shared.versions[("lstm", version)].inputs.observed == alone[version].versions[("lstm", version)].inputs.observed
+    assert shared.view("lstm", 3).estimate.predictions + shared.view("lstm", 4).estimate.predictions == start
+
+
+def test_a_request_larger_than_the_buffer_is_taken_at_once(version_dir: Path, digits) -> None:
+    small = LabelFreeMonitor(MonitoringMetrics(CollectorRegistry()), flush_size=100, images_per_request=0)
+    large = LabelFreeMonitor(MonitoringMetrics(CollectorRegistry()), flush_size=1000, images_per_request=0)
+    for monitor in (small, large):
+        monitor(VersionSlot("lstm", 3, version_dir, state=AVAILABLE))
+        monitor.observe(event(digits[0][800:1050], digits[1][800:1050]))
+    assert small.buffered == 0 and large.buffered == 250
+    assert small.view("lstm", 3) == large.view("lstm", 3)
+    assert small.versions[("lstm", 3)].inputs.observed == 250

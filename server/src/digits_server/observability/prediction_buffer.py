@@ -1,12 +1,12 @@
 """The label-free monitor's buffer: live predictions waiting for the next batch (docs/monitoring.md,
 "Cost").
 
-A request costs a few list appends: its digits, its probabilities and the images the monitor
-samples are kept by reference (views of the request's own arrays). A flush concatenates them into
-arrays allocated once (`np.concatenate(out=...)`): concatenating into fresh arrays cost ~10x more
-here, most of it the kernel mapping new pages for them, and more than the statistics themselves.
-Memory is bounded: at most `capacity` predictions are pending, so at most `capacity` images are
-kept alive (~3 MiB at 4,096), plus the fixed arrays of the same size.
+A request costs a few list appends and one copy: its digits and probabilities are kept by
+reference (small arrays), and the images the monitor samples are copied into an image array
+allocated once, so the request's own images are freed as soon as it is answered. A flush
+concatenates the digits and probabilities into arrays allocated once (`np.concatenate(out=...)`):
+concatenating into fresh arrays cost ~10x more here, most of it the kernel mapping new pages for
+them. Memory is fixed: `capacity` predictions and images (~3 MiB at 4,096).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ IMAGE_SHAPE = (28, 28)
 class _Requests:
     digits: list[np.ndarray] = field(default_factory=list)
     probabilities: list[np.ndarray] = field(default_factory=list)
-    images: list[np.ndarray] = field(default_factory=list)
+    images: list[slice] = field(default_factory=list)  # where its sampled images are in the image array
 
 
 class PredictionBuffer:
@@ -34,6 +34,7 @@ class PredictionBuffer:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.predictions = 0
+        self.sampled = 0
         self._pending: dict[Hashable, _Requests] = {}
         self._digits = np.empty(capacity, np.int64)
         self._probabilities = np.empty((capacity, 10), np.float32)
@@ -58,19 +59,26 @@ class PredictionBuffer:
         requests.digits.append(event.digits)
         requests.probabilities.append(event.probabilities)
         if images.shape[1:] == IMAGE_SHAPE:
-            requests.images.append(images)
+            start, stop = self.sampled, self.sampled + len(images)
+            self._images[start:stop] = images
+            self.sampled = stop
+            if requests.images and requests.images[-1].stop == start:  # one run while one version is served
+                requests.images[-1] = slice(requests.images[-1].start, stop)
+            else:
+                requests.images.append(slice(start, stop))
         self.predictions += len(event.digits)
 
     def drain(self) -> Iterator[tuple[Hashable, np.ndarray, np.ndarray, np.ndarray]]:
         """Per version: (key, images, digits, confidences), views of the fixed arrays valid until
         the next version's; empties the buffer."""
-        pending, self._pending, self.predictions = self._pending, {}, 0
+        pending, self._pending, self.predictions, self.sampled = self._pending, {}, 0, 0
         for key, requests in pending.items():
             n = sum(len(d) for d in requests.digits)
-            m = sum(len(i) for i in requests.images)
             digits = np.concatenate(requests.digits, out=self._digits[:n])
             probabilities = np.concatenate(requests.probabilities, out=self._probabilities[:n], casting="same_kind")
-            images = np.concatenate(requests.images, out=self._images[:m]) if m else self._images[:0]
+            runs = requests.images
+            images = (self._images[runs[0]] if len(runs) == 1 else
+                      np.concatenate([self._images[run] for run in runs]) if runs else self._images[:0])
             yield key, images, digits, probabilities[self._rows[:n], digits]
 
 
