@@ -251,7 +251,7 @@ FINDINGS: dict[str, tuple[str, str]] = {
     "L2": ("2026-12-05", "target-l2-on-2026-12-05-exec-to-serving"),
     "L3": ("2026-12-05", "target-l3-on-2026-12-05-unary-and-stream-vs-todays-default"),
     "L5": ("2026-12-05", "target-l5-on-2026-12-05-rolling-restart"),
-    "M": ("2026-12-05", "target-m-on-2026-12-05-monitoring-on-vs-off"),
+    "M": ("2026-12-05", "target-m-on-2026-12-05-afternoon-met-and-where-the-gap-beyond-the-monitors-own-cpu-goes"),
 }
 
 
