@@ -148,3 +148,18 @@ def test_a_request_larger_than_the_buffer_is_taken_at_once(version_dir: Path, di
     assert small.buffered == 0 and large.buffered == 250
     assert small.view("lstm", 3) == large.view("lstm", 3)
     assert small.versions[("lstm", 3)].inputs.observed == 250
+
+
+def test_a_batch_that_cannot_be_read_is_dropped_and_the_monitor_goes_on(version_dir: Path, digits, caplog) -> None:
+    """Probabilities of another width than the digits' 10 cannot join the buffer's arrays: the
+    flush logs it and drops that batch, never raises, and the next requests are watched."""
+    monitor = LabelFreeMonitor(MonitoringMetrics(CollectorRegistry()), flush_size=1000)
+    monitor(VersionSlot("lstm", 3, version_dir, state=AVAILABLE))
+    images, labels = digits[0][800:900], digits[1][800:900]
+    odd = event(images[:50], labels[:50])
+    monitor.observe(PredictionEvent("ClassifyBatch", odd.served_by, "id", odd.digits, odd.probabilities[:, :9],
+                                    odd.true_labels, images=odd.images))
+    monitor.flush()
+    assert monitor.buffered == 0 and "could not read its buffered predictions" in caplog.text
+    monitor.observe(event(images[50:], labels[50:]))
+    assert monitor.view("lstm", 3).estimate.predictions == 50

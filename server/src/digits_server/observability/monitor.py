@@ -123,10 +123,13 @@ class LabelFreeMonitor:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        for key, images, digits, confidence in self.buffer.drain():
-            monitor = self.versions.get(key)
-            if monitor is not None:
-                self._process(key, monitor, images, digits, confidence)
+        try:
+            for key, images, digits, confidences in self.buffer.drain():
+                monitor = self.versions.get(key)
+                if monitor is not None:
+                    self._process(key, monitor, images, digits, confidences)
+        except Exception:  # the buffer is empty again whatever happened: the next batches go on
+            log.exception("label-free monitoring could not read its buffered predictions")
 
     def _process(self, key: Key, monitor: VersionMonitor, images: np.ndarray, digits: np.ndarray,
                  confidence: np.ndarray) -> None:
