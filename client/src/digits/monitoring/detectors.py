@@ -123,7 +123,7 @@ class NullProjection:
             t = (1.0 - clipped_sum) / free_sum
         scaled = q * t[:, self.segment]
         same = ((scaled <= self.lower) == at_low).all(axis=1) & ((scaled >= self.upper) == at_high).all(axis=1)
-        t[~(same & (free_sum > 0).all(axis=1) & np.isfinite(t).all(axis=1))] = np.nan
+        t[~(same & np.isfinite(t).all(axis=1))] = np.nan  # a segment with no free bin: t is inf or nan
         return t
 
     def _search(self, plug_in: np.ndarray) -> np.ndarray:

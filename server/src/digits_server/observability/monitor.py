@@ -99,7 +99,7 @@ class LabelFreeMonitor:
         if not self.buffer.fits(len(event.digits)):
             self.flush()
             if not self.buffer.fits(len(event.digits)):  # larger than the whole buffer: at once
-                self._process(key, monitor, images, event.digits, confidence(event))
+                self._process(key, monitor, images, event.digits, confidence(event.probabilities, event.digits))
                 return
         self.buffer.add(key, event, images)
         if self.buffer.full:

@@ -39,7 +39,6 @@ class PredictionBuffer:
         self._digits = np.empty(capacity, np.int64)
         self._probabilities = np.empty((capacity, 10), np.float32)
         self._images = np.empty((capacity, *IMAGE_SHAPE), np.uint8)
-        self._rows = np.arange(capacity)
 
     @property
     def full(self) -> bool:
@@ -79,9 +78,9 @@ class PredictionBuffer:
             runs = requests.images
             images = (self._images[runs[0]] if len(runs) == 1 else
                       np.concatenate([self._images[run] for run in runs]) if runs else self._images[:0])
-            yield key, images, digits, probabilities[self._rows[:n], digits]
+            yield key, images, digits, confidence(probabilities, digits)
 
 
-def confidence(event: PredictionEvent) -> np.ndarray:
-    """Each prediction's winning probability (the probability of its digit)."""
-    return event.probabilities[np.arange(len(event.digits)), event.digits]
+def confidence(probabilities: np.ndarray, digits: np.ndarray) -> np.ndarray:
+    """Each prediction's winning probability (the probability of its digit), [N] from [N, 10] and [N]."""
+    return probabilities[np.arange(len(digits)), digits]
